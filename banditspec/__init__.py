@@ -1,0 +1,22 @@
+"""banditspec: per-query draft selection for speculative decoding as a contextual bandit."""
+
+from banditspec.arms import Arm, ArmSet, Autoregressive, DraftModel, EarlyExit, PromptLookup
+from banditspec.env import Environment, Feedback, Measurement, Queries
+from banditspec.policy import POLICIES, Policy
+
+__all__ = [
+    "POLICIES",
+    "Arm",
+    "ArmSet",
+    "Autoregressive",
+    "DraftModel",
+    "EarlyExit",
+    "Environment",
+    "Feedback",
+    "Measurement",
+    "Policy",
+    "PromptLookup",
+    "Queries",
+]
+
+__version__ = "0.1.0"

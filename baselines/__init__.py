@@ -1,0 +1,1 @@
+"""The learners REINFORCE is compared with, on the banditspec Policy interface."""
