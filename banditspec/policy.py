@@ -140,7 +140,7 @@ class Policy(ABC):
             raise ValueError("X contains NaN or infinite values")
         expected = None if refit else getattr(self, "n_features_", None)
         if expected is not None and X.shape[1] != expected:
-            raise ValueError(f"X has {X.shape[1]} features but the policy was fitted with {expected}")
+            raise ValueError(f"X has {X.shape[1]} features but the policy was fitted with {expected} features")
         if expected is None and not fitting:
             raise ValueError(f"{type(self).__name__} is not fitted yet: call fit or partial_fit first")
         return X

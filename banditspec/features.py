@@ -1,0 +1,173 @@
+"""Featurizers: from query texts to the dense feature vectors policies see.
+
+Three kinds, one interface (``fit(texts)``, ``transform(texts) -> (n, d)``):
+
+* :class:`HashingFeaturizer` -- character n-gram counts hashed into ``d``
+  buckets and L2-normalised (scikit-learn's ``HashingVectorizer``); stateless.
+* :class:`TfidfFeaturizer` -- TF-IDF over word n-grams reduced to ``d``
+  dimensions by truncated SVD (latent semantic analysis).
+* :class:`TargetHiddenStates` -- the mean-pooled last hidden states of the
+  target's own prefill: the target reads the prompt anyway, so its view of the
+  query costs one batched forward pass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+import torch
+from sklearn.decomposition import TruncatedSVD
+from sklearn.feature_extraction.text import HashingVectorizer, TfidfVectorizer
+from sklearn.pipeline import make_pipeline
+
+__all__ = ["Featurizer", "HashingFeaturizer", "TargetHiddenStates", "TfidfFeaturizer"]
+
+
+def _check_texts(texts: Sequence[str]) -> list[str]:
+    if isinstance(texts, str):
+        raise ValueError("texts must be a sequence of strings, got one string: wrap it in a list")
+    texts = list(texts)
+    if not texts:
+        raise ValueError("texts is empty: need at least one query")
+    bad = [i for i, t in enumerate(texts) if not isinstance(t, str)]
+    if bad:
+        raise ValueError(f"texts must be strings; entries {bad[:5]} are not")
+    return texts
+
+
+@runtime_checkable
+class Featurizer(Protocol):
+    """Turns query texts into a dense ``(n, d)`` float matrix."""
+
+    def fit(self, texts: Sequence[str]) -> Featurizer:
+        """Learn what the featurizer needs from training texts (may do nothing)."""
+        ...
+
+    def transform(self, texts: Sequence[str]) -> np.ndarray:
+        """Features of ``texts``, shape ``(n, d)``."""
+        ...
+
+
+class HashingFeaturizer:
+    """Hashed character n-gram counts, L2-normalised.
+
+    Parameters
+    ----------
+    n_features : int, default 64
+        Output dimension ``d`` (hash buckets).
+    ngram_range : tuple[int, int], default (1, 3)
+        Character n-gram lengths (within word boundaries).
+    """
+
+    def __init__(self, n_features: int = 64, ngram_range: tuple[int, int] = (1, 3)) -> None:
+        if n_features < 1:
+            raise ValueError(f"n_features must be >= 1, got {n_features}")
+        self.n_features = n_features
+        self.ngram_range = ngram_range
+        self._vectorizer = HashingVectorizer(
+            n_features=n_features, analyzer="char_wb", ngram_range=ngram_range, alternate_sign=False, norm="l2"
+        )
+
+    def fit(self, texts: Sequence[str]) -> HashingFeaturizer:
+        """Nothing to learn; validates ``texts``."""
+        _check_texts(texts)
+        return self
+
+    def transform(self, texts: Sequence[str]) -> np.ndarray:
+        """Hashed features, shape ``(n, n_features)``."""
+        return self._vectorizer.transform(_check_texts(texts)).toarray()
+
+
+class TfidfFeaturizer:
+    """TF-IDF over word n-grams, reduced by truncated SVD.
+
+    Parameters
+    ----------
+    n_components : int, default 32
+        Output dimension ``d`` (capped by the vocabulary size at fit time).
+    ngram_range : tuple[int, int], default (1, 2)
+        Word n-gram lengths.
+    seed : int, default 0
+        Seed of the randomised SVD.
+    """
+
+    def __init__(self, n_components: int = 32, ngram_range: tuple[int, int] = (1, 2), seed: int = 0) -> None:
+        if n_components < 1:
+            raise ValueError(f"n_components must be >= 1, got {n_components}")
+        self.n_components = n_components
+        self.ngram_range = ngram_range
+        self.seed = seed
+
+    def fit(self, texts: Sequence[str]) -> TfidfFeaturizer:
+        """Learn the vocabulary, IDF weights and SVD basis from ``texts``."""
+        texts = _check_texts(texts)
+        tfidf = TfidfVectorizer(ngram_range=self.ngram_range, token_pattern=r"\S+", sublinear_tf=True)
+        counts = tfidf.fit_transform(texts)
+        k = max(1, min(self.n_components, counts.shape[1] - 1))
+        self.pipeline_ = make_pipeline(tfidf, TruncatedSVD(n_components=k, random_state=self.seed))
+        self.pipeline_.fit(texts)
+        return self
+
+    def transform(self, texts: Sequence[str]) -> np.ndarray:
+        """Reduced TF-IDF features, shape ``(n, d)``."""
+        if not hasattr(self, "pipeline_"):
+            raise ValueError("TfidfFeaturizer is not fitted: call fit(texts) first")
+        return np.asarray(self.pipeline_.transform(_check_texts(texts)), dtype=float)
+
+
+class TargetHiddenStates:
+    """Mean-pooled hidden states of the target's prefill.
+
+    Parameters
+    ----------
+    model : transformers.PreTrainedModel
+        The target (a causal LM).
+    tokenizer : transformers.PreTrainedTokenizerBase
+        Its tokenizer; it must have a pad token (or an eos token to pad with).
+    layer : int, default -1
+        Which hidden-state layer to pool (``-1``: the last).
+    batch_size : int, default 32
+        Prompts per forward pass.
+    """
+
+    def __init__(self, model: torch.nn.Module, tokenizer: object, *, layer: int = -1, batch_size: int = 32) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.layer = layer
+        self.batch_size = batch_size
+
+    def fit(self, texts: Sequence[str]) -> TargetHiddenStates:
+        """Nothing to learn; validates ``texts``."""
+        _check_texts(texts)
+        return self
+
+    def transform(self, texts: Sequence[str]) -> np.ndarray:
+        """Features ``(n, hidden_size)``: the average over prompt tokens of one layer's states."""
+        texts = _check_texts(texts)
+        pad_id = self.tokenizer.pad_token_id
+        if pad_id is None:
+            pad_id = self.tokenizer.eos_token_id
+        if pad_id is None:
+            raise ValueError("the tokenizer has neither a pad nor an eos token to pad prompts with")
+        was_training = self.model.training
+        self.model.eval()
+        chunks = []
+        with torch.inference_mode():
+            for start in range(0, len(texts), self.batch_size):
+                encoded = [self.tokenizer(t)["input_ids"] for t in texts[start : start + self.batch_size]]
+                if any(len(ids) == 0 for ids in encoded):
+                    raise ValueError("an empty prompt has no hidden states to pool")
+                width = max(len(ids) for ids in encoded)
+                ids = torch.full((len(encoded), width), pad_id, dtype=torch.long)
+                mask = torch.zeros((len(encoded), width), dtype=torch.long)
+                for i, row in enumerate(encoded):
+                    ids[i, : len(row)] = torch.tensor(row)
+                    mask[i, : len(row)] = 1
+                out = self.model(input_ids=ids, attention_mask=mask, output_hidden_states=True)
+                states = out.hidden_states[self.layer]
+                pooled = (states * mask[..., None]).sum(dim=1) / mask.sum(dim=1, keepdim=True)
+                chunks.append(pooled.float().numpy())
+        self.model.train(was_training)
+        return np.concatenate(chunks).astype(float)
