@@ -20,8 +20,9 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from banditspec.arms import ArmSet
+from banditspec.registry import Registry
 
-__all__ = ["Environment", "Feedback", "Measurement", "Queries"]
+__all__ = ["ENVIRONMENTS", "Environment", "Feedback", "Measurement", "Queries"]
 
 
 @dataclass(frozen=True)
@@ -178,3 +179,7 @@ class Environment(Protocol):
     def full_feedback(self, queries: Queries, *, seed: int = 0) -> Feedback | None:
         """Every arm's reward on every query, or ``None`` where the world cannot give it."""
         ...
+
+
+#: Worlds by name, from the ``banditspec.envs`` entry points (``synthetic``, ``toy``, ...).
+ENVIRONMENTS: Registry[Environment] = Registry("banditspec.envs", "environment")
