@@ -1,0 +1,145 @@
+"""Per-arm ridge regression statistics shared by the linear learners.
+
+For every arm ``k`` the learners keep
+
+.. math::
+
+    A_k = \\lambda I + \\sum_{t: a_t = k} x_t x_t^\\top, \\qquad
+    b_k = \\sum_{t: a_t = k} r_t x_t, \\qquad
+    \\theta_k = A_k^{-1} b_k,
+
+with ``lambda = ridge > 0``, together with ``A_k^{-1}`` itself. One new row
+updates ``A_k^{-1}`` by the Sherman–Morrison identity
+
+.. math::
+
+    (A + x x^\\top)^{-1} = A^{-1} - \\frac{(A^{-1} x)(A^{-1} x)^\\top}{1 + x^\\top A^{-1} x},
+
+in ``O(d^2)``; a batch of ``m < d`` rows of one arm uses its block form (the
+Woodbury identity, ``O(m d^2 + m^3)``); a batch of ``m >= d`` rows adds
+``X_k^T X_k`` to ``A_k`` once and refactors it by Cholesky (``O(d^3)`` per arm
+and batch, never per row). :class:`RidgePolicy` holds this state for
+:class:`~baselines.linucb.LinUCB`, :class:`~baselines.egreedy.ContextualGreedy`
+and :class:`~baselines.thompson.LinearThompson`.
+"""
+
+from __future__ import annotations
+
+from numbers import Real
+
+import numpy as np
+from scipy.linalg import cho_factor, cho_solve
+from scipy.linalg.blas import dger
+
+from banditspec.policy import Policy
+
+__all__ = ["RidgePolicy", "check_real"]
+
+_CHUNK = 4096
+
+
+def check_real(name: str, value: object, low: float, high: float = np.inf, *, open_low: bool = False) -> None:
+    """Raise ValueError unless ``value`` is a real number in ``[low, high]`` (``(low, high]`` if ``open_low``)."""
+    ok = isinstance(value, Real) and not isinstance(value, bool) and np.isfinite(value)
+    ok = ok and (value > low if open_low else value >= low) and value <= high
+    if not ok:
+        left = "(" if open_low else "["
+        raise ValueError(f"{name} must be a real number in {left}{low}, {high}], got {value!r}")
+
+
+class RidgePolicy(Policy):
+    """Base class of learners with one ridge regression per arm.
+
+    Subclasses set ``self.ridge`` in ``__init__`` and implement
+    ``_predict_proba`` from :meth:`_moments`.
+
+    Attributes
+    ----------
+    A_ : np.ndarray, shape (K, d, d)
+        Regularised Gram matrices ``A_k``.
+    A_inv_ : np.ndarray, shape (K, d, d)
+        Their inverses, kept up to date by rank-one (Woodbury) updates.
+    b_ : np.ndarray, shape (K, d)
+        Reward-weighted feature sums ``b_k``.
+    theta_ : np.ndarray, shape (K, d)
+        Ridge estimates ``theta_k = A_k^{-1} b_k``.
+    """
+
+    ridge: float
+
+    def _check_params(self) -> None:
+        super()._check_params()
+        check_real("ridge", self.ridge, 0.0, open_low=True)
+
+    def _init_state(self, n_features: int) -> None:
+        eye = np.eye(n_features)
+        self.n_features_ = n_features
+        self.A_ = np.tile(self.ridge * eye, (self.n_arms, 1, 1))
+        self.A_inv_ = np.tile(eye / self.ridge, (self.n_arms, 1, 1))
+        self.b_ = np.zeros((self.n_arms, n_features))
+        self.theta_ = np.zeros((self.n_arms, n_features))
+
+    def _update(self, X: np.ndarray, actions: np.ndarray, rewards: np.ndarray, propensities: np.ndarray) -> None:
+        """Add the rows of each arm to its statistics; propensities are not used."""
+        if len(actions) == 1:  # the online fast path: one Sherman–Morrison step
+            self._add_rows(int(actions[0]), X, rewards)
+            return
+        order = np.argsort(actions, kind="stable")
+        arms, starts = np.unique(actions[order], return_index=True)
+        for arm, rows in zip(arms, np.split(order, starts[1:])):
+            self._add_rows(int(arm), X[rows], rewards[rows])
+
+    def _add_rows(self, k: int, X: np.ndarray, r: np.ndarray) -> None:
+        m, d = X.shape
+        if m == 1:
+            x = X[0]
+            _add_outer(self.A_[k], 1.0, x)
+            u = self.A_inv_[k] @ x
+            _add_outer(self.A_inv_[k], -1.0 / (1.0 + x @ u), u)
+            self.b_[k] += r[0] * x
+            self.theta_[k] = self.A_inv_[k] @ self.b_[k]
+            return
+        self.A_[k] += X.T @ X
+        self.b_[k] += r @ X
+        if m < d:
+            U = self.A_inv_[k] @ X.T
+            self.A_inv_[k] -= U @ np.linalg.solve(np.eye(m) + X @ U, U.T)
+        else:
+            self.A_inv_[k] = cho_solve(cho_factor(self.A_[k]), np.eye(d))
+        self.theta_[k] = self.A_inv_[k] @ self.b_[k]
+
+    def _moments(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Ridge predictions and their scaled variances for every arm.
+
+        Returns
+        -------
+        mean : np.ndarray, shape (n, K)
+            ``x^T theta_k``.
+        var : np.ndarray, shape (n, K)
+            ``x^T A_k^{-1} x``, clipped at 0 against round-off.
+        """
+        mean = X @ self.theta_.T
+        if len(X) == 1:
+            var = (self.A_inv_ @ X[0]) @ X[0]
+            return mean, np.maximum(var, 0.0)[None]
+        var = np.empty_like(mean)
+        for start in range(0, len(X), _CHUNK):  # bounds the (K, d, rows) temporary
+            rows = X[start:start + _CHUNK]
+            var[start:start + _CHUNK] = np.einsum("kdn,nd->nk", self.A_inv_ @ rows.T, rows)
+        return mean, np.maximum(var, 0.0)
+
+    def _state(self) -> dict[str, np.ndarray]:
+        return {"A": self.A_, "A_inv": self.A_inv_, "b": self.b_, "theta": self.theta_}
+
+    def _load_state(self, state: dict[str, np.ndarray]) -> None:
+        self.A_, self.A_inv_, self.b_, self.theta_ = (
+            np.array(state[name], dtype=float, order="C") for name in ("A", "A_inv", "b", "theta")
+        )
+
+
+def _add_outer(M: np.ndarray, scale: float, u: np.ndarray) -> None:
+    """In place ``M += scale * u u^T`` for a symmetric C-ordered ``M`` (BLAS ``dger`` on ``M^T``)."""
+    transposed = M.T
+    out = dger(scale, u, u, a=transposed, overwrite_a=True)
+    if out is not transposed:  # BLAS worked on a copy
+        M[...] = out.T
