@@ -25,8 +25,6 @@ and :class:`~baselines.thompson.LinearThompson`.
 
 from __future__ import annotations
 
-from numbers import Real
-
 import numpy as np
 from scipy.linalg import cho_factor, cho_solve
 from scipy.linalg.blas import dger
@@ -35,12 +33,11 @@ from banditspec.policy import Policy
 
 __all__ = ["RidgePolicy", "check_real"]
 
-_CHUNK = 4096
-
 
 def check_real(name: str, value: object, low: float, high: float = np.inf, *, open_low: bool = False) -> None:
     """Raise ValueError unless ``value`` is a real number in ``[low, high]`` (``(low, high]`` if ``open_low``)."""
-    ok = isinstance(value, Real) and not isinstance(value, bool) and np.isfinite(value)
+    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+    ok = ok and bool(np.isfinite(value))
     ok = ok and (value > low if open_low else value >= low) and value <= high
     if not ok:
         left = "(" if open_low else "["
@@ -123,10 +120,13 @@ class RidgePolicy(Policy):
             var = (self.A_inv_ @ X[0]) @ X[0]
             return mean, np.maximum(var, 0.0)[None]
         var = np.empty_like(mean)
-        for start in range(0, len(X), _CHUNK):  # bounds the (K, d, rows) temporary
-            rows = X[start:start + _CHUNK]
-            var[start:start + _CHUNK] = np.einsum("kdn,nd->nk", self.A_inv_ @ rows.T, rows)
-        return mean, np.maximum(var, 0.0)
+        for k in range(self.n_arms):
+            var[:, k] = self._arm_variance(X, k)
+        return mean, var
+
+    def _arm_variance(self, X: np.ndarray, k: int) -> np.ndarray:
+        """``x^T A_k^{-1} x`` for every row of ``X``, clipped at 0, shape ``(n,)``."""
+        return np.maximum(np.einsum("nd,nd->n", X @ self.A_inv_[k], X), 0.0)
 
     def _state(self) -> dict[str, np.ndarray]:
         return {"A": self.A_, "A_inv": self.A_inv_, "b": self.b_, "theta": self.theta_}

@@ -38,7 +38,7 @@ def test_learns_the_best_linear_arm(bandit):
 )
 def test_choices_equal_closed_form_after_fit_and_partial_fits(seed, n, d, n_arms, alpha, ridge, n_batches):
     rng = np.random.default_rng(seed)
-    X_fit, X = rng.normal(size=(n, d)), rng.normal(size=(25, d))
+    X_fit, X = rng.normal(size=(n, d)), rng.normal(size=(80, d))  # >= PRUNE_MIN_ROWS: the pruned path
     actions, rewards = rng.integers(0, n_arms, n), rng.normal(size=n)
     expected_scores = closed_form_choices(X_fit, actions, rewards, X, n_arms=n_arms, alpha=alpha, ridge=ridge)
 
@@ -96,6 +96,10 @@ def test_respects_availability(bandit):
     assert np.all(proba[~mask] == 0)
     scores = np.where(mask, policy.scores(X), -np.inf)
     np.testing.assert_array_equal(proba.argmax(axis=1), scores.argmax(axis=1))
+    # the batch path skipped arms that could not win, and only those
+    pruned = np.isinf(policy._candidate_scores(X, mask)) & mask
+    assert pruned.any()
+    assert np.all(scores[pruned] < scores.max(axis=1, keepdims=True).repeat(4, axis=1)[pruned])
 
 
 @pytest.mark.parametrize("params", [{"alpha": -1.0}, {"ridge": 0.0}, {"ridge": float("nan")}, {"alpha": "1"}])
