@@ -1,0 +1,449 @@
+"""Hypothesis strategies and property checks for your own rewards and learners.
+
+Strategies generate the toolkit's data types (measurements, measurement
+columns, reward tables, feature matrices, arm sets, logged datasets) for your
+own ``@given`` tests. Two checks run a battery of properties and raise
+``AssertionError`` with a shrunk, minimal counterexample when one fails:
+
+- :func:`check_reward_function`: finite, deterministic, monotone in latency as
+  declared, within declared bounds, independent of the arm's name;
+- :func:`check_policy`: valid action distributions that respect availability,
+  exact save/load round trip, same seed same result, rejected input leaves the
+  learner untouched.
+
+Call the checks from a plain test function, not from inside a ``@given`` test.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import seed as hypothesis_seed
+from hypothesis import strategies as st
+from hypothesis.errors import Flaky
+from hypothesis.extra.numpy import arrays
+
+from banditspec.arms import Arm, ArmSet, Autoregressive, DraftModel, EarlyExit, PromptLookup
+from banditspec.data import LoggedDataset
+from banditspec.env import Measurement
+from banditspec.policy import POLICIES, Policy
+from banditspec.rewards import Reward
+from banditspec.rewards import measurement_columns as _to_columns
+
+__all__ = [
+    "arm_sets",
+    "check_policy",
+    "check_reward_function",
+    "feature_matrices",
+    "logged_datasets",
+    "measurement_columns",
+    "measurements",
+    "reward_tables",
+]
+
+#: Alignment metrics every generated measurement carries.
+METRICS = ("token_match", "lcs", "accepted_prefix")
+_MONOTONICITY = ("decreasing", "increasing", "independent", "unknown")
+
+_seconds = st.floats(1e-4, 1e3, allow_nan=False)
+_unit = st.floats(0.0, 1.0, allow_nan=False)
+_names = st.text("abcdefghijklmnopqrstuvwxyz0123456789_-", min_size=1, max_size=8)
+
+
+# -- strategies ------------------------------------------------------------------------------
+@st.composite
+def measurements(draw: st.DrawFn, arm_names: Sequence[str] | None = None, with_reference: bool = True) -> Measurement:
+    """Physically consistent :class:`~banditspec.env.Measurement` records.
+
+    ``0 <= new_tokens <= 256``, ``1 <= target_calls <= max(new_tokens, 1)``,
+    ``accepted_tokens <= min(proposed_tokens, new_tokens)``, seconds in
+    ``[1e-4, 1e3]``, every metric of :data:`METRICS` in [0, 1], cost in [0, 10].
+
+    Parameters
+    ----------
+    arm_names : Sequence[str], optional
+        Names to draw the arm from; any short name if omitted.
+    with_reference : bool, default True
+        Whether ``ar_wall_seconds`` is set (speed-up rewards need it).
+    """
+    new_tokens = draw(st.integers(0, 256))
+    proposed = draw(st.integers(0, 1024))
+    return Measurement(
+        arm=draw(st.sampled_from(list(arm_names)) if arm_names else _names),
+        new_tokens=new_tokens,
+        wall_seconds=draw(_seconds),
+        target_calls=draw(st.integers(1, max(new_tokens, 1))),
+        accepted_tokens=draw(st.integers(0, min(proposed, new_tokens))),
+        proposed_tokens=proposed,
+        equals_ar=draw(st.booleans()),
+        ar_wall_seconds=draw(_seconds) if with_reference else None,
+        alignment={metric: draw(_unit) for metric in METRICS},
+        cost=draw(st.floats(0.0, 10.0)),
+    )
+
+
+def measurement_columns(
+    arm_names: Sequence[str] | None = None, with_reference: bool = True, *, min_rows: int = 1, max_rows: int = 20
+) -> st.SearchStrategy[dict[str, np.ndarray]]:
+    """Columns of several :func:`measurements`, as :func:`banditspec.rewards.measurement_columns` builds them."""
+    rows = st.lists(measurements(arm_names, with_reference), min_size=min_rows, max_size=max_rows)
+    return rows.map(_to_columns)
+
+
+def _size(value: int | None, low: int, high: int) -> st.SearchStrategy[int]:
+    return st.integers(low, high) if value is None else st.just(value)
+
+
+@st.composite
+def reward_tables(
+    draw: st.DrawFn, n_arms: int | None = None, n_rows: int | None = None, *, low: float = -10.0, high: float = 10.0
+) -> np.ndarray:
+    """Every arm's reward per row, shape ``(n_rows, n_arms)``, finite values in ``[low, high]``.
+
+    Sizes left as ``None`` are drawn (1-6 arms, 1-30 rows).
+    """
+    shape = (draw(_size(n_rows, 1, 30)), draw(_size(n_arms, 1, 6)))
+    return draw(arrays(np.float64, shape, elements=st.floats(low, high, allow_nan=False)))
+
+
+@st.composite
+def feature_matrices(
+    draw: st.DrawFn, n_features: int | None = None, n_rows: int | None = None, *, bound: float = 5.0
+) -> np.ndarray:
+    """Feature matrices ``(n_rows, n_features)`` with finite entries in ``[-bound, bound]``.
+
+    Sizes left as ``None`` are drawn (1-5 features, 1-30 rows).
+    """
+    shape = (draw(_size(n_rows, 1, 30)), draw(_size(n_features, 1, 5)))
+    return draw(arrays(np.float64, shape, elements=st.floats(-bound, bound, allow_nan=False)))
+
+
+def _arms(name: str) -> st.SearchStrategy[Arm]:
+    cost = st.floats(0.0, 2.0)
+    return st.one_of(
+        st.builds(Autoregressive, st.just(name)),
+        st.builds(DraftModel, st.just(name), cost, model=_names, block_size=st.integers(1, 20),
+                  schedule=st.sampled_from(["constant", "heuristic"])),
+        st.builds(PromptLookup, st.just(name), num_tokens=st.integers(1, 20), max_ngram=st.integers(1, 4)),
+        st.builds(EarlyExit, st.just(name), cost, layer=st.integers(1, 32), block_size=st.integers(1, 20)),
+    )
+
+
+@st.composite
+def arm_sets(draw: st.DrawFn, min_arms: int = 1, max_arms: int = 6, *, with_unavailable: bool = True) -> ArmSet:
+    """Arm sets of every built-in kind with unique names; some arms unavailable, never all."""
+    names = draw(st.lists(_names, min_size=min_arms, max_size=max_arms, unique=True))
+    arms = ArmSet(draw(_arms(name)) for name in names)
+    if with_unavailable:
+        off = draw(st.lists(st.sampled_from(names), max_size=len(names) - 1, unique=True))
+        for name in off:
+            arms.set_available(name, False)
+    return arms
+
+
+def _masks(draw: st.DrawFn, n: int, k: int) -> np.ndarray:
+    mask = draw(arrays(bool, (n, k)))
+    keep = draw(arrays(np.int64, n, elements=st.integers(0, k - 1)))
+    mask[np.arange(n), keep] = True
+    return mask
+
+
+@st.composite
+def logged_datasets(
+    draw: st.DrawFn,
+    n_arms: int | None = None,
+    n_features: int | None = None,
+    *,
+    min_rows: int = 1,
+    max_rows: int = 30,
+    full_information: bool = True,
+) -> LoggedDataset:
+    """Logged datasets whose propensities come from a drawn logging distribution.
+
+    Each row draws a logging distribution over the arms (every arm at least
+    ``0.05 / K``), a logged action and a reward table row; the logged reward and
+    propensity are read from them. ``all_rewards`` holds the table when
+    ``full_information``. Sizes left as ``None`` are drawn (1-5 arms, 1-4
+    features); arms are named ``arm0 .. arm{K-1}``.
+    """
+    k, d = draw(_size(n_arms, 1, 5)), draw(_size(n_features, 1, 4))
+    n = draw(st.integers(min_rows, max_rows))
+    weights = draw(arrays(np.float64, (n, k), elements=st.floats(0.05, 1.0)))
+    logging = weights / weights.sum(axis=1, keepdims=True)
+    actions = draw(arrays(np.int64, n, elements=st.integers(0, k - 1)))
+    table = draw(reward_tables(k, n))
+    rows = np.arange(n)
+    return LoggedDataset(
+        rows, draw(feature_matrices(d, n)), actions, table[rows, actions], logging[rows, actions],
+        arm_names=[f"arm{i}" for i in range(k)], all_rewards=table if full_information else None,
+    )
+
+
+# -- running properties ----------------------------------------------------------------------
+def _run(prop: Callable[..., None], strategies: dict[str, st.SearchStrategy], max_examples: int,
+         seed: int | None, what: str) -> None:
+    test = given(**strategies)(prop)
+    test = settings(max_examples=max_examples, deadline=None, database=None,
+                    phases=[Phase.explicit, Phase.generate, Phase.shrink],
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])(test)
+    if seed is not None:
+        test = hypothesis_seed(seed)(test)
+    try:
+        test()
+    except Flaky as error:
+        raise AssertionError(f"{what}: gave different results when re-run on the same input ({error})") from error
+
+
+def _close(a: float, b: float) -> bool:
+    return abs(a - b) <= 1e-9 * max(1.0, abs(a), abs(b))
+
+
+# -- rewards ---------------------------------------------------------------------------------
+def check_reward_function(
+    fn: Callable[[Measurement], float] | Reward,
+    *,
+    monotone_in_latency: str | None = None,
+    bounds: tuple[float, float] | None = None,
+    max_examples: int = 100,
+    strategy: st.SearchStrategy[Measurement] | None = None,
+    seed: int | None = 0,
+) -> None:
+    """Property-test a reward function; raise ``AssertionError`` with a minimal counterexample.
+
+    Checked on generated measurements ``m`` (``t`` = ``wall_seconds``):
+
+    - *finite*: ``fn(m)`` is a finite float;
+    - *deterministic*: ``fn(m) == fn(m)`` on a second call;
+    - *monotone*: for ``t1 < t2`` and all else equal, ``fn(m[t2]) <= fn(m[t1])``
+      ("decreasing"), ``>=`` ("increasing") or ``==`` ("independent");
+    - *bounded*: ``lo <= fn(m) <= hi``;
+    - *name-free*: renaming the arm or reordering the alignment scores keeps the value;
+    - for :class:`~banditspec.rewards.Reward` objects, *row-wise*: ``fn.compute`` on the
+      columns of a batch (in any row order) equals ``fn`` of each measurement.
+
+    Comparisons other than determinism allow a relative ``1e-9``.
+
+    Parameters
+    ----------
+    fn : callable or Reward
+        Maps one :class:`~banditspec.env.Measurement` to a float.
+    monotone_in_latency : {"decreasing", "increasing", "independent", "unknown"}, optional
+        Defaults to ``fn.monotone_in_latency`` for a Reward, else "unknown" (not checked).
+    bounds : (float, float), optional
+        Defaults to ``fn.bounds`` for a Reward, else not checked.
+    max_examples : int, default 100
+        Examples per property.
+    strategy : SearchStrategy[Measurement], optional
+        Measurements to test on; :func:`measurements` by default (use your own if
+        ``fn`` needs other alignment metrics).
+    seed : int or None, default 0
+        Seed of the example generation; ``None`` draws a fresh one.
+    """
+    if not callable(fn):
+        raise ValueError(f"fn must be callable (a Reward or a function of a Measurement), got {type(fn).__name__}")
+    is_reward = isinstance(fn, Reward)
+    mono = monotone_in_latency or (fn.monotone_in_latency if is_reward else "unknown")
+    if mono not in _MONOTONICITY:
+        raise ValueError(f"monotone_in_latency must be one of {_MONOTONICITY}, got {mono!r}")
+    lo, hi = bounds if bounds is not None else (fn.bounds if is_reward else (-np.inf, np.inf))
+    if not lo <= hi:
+        raise ValueError(f"bounds must be (low, high) with low <= high, got {(lo, hi)}")
+    ms = strategy or measurements()
+    name = getattr(fn, "name", getattr(fn, "__name__", repr(fn)))
+
+    def value(m: Measurement) -> float:
+        try:
+            out = float(fn(m))
+        except Exception as error:  # a failure to evaluate is itself the counterexample
+            raise AssertionError(f"reward {name} raised {error!r} on {m}") from error
+        assert np.isfinite(out), f"reward {name} is not finite ({out}) on {m}"
+        return out
+
+    def finite_deterministic_bounded(m: Measurement) -> None:
+        first, second = value(m), value(m)
+        assert first == second, f"reward {name} is not deterministic: {first} then {second} on {m}"
+        tol = 1e-9 * max(1.0, abs(first))
+        assert lo - tol <= first <= hi + tol, f"reward {name} = {first} outside its bounds [{lo}, {hi}] on {m}"
+
+    def monotone(m: Measurement, t1: float, t2: float) -> None:
+        fast, slow = (value(dataclasses.replace(m, wall_seconds=t)) for t in sorted((t1, t2)))
+        ok = {"decreasing": slow <= fast or _close(slow, fast), "increasing": fast <= slow or _close(slow, fast),
+              "independent": _close(slow, fast)}[mono]
+        assert ok, (f"reward {name} declared {mono} in latency but gives {fast} at wall_seconds={min(t1, t2)} "
+                    f"and {slow} at {max(t1, t2)} on {m}")
+
+    def name_free(m: Measurement, other: str) -> None:
+        renamed = dataclasses.replace(m, arm=other, alignment=dict(reversed(list(m.alignment.items()))))
+        a, b = value(m), value(renamed)
+        assert _close(a, b), f"reward {name} depends on the arm's name or metric order: {a} vs {b} on {m} / {renamed}"
+
+    def row_wise(batch: list[Measurement], order: list[int]) -> None:
+        single = np.array([value(m) for m in batch])
+        for rows in (list(range(len(batch))), order):
+            got = np.asarray(fn.compute(_to_columns([batch[i] for i in rows])), dtype=float)
+            assert got.shape == (len(batch),), f"reward {name}.compute returned shape {got.shape} for {len(batch)} rows"
+            assert all(_close(a, b) for a, b in zip(got, single[rows])), (
+                f"reward {name}: columns give {got.tolist()} but one measurement at a time {single[rows].tolist()} "
+                f"(rows {rows} of {batch})")
+
+    _run(finite_deterministic_bounded, {"m": ms}, max_examples, seed, f"reward {name}")
+    if mono != "unknown":
+        _run(monotone, {"m": ms, "t1": _seconds, "t2": _seconds}, max_examples, seed, f"reward {name}")
+    _run(name_free, {"m": ms, "other": _names}, max_examples, seed, f"reward {name}")
+    if is_reward:
+        batches = st.lists(ms, min_size=1, max_size=8).flatmap(
+            lambda b: st.tuples(st.just(b), st.permutations(list(range(len(b))))))
+        _run(lambda pair: row_wise(*pair), {"pair": batches}, max_examples, seed, f"reward {name}")
+
+
+# -- policies --------------------------------------------------------------------------------
+def _predict(policy: Policy, X: np.ndarray, mask: np.ndarray | None, table: np.ndarray) -> np.ndarray:
+    if policy.requires_rewards:
+        return policy.predict_proba(X, available=mask, rewards=table)
+    return policy.predict_proba(X, available=mask)
+
+
+def _snapshot(policy: Policy) -> dict[str, Any]:
+    state = {key: np.array(value, copy=True) for key, value in policy._state().items()}
+    return {"params": repr(policy.get_params()), "n_features_": policy.n_features_, "state": state}
+
+
+def _same_snapshot(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    if a["params"] != b["params"] or a["n_features_"] != b["n_features_"] or a["state"].keys() != b["state"].keys():
+        return False
+    return all(
+        x.shape == y.shape and np.array_equal(x, y, equal_nan=x.dtype.kind in "fc")
+        for x, y in ((a["state"][k], b["state"][k]) for k in a["state"])
+    )
+
+
+def _assert_distribution(proba: np.ndarray, mask: np.ndarray | None, n: int, k: int, what: str) -> None:
+    proba = np.asarray(proba)
+    assert proba.shape == (n, k), f"{what}: predict_proba returned shape {proba.shape}, expected {(n, k)}"
+    assert np.all(np.isfinite(proba)) and np.all(proba >= 0), f"{what}: probabilities not finite/non-negative: {proba}"
+    assert np.allclose(proba.sum(axis=1), 1.0, atol=1e-6), f"{what}: rows do not sum to 1: {proba.sum(axis=1)}"
+    if mask is not None:
+        assert np.all(proba[~mask] == 0), f"{what}: probability on unavailable arms: {proba} with mask {mask}"
+
+
+def _bad_inputs(data: LoggedDataset, X_query: np.ndarray) -> dict[str, Callable[[Policy], Any]]:
+    """Calls every learner must reject with ValueError, by description."""
+    X, a, r, p, k = data.X, data.actions, data.rewards, data.propensities, data.n_arms
+    nan_X = X.copy()
+    nan_X[0, 0] = np.nan
+    wide = np.hstack([X, X[:, :1]])
+    none = np.zeros((len(X_query), k), dtype=bool)
+    return {
+        "partial_fit with an extra feature": lambda pol: pol.partial_fit(wide, a, r, p),
+        "partial_fit with NaN features": lambda pol: pol.partial_fit(nan_X, a, r, p),
+        "partial_fit with an action id == n_arms": lambda pol: pol.partial_fit(X, np.full_like(a, k), r, p),
+        "partial_fit with a NaN reward": lambda pol: pol.partial_fit(X, a, np.where(a == a[0], np.nan, r), p),
+        "partial_fit with a zero propensity": lambda pol: pol.partial_fit(X, a, r, np.zeros_like(p)),
+        "partial_fit with one action too many": lambda pol: pol.partial_fit(X, np.append(a, 0), r, p),
+        "fit with 1-d features": lambda pol: pol.fit(X[:, 0], a, r, p),
+        "fit with a negative action id": lambda pol: pol.fit(X, np.full_like(a, -1), r, p),
+        "predict_proba with an extra feature": lambda pol: pol.predict_proba(np.hstack([X_query, X_query[:, :1]])),
+        "predict_proba with no arm available": lambda pol: pol.predict_proba(X_query, available=none),
+    }
+
+
+def check_policy(
+    policy_factory: Callable[[], Policy],
+    *,
+    n_arms: int | None = None,
+    n_features: int = 3,
+    max_examples: int = 20,
+    seed: int | None = 0,
+) -> None:
+    """Property-test a learner; raise ``AssertionError`` with a minimal counterexample.
+
+    On generated logged data, query features, availability masks and (for
+    ``requires_rewards`` learners such as the oracle, whose ``predict_proba``
+    takes ``rewards=``) reward tables, checks that:
+
+    - ``predict_proba`` after ``fit`` and after ``partial_fit`` from scratch is
+      an ``(n, K)`` distribution: finite, non-negative, rows summing to 1
+      within 1e-6, zero on unavailable arms;
+    - two fresh learners fitted on the same data predict identically;
+    - ``save`` then ``Policy.load`` gives the same class and identical predictions;
+    - malformed input (wrong feature count, NaN, out-of-range actions, zero
+      propensities, mismatched lengths, no available arm) raises ``ValueError``
+      and leaves the learner identical (``get_params``, ``n_features_`` and every
+      ``_state()`` array).
+
+    Parameters
+    ----------
+    policy_factory : callable
+        Returns a fresh, unfitted :class:`~banditspec.policy.Policy`; its class
+        must be registered in :data:`~banditspec.policy.POLICIES` (saving needs it).
+    n_arms : int, optional
+        Expected number of arms; read from the first learner the factory makes.
+    n_features : int, default 3
+        Feature dimension of the generated data.
+    max_examples : int, default 20
+        Generated examples.
+    seed : int or None, default 0
+        Seed of the example generation; ``None`` draws a fresh one.
+    """
+    if not callable(policy_factory):
+        raise ValueError("policy_factory must be a callable returning a fresh unfitted Policy")
+    probe = policy_factory()
+    if not isinstance(probe, Policy):
+        raise ValueError(f"policy_factory must return a Policy, got {type(probe).__name__}")
+    k = probe.n_arms if n_arms is None else n_arms
+    if k != probe.n_arms:
+        raise ValueError(f"n_arms={n_arms} but policy_factory makes policies with n_arms={probe.n_arms}")
+    if not isinstance(n_features, int) or n_features < 1:
+        raise ValueError(f"n_features must be a positive integer, got {n_features!r}")
+    what = type(probe).__name__
+    assert not probe.is_fitted(), f"{what}: policy_factory must return an unfitted policy"
+    assert POLICIES.name_of(type(probe)) is not None, (
+        f"{what} is not registered: call POLICIES.register(name, {what}) so that it can be saved and loaded")
+
+    def prop(data: LoggedDataset, query: tuple[np.ndarray, np.ndarray, np.ndarray], folder: Path) -> None:
+        X_query, mask, table = query
+        first, second = policy_factory().fit(data.X, data.actions, data.rewards, data.propensities), policy_factory()
+        proba = _predict(first, X_query, mask, table)
+        _assert_distribution(proba, mask, len(X_query), k, f"{what} after fit")
+        _assert_distribution(_predict(first, X_query, None, table), None, len(X_query), k, f"{what} after fit")
+        online = policy_factory().partial_fit(data.X, data.actions, data.rewards, data.propensities)
+        _assert_distribution(_predict(online, X_query, mask, table), mask, len(X_query), k, f"{what} after partial_fit")
+
+        second.fit(data.X, data.actions, data.rewards, data.propensities)
+        again = _predict(second, X_query, mask, table)
+        assert np.array_equal(proba, again), f"{what}: same seed and data, different predictions:\n{proba}\n{again}"
+
+        loaded = Policy.load(first.save(folder))
+        assert type(loaded) is type(first), f"{what}: load returned a {type(loaded).__name__}"
+        restored = _predict(loaded, X_query, mask, table)
+        assert np.array_equal(proba, restored), f"{what}: predictions differ after save/load:\n{proba}\n{restored}"
+
+        before = _snapshot(first)
+        for description, call in _bad_inputs(data, X_query).items():
+            try:
+                call(first)
+            except ValueError:
+                pass
+            else:
+                raise AssertionError(f"{what} accepted bad input ({description}) instead of raising ValueError")
+            assert _same_snapshot(before, _snapshot(first)), f"{what}: rejected {description} changed the policy"
+        assert np.array_equal(proba, _predict(first, X_query, mask, table)), f"{what}: rejected input changed predictions"
+
+    @st.composite
+    def queries(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        X = draw(feature_matrices(n_features, draw(st.integers(1, 8))))
+        return X, _masks(draw, len(X), k), draw(reward_tables(k, len(X)))
+
+    with tempfile.TemporaryDirectory() as tmp:
+        strategies = {
+            "data": logged_datasets(k, n_features, max_rows=25, full_information=False),
+            "query": queries(),
+            "folder": st.just(Path(tmp) / "policy"),
+        }
+        _run(prop, strategies, max_examples, seed, what)
