@@ -2,16 +2,10 @@
 
 Strategies generate the toolkit's data types (measurements, measurement
 columns, reward tables, feature matrices, arm sets, logged datasets) for your
-own ``@given`` tests. Two checks run a battery of properties and raise
-``AssertionError`` with a shrunk, minimal counterexample when one fails:
-
-- :func:`check_reward_function`: finite, deterministic, monotone in latency as
-  declared, within declared bounds, independent of the arm's name;
-- :func:`check_policy`: valid action distributions that respect availability,
-  exact save/load round trip, same seed same result, rejected input leaves the
-  learner untouched.
-
-Call the checks from a plain test function, not from inside a ``@given`` test.
+own ``@given`` tests. :func:`check_reward_function` and :func:`check_policy`
+run a battery of properties and raise ``AssertionError`` with a shrunk, minimal
+counterexample when one fails. Call them from a plain test function, not from
+inside a ``@given`` test.
 """
 
 from __future__ import annotations
@@ -164,31 +158,37 @@ def logged_datasets(
     max_rows: int = 30,
     full_information: bool = True,
 ) -> LoggedDataset:
-    """Logged datasets whose propensities come from a drawn logging distribution.
+    """Logged datasets with consistent rewards and propensities.
 
-    Each row draws a logging distribution over the arms (every arm at least
-    ``0.05 / K``), a logged action and a reward table row; the logged reward and
-    propensity are read from them. ``all_rewards`` holds the table when
-    ``full_information``. Sizes left as ``None`` are drawn (1-5 arms, 1-4
-    features); arms are named ``arm0 .. arm{K-1}``.
+    Propensities lie in ``[0.05, 1]``. With ``full_information`` a reward table
+    is drawn, kept as ``all_rewards``, and the logged reward read from it;
+    otherwise only the logged rewards are drawn. Sizes left as ``None`` are
+    drawn (1-5 arms, 1-4 features); arms are named ``arm0 .. arm{K-1}``.
     """
     k, d = draw(_size(n_arms, 1, 5)), draw(_size(n_features, 1, 4))
     n = draw(st.integers(min_rows, max_rows))
-    weights = draw(arrays(np.float64, (n, k), elements=st.floats(0.05, 1.0)))
-    logging = weights / weights.sum(axis=1, keepdims=True)
     actions = draw(arrays(np.int64, n, elements=st.integers(0, k - 1)))
-    table = draw(reward_tables(k, n))
-    rows = np.arange(n)
-    return LoggedDataset(
-        rows, draw(feature_matrices(d, n)), actions, table[rows, actions], logging[rows, actions],
-        arm_names=[f"arm{i}" for i in range(k)], all_rewards=table if full_information else None,
-    )
+    propensities = draw(arrays(np.float64, n, elements=st.floats(0.05, 1.0)))
+    table = draw(reward_tables(k, n)) if full_information else None
+    rewards = table[np.arange(n), actions] if full_information else draw(reward_tables(1, n))[:, 0]
+    return LoggedDataset(np.arange(n), draw(feature_matrices(d, n)), actions, rewards, propensities,
+                         arm_names=[f"arm{i}" for i in range(k)], all_rewards=table)
 
 
 # -- running properties ----------------------------------------------------------------------
 def _run(prop: Callable[..., None], strategies: dict[str, st.SearchStrategy], max_examples: int,
          seed: int | None, what: str) -> None:
-    test = given(**strategies)(prop)
+    """Run ``prop`` under hypothesis; any failure surfaces as a shrunk ``AssertionError``."""
+
+    def guarded(**example: Any) -> None:
+        try:
+            prop(**example)
+        except AssertionError:
+            raise
+        except Exception as error:  # an unexpected error on valid input is itself a failure
+            raise AssertionError(f"{what} raised {error!r} on {example}") from error
+
+    test = given(**strategies)(guarded)
     test = settings(max_examples=max_examples, deadline=None, database=None,
                     phases=[Phase.explicit, Phase.generate, Phase.shrink],
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])(test)
@@ -258,10 +258,7 @@ def check_reward_function(
     name = getattr(fn, "name", getattr(fn, "__name__", repr(fn)))
 
     def value(m: Measurement) -> float:
-        try:
-            out = float(fn(m))
-        except Exception as error:  # a failure to evaluate is itself the counterexample
-            raise AssertionError(f"reward {name} raised {error!r} on {m}") from error
+        out = float(fn(m))
         assert np.isfinite(out), f"reward {name} is not finite ({out}) on {m}"
         return out
 
@@ -310,17 +307,16 @@ def _predict(policy: Policy, X: np.ndarray, mask: np.ndarray | None, table: np.n
 
 
 def _snapshot(policy: Policy) -> dict[str, Any]:
-    state = {key: np.array(value, copy=True) for key, value in policy._state().items()}
-    return {"params": repr(policy.get_params()), "n_features_": policy.n_features_, "state": state}
+    state = {f"state.{key}": np.array(value, copy=True) for key, value in policy._state().items()}
+    return {"params": repr(policy.get_params()), "n_features_": policy.n_features_, **state}
 
 
 def _same_snapshot(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    if a["params"] != b["params"] or a["n_features_"] != b["n_features_"] or a["state"].keys() != b["state"].keys():
-        return False
-    return all(
-        x.shape == y.shape and np.array_equal(x, y, equal_nan=x.dtype.kind in "fc")
-        for x, y in ((a["state"][k], b["state"][k]) for k in a["state"])
-    )
+    def same(x: Any, y: Any) -> bool:
+        x, y = np.asarray(x), np.asarray(y)
+        return np.array_equal(x, y, equal_nan=x.dtype.kind in "fc" and y.dtype.kind in "fc")
+
+    return a.keys() == b.keys() and all(same(a[key], b[key]) for key in a)
 
 
 def _assert_distribution(proba: np.ndarray, mask: np.ndarray | None, n: int, k: int, what: str) -> None:
@@ -430,6 +426,8 @@ def check_policy(
                 call(first)
             except ValueError:
                 pass
+            except Exception as error:
+                raise AssertionError(f"{what} raised {error!r} on {description}, expected ValueError") from error
             else:
                 raise AssertionError(f"{what} accepted bad input ({description}) instead of raising ValueError")
             assert _same_snapshot(before, _snapshot(first)), f"{what}: rejected {description} changed the policy"
@@ -437,12 +435,13 @@ def check_policy(
 
     @st.composite
     def queries(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        X = draw(feature_matrices(n_features, draw(st.integers(1, 8))))
-        return X, _masks(draw, len(X), k), draw(reward_tables(k, len(X)))
+        X = draw(feature_matrices(n_features, draw(st.integers(1, 5))))
+        table = draw(reward_tables(k, len(X))) if probe.requires_rewards else np.zeros((len(X), k))
+        return X, _masks(draw, len(X), k), table
 
     with tempfile.TemporaryDirectory() as tmp:
         strategies = {
-            "data": logged_datasets(k, n_features, max_rows=25, full_information=False),
+            "data": logged_datasets(k, n_features, max_rows=12, full_information=False),
             "query": queries(),
             "folder": st.just(Path(tmp) / "policy"),
         }

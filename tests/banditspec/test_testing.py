@@ -72,7 +72,7 @@ def test_arm_sets_have_unique_names_and_an_available_arm(arms):
 def test_logged_datasets_are_consistent(data, bandit):
     assert isinstance(data, LoggedDataset) and data.n_arms == 3 and data.n_features == 2 and len(data) >= 2
     assert np.array_equal(data.rewards, data.all_rewards[np.arange(len(data)), data.actions])
-    assert np.all((data.propensities >= 0.05 / 3 - 1e-12) & (data.propensities <= 1))
+    assert np.all((data.propensities >= 0.05) & (data.propensities <= 1))
     assert bandit.all_rewards is None
 
 
