@@ -164,8 +164,10 @@ class SyntheticWorld:
         Feature dimension ``d``.
     n_nuisance : int, default 4
         Trailing feature dimensions that are pure noise, in ``[0, d)``.
-    centroid_scale : float, default 1.0
-        Standard deviation of the per-domain centroids (informative dimensions).
+    domain_separation : float, default 5.0
+        Distance between any two domain centroids (compare with ``feature_noise``;
+        orthogonal centroids in the informative dimensions; random ones, at this
+        distance on average, when there are more domains than such dimensions).
     feature_noise : float, default 1.0
         Standard deviation of the Gaussian noise added to every feature.
     query_spread : float, default 0.35
@@ -193,7 +195,7 @@ class SyntheticWorld:
         domain_weights: Sequence[float] | None = None,
         n_features: int = 16,
         n_nuisance: int = 4,
-        centroid_scale: float = 1.0,
+        domain_separation: float = 5.0,
         feature_noise: float = 1.0,
         query_spread: float = 0.35,
         arm_spread: float = 0.3,
@@ -222,7 +224,7 @@ class SyntheticWorld:
             raise ValueError(f"domain_weights must be {len(domains)} non-negative numbers summing to 1, got {domain_weights}")
         if not isinstance(n_features, int) or n_features < 1 or not 0 <= n_nuisance < n_features:
             raise ValueError(f"need n_features >= 1 and 0 <= n_nuisance < n_features, got {n_features}, {n_nuisance}")
-        scales = dict(centroid_scale=centroid_scale, feature_noise=feature_noise, query_spread=query_spread,
+        scales = dict(domain_separation=domain_separation, feature_noise=feature_noise, query_spread=query_spread,
                       arm_spread=arm_spread, latency_noise=latency_noise)
         bad = [k for k, v in scales.items() if not (np.isfinite(v) and v >= 0)]
         if bad or not (target_step_seconds > 0 and mean_new_tokens >= 1):
@@ -261,7 +263,13 @@ class SyntheticWorld:
         self._cost = np.array(cost)
         self._mean_logit = logit(np.array([[s.mean_acceptance(d) for s in drafts] for d in domains]))
         informative = n_features - n_nuisance
-        centroids = np.random.default_rng([self.seed, 2]).normal(0.0, centroid_scale, (len(domains), informative))
+        rng = np.random.default_rng([self.seed, 2])
+        if len(domains) <= informative:
+            basis = np.linalg.qr(rng.standard_normal((informative, informative)))[0][:, : len(domains)].T
+            centroids = basis * domain_separation / np.sqrt(2.0)
+        else:
+            centroids = rng.standard_normal((len(domains), informative)) * domain_separation / np.sqrt(2.0 * informative)
+        #: Domain centroids, shape ``(n_domains, n_features)`` (zero in the nuisance dimensions).
         self.centroids = np.hstack([centroids, np.zeros((len(domains), n_nuisance))])
 
     # -- queries -------------------------------------------------------------------------
