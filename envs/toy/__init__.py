@@ -1,0 +1,53 @@
+"""The toy world: small transformers models trained here on procedurally generated text.
+
+A target (3.3M parameters by default) trained on every domain, one expert
+draft per domain, a generalist draft and a misaligned draft (about 0.1M
+parameters each), all sharing one word-level tokenizer; built on the CPU in a
+few minutes and cached on disk (see ``docs/toy-world.md``)::
+
+    from envs.toy import DEFAULT, load_world, sample_queries
+
+    world = load_world(DEFAULT)                    # builds once, then loads from the cache
+    queries = sample_queries(world, 8, split="test", seed=0)
+    inputs = world.tokenizer(queries[0].prompt, return_tensors="pt")
+    out = world.target.generate(**inputs, assistant_model=world.drafts["expert-code"],
+                                do_sample=False, max_new_tokens=64)
+"""
+
+from envs.toy.cache import CorruptWorldError, ToyModels, build_world, cache_root, load_world
+from envs.toy.config import (
+    CODE_VERSION,
+    DEFAULT,
+    DEFAULT_DOMAINS,
+    SPEC_BENCH_DOMAINS,
+    TINY,
+    DraftSpec,
+    ModelSpec,
+    ToyConfig,
+    standard_drafts,
+)
+from envs.toy.domains import DOMAINS, Domain, register_domain
+from envs.toy.tasks import ToyQuery, sample_queries, split_of
+
+__all__ = [
+    "CODE_VERSION",
+    "DEFAULT",
+    "DEFAULT_DOMAINS",
+    "DOMAINS",
+    "SPEC_BENCH_DOMAINS",
+    "TINY",
+    "CorruptWorldError",
+    "Domain",
+    "DraftSpec",
+    "ModelSpec",
+    "ToyConfig",
+    "ToyModels",
+    "ToyQuery",
+    "build_world",
+    "cache_root",
+    "load_world",
+    "register_domain",
+    "sample_queries",
+    "split_of",
+    "standard_drafts",
+]

@@ -1,0 +1,53 @@
+from dataclasses import replace
+
+import numpy as np
+import torch
+
+from envs.toy import TINY, sample_queries
+from envs.toy.tokenizer import build_tokenizer
+from envs.toy.train import IGNORE, create_model, encode_queries, misaligned_permutation, train_model
+
+TOKENIZER = build_tokenizer(TINY.domains)
+
+
+def test_encoding_labels_only_the_completion_and_eos():
+    queries = sample_queries(TINY, 24, split="train", seed=0)
+    pool = encode_queries(TOKENIZER, queries, TINY.n_positions)
+    for i, q in enumerate(queries):
+        n_prompt = len(TOKENIZER(q.prompt)["input_ids"])
+        row, labels = pool.input_ids[i], pool.labels[i]
+        assert (labels[:n_prompt] == IGNORE).all() and (labels[pool.lengths[i] :] == IGNORE).all()
+        assert TOKENIZER.decode(labels[n_prompt : pool.lengths[i] - 1]) == q.completion
+        assert row[pool.lengths[i] - 1] == TOKENIZER.eos_token_id
+    assert set(pool.subset(["code"]).domains) == {"code"}
+
+
+def test_misaligned_permutation_is_a_class_preserving_derangement():
+    perm = misaligned_permutation(TOKENIZER, seed=0)
+    tokens = TOKENIZER.convert_ids_to_tokens(list(range(len(perm))))
+    assert sorted(perm) == list(range(len(perm)))
+    special = {TOKENIZER.pad_token_id, TOKENIZER.eos_token_id, TOKENIZER.unk_token_id}
+    for i, j in enumerate(perm):
+        if i in special:
+            assert i == j
+        else:
+            assert i != j and tokens[i].isdigit() == tokens[j].isdigit() and tokens[i][0] == tokens[j][0] or tokens[i][1:].isdigit() == tokens[j][1:].isdigit()
+    pool = encode_queries(TOKENIZER, sample_queries(TINY, 4, split="train", seed=0), TINY.n_positions)
+    moved = pool.relabelled(perm)
+    target = pool.labels != IGNORE
+    assert (moved.labels[target] != pool.labels[target])[pool.labels[target] != TOKENIZER.eos_token_id].all()
+    assert (moved.input_ids[~target] == pool.input_ids[~target]).all()
+
+
+def test_training_lowers_the_loss_and_is_reproducible():
+    pool = encode_queries(TOKENIZER, sample_queries(TINY, 64, split="train", seed=0), TINY.n_positions)
+    spec = replace(TINY.target, steps=8, early_exit_loss=True)
+    torch.set_num_threads(1)
+    weights = []
+    for _ in range(2):
+        model = create_model(spec, TOKENIZER, TINY.n_positions, seed=3)
+        losses = train_model(model, spec, pool, seed=3, progress=False)
+        weights.append(torch.cat([p.detach().flatten() for p in model.parameters()]))
+    assert np.mean(losses[-2:]) < losses[0]
+    assert torch.equal(weights[0], weights[1])
+    assert not model.training
