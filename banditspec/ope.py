@@ -22,8 +22,8 @@ for much lower variance; DM is as good as its reward model; DR is unbiased if
 either the propensities or the reward model are right.
 
 Every estimate carries a bootstrap percentile interval: rows are resampled
-with replacement ``n_bootstrap`` times (vectorised, in chunks), the estimator
-is recomputed on each resample, and ``[low, high]`` are the
+with replacement ``n_bootstrap`` times (vectorised, in chunks: each resample is
+a vector of draw counts per row), the estimator is recomputed on each resample, and ``[low, high]`` are the
 ``(1 - confidence)/2`` and ``(1 + confidence)/2`` quantiles. For DM and DR the
 reward model is fitted once on all rows and held fixed across resamples, so
 their intervals ignore the reward model's own variance.
@@ -165,8 +165,8 @@ def fit_reward_model(data: LoggedDataset, *, ridge: float = 1.0, folds: int = 2,
 
 
 # -- per-row terms ---------------------------------------------------------------------------
-#: Each estimator is a ratio of row sums, ``V = sum_i num_i / sum_i den_i``.
-Terms = tuple[np.ndarray, np.ndarray]
+#: Each estimator is a ratio of row sums, ``V = sum_i num_i / sum_i den_i``; ``den`` None means ``den_i = 1``.
+Terms = tuple[np.ndarray, np.ndarray | None]
 
 
 def _weights(data: LoggedDataset, proba: np.ndarray) -> np.ndarray:
@@ -174,11 +174,11 @@ def _weights(data: LoggedDataset, proba: np.ndarray) -> np.ndarray:
 
 
 def _dm_terms(data: LoggedDataset, proba: np.ndarray, reward_hat: np.ndarray) -> Terms:
-    return (proba * reward_hat).sum(axis=1), np.ones(len(data))
+    return (proba * reward_hat).sum(axis=1), None
 
 
 def _ips_terms(data: LoggedDataset, proba: np.ndarray, reward_hat: np.ndarray | None) -> Terms:
-    return _weights(data, proba) * data.rewards, np.ones(len(data))
+    return _weights(data, proba) * data.rewards, None
 
 
 def _snips_terms(data: LoggedDataset, proba: np.ndarray, reward_hat: np.ndarray | None) -> Terms:
@@ -190,8 +190,7 @@ def _snips_terms(data: LoggedDataset, proba: np.ndarray, reward_hat: np.ndarray 
 
 def _dr_terms(data: LoggedDataset, proba: np.ndarray, reward_hat: np.ndarray) -> Terms:
     logged_hat = reward_hat[np.arange(len(data)), data.actions]
-    num = (proba * reward_hat).sum(axis=1) + _weights(data, proba) * (data.rewards - logged_hat)
-    return num, np.ones(len(data))
+    return (proba * reward_hat).sum(axis=1) + _weights(data, proba) * (data.rewards - logged_hat), None
 
 
 _TERMS: dict[str, tuple[Callable[[LoggedDataset, np.ndarray, np.ndarray | None], Terms], bool]] = {
@@ -202,42 +201,54 @@ _TERMS: dict[str, tuple[Callable[[LoggedDataset, np.ndarray, np.ndarray | None],
 }
 
 
-def _bootstrap(num: np.ndarray, den: np.ndarray, n_bootstrap: int, confidence: float, seed: int) -> tuple[float, float]:
-    """Percentile interval of ``sum(num[idx]) / sum(den[idx])`` over row resamples ``idx``.
+def _bootstrap(terms: list[Terms], n_bootstrap: int, confidence: float, seed: int) -> list[tuple[float, float]]:
+    """Percentile intervals of ``sum_i c_i num_i / sum_i c_i den_i`` over resampling counts ``c``.
 
-    Resamples whose denominator is 0 (SNIPS with no weight drawn) are left out.
+    ``c`` counts how often each row is drawn in ``n`` draws with replacement
+    (one ``bincount`` per resample); every estimator's sums then come from one
+    matrix product, so all estimators share the same resamples. Resamples
+    whose denominator is 0 (SNIPS with no weight drawn) are left out.
     """
-    n = len(num)
+    n = len(terms[0][0])
+    columns = [num for num, _ in terms] + [den for _, den in terms if den is not None]
+    matrix = np.column_stack(columns)
     rng = np.random.default_rng(seed)
     chunk = max(1, min(n_bootstrap, _CHUNK_CELLS // n))
-    stats = np.empty(n_bootstrap)
+    sums = np.empty((n_bootstrap, len(columns)))
     for start in range(0, n_bootstrap, chunk):
-        idx = rng.integers(0, n, size=(min(chunk, n_bootstrap - start), n))
-        top, bottom = num[idx].sum(axis=1), den[idx].sum(axis=1)
+        size = min(chunk, n_bootstrap - start)
+        flat = rng.integers(0, n, size=(size, n)) + n * np.arange(size)[:, None]
+        counts = np.bincount(flat.ravel(), minlength=size * n).reshape(size, n)
+        sums[start : start + size] = counts @ matrix
+    stats, next_den = np.empty((len(terms), n_bootstrap)), len(terms)
+    for row, (_, den) in enumerate(terms):
+        bottom = np.full(n_bootstrap, float(n)) if den is None else sums[:, next_den]
+        next_den += den is not None
         with np.errstate(divide="ignore", invalid="ignore"):
-            stats[start : start + len(idx)] = np.where(bottom > 0, top / bottom, np.nan)
+            stats[row] = np.where(bottom > 0, sums[:, row] / bottom, np.nan)
     alpha = (1.0 - confidence) / 2.0
-    low, high = np.nanquantile(stats, [alpha, 1.0 - alpha])
-    return float(low), float(high)
+    return [(float(low), float(high)) for low, high in np.nanquantile(stats, [alpha, 1.0 - alpha], axis=1).T]
 
 
-def _estimate(
-    name: str,
+def _estimates(
+    names: Sequence[str],
     data: LoggedDataset,
     target_proba: np.ndarray,
     reward_hat: np.ndarray | None,
     n_bootstrap: int,
     confidence: float,
     seed: int,
-) -> Estimate:
+) -> dict[str, Estimate]:
     proba = _check_proba(data, target_proba)
     _check_bootstrap(n_bootstrap, confidence)
-    terms, needs_model = _TERMS[name]
-    if needs_model:
+    if any(_TERMS[name][1] for name in names):
         reward_hat = fit_reward_model(data, seed=seed) if reward_hat is None else _check_reward_hat(data, reward_hat)
-    num, den = terms(data, proba, reward_hat)
-    low, high = _bootstrap(num, den, n_bootstrap, confidence, seed)
-    return Estimate(name, float(num.sum() / den.sum()), low, high, len(data))
+    terms = [_TERMS[name][0](data, proba, reward_hat) for name in names]
+    intervals = _bootstrap(terms, n_bootstrap, confidence, seed)
+    return {
+        name: Estimate(name, float(num.sum() / (len(data) if den is None else den.sum())), low, high, len(data))
+        for name, (num, den), (low, high) in zip(names, terms, intervals)
+    }
 
 
 # -- public estimators -----------------------------------------------------------------------
@@ -274,7 +285,7 @@ def direct_method(
         On malformed ``target_proba``, ``reward_hat``, ``n_bootstrap`` or
         ``confidence``.
     """
-    return _estimate("dm", data, target_proba, reward_hat, n_bootstrap, confidence, seed)
+    return _estimates(("dm",), data, target_proba, reward_hat, n_bootstrap, confidence, seed)["dm"]
 
 
 def ips(
@@ -292,7 +303,7 @@ def ips(
     action ``pi`` may take. ``reward_hat`` is accepted for a uniform signature
     and ignored. Other parameters as in :func:`direct_method`.
     """
-    return _estimate("ips", data, target_proba, None, n_bootstrap, confidence, seed)
+    return _estimates(("ips",), data, target_proba, None, n_bootstrap, confidence, seed)["ips"]
 
 
 def snips(
@@ -315,7 +326,7 @@ def snips(
     ValueError
         Also when every weight is 0 (``pi`` never takes a logged action).
     """
-    return _estimate("snips", data, target_proba, None, n_bootstrap, confidence, seed)
+    return _estimates(("snips",), data, target_proba, None, n_bootstrap, confidence, seed)["snips"]
 
 
 def doubly_robust(
@@ -335,7 +346,7 @@ def doubly_robust(
     ``rhat`` reproduces the logged rewards. Parameters as in
     :func:`direct_method`.
     """
-    return _estimate("dr", data, target_proba, reward_hat, n_bootstrap, confidence, seed)
+    return _estimates(("dr",), data, target_proba, reward_hat, n_bootstrap, confidence, seed)["dr"]
 
 
 #: Estimator functions by name.
@@ -357,7 +368,7 @@ def evaluate(
     confidence: float = 0.95,
     seed: int = 0,
 ) -> dict[str, Estimate]:
-    """Several estimates at once; the reward model (if needed and not given) is fitted once.
+    """Several estimates at once, on shared resamples; the reward model (if needed and not given) is fitted once.
 
     Parameters
     ----------
@@ -373,11 +384,6 @@ def evaluate(
     """
     names = list(estimators)
     unknown = [name for name in names if name not in ESTIMATORS]
-    if unknown or not names:
-        raise ValueError(f"estimators must be a non-empty subset of {sorted(ESTIMATORS)}, got {names}")
-    proba = _check_proba(data, target_proba)
-    _check_bootstrap(n_bootstrap, confidence)
-    if reward_hat is None and any(_TERMS[name][1] for name in names):
-        reward_hat = fit_reward_model(data, seed=seed)
-    common = dict(reward_hat=reward_hat, n_bootstrap=n_bootstrap, confidence=confidence, seed=seed)
-    return {name: ESTIMATORS[name](data, proba, **common) for name in names}
+    if unknown or not names or len(set(names)) != len(names):
+        raise ValueError(f"estimators must be distinct names among {sorted(ESTIMATORS)}, got {names}")
+    return _estimates(names, data, target_proba, reward_hat, n_bootstrap, confidence, seed)

@@ -116,8 +116,10 @@ def test_evaluate_matches_the_single_estimators_and_is_deterministic(large):
     assert list(results) == ["dm", "ips", "snips", "dr"]
     reward_hat = fit_reward_model(small, seed=7)
     for name, estimate in results.items():
-        assert ESTIMATORS[name](small, proba, reward_hat=reward_hat, n_bootstrap=30, seed=7) == estimate
-    assert evaluate(small, proba, ("ips",), n_bootstrap=30, seed=7) == {"ips": results["ips"]}
+        alone = ESTIMATORS[name](small, proba, reward_hat=reward_hat, n_bootstrap=30, seed=7)
+        assert (alone.estimator, alone.value, alone.n) == (estimate.estimator, estimate.value, estimate.n)
+        assert (alone.low, alone.high) == pytest.approx((estimate.low, estimate.high), rel=1e-12)  # same resamples
+    assert evaluate(small, proba, n_bootstrap=30, seed=7) == results
     assert evaluate(small, proba, ("ips",), n_bootstrap=30, seed=8)["ips"].low != results["ips"].low
 
 
@@ -211,3 +213,12 @@ def test_other_bad_inputs_are_rejected(tiny):
     with pytest.raises(ValueError, match="SNIPS"):
         snips(data, never)
     assert ips(data, never).value == 0.0
+
+
+def test_constant_rewards_on_policy_give_a_degenerate_interval():
+    n = 50
+    actions = np.arange(n) % 2
+    data = LoggedDataset(np.arange(n), np.zeros((n, 1)), actions, np.full(n, 0.5), np.full(n, 0.5), arm_names=["a", "b"])
+    for name in ("ips", "snips"):
+        estimate = ESTIMATORS[name](data, np.full((n, 2), 0.5))
+        assert (estimate.low, estimate.value, estimate.high) == (0.5, 0.5, 0.5)
