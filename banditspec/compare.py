@@ -30,6 +30,7 @@ means the single arm with the best estimated value on the training log
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -43,7 +44,7 @@ from tqdm.auto import tqdm
 from banditspec.env import ENVIRONMENTS, Environment, Feedback
 from banditspec.policy import POLICIES, Policy
 
-__all__ = ["CompareResult", "add_arguments", "compare", "greedy", "resolve_policies", "run"]
+__all__ = ["CompareResult", "add_arguments", "compare", "fix_threads", "greedy", "resolve_policies", "run"]
 
 DEFAULT_POLICIES = "reinforce,linucb,egreedy,oracle,fixed,random"
 _METRICS = ("speedup_vs_ar", "share_of_oracle", "mean_reward", "regret", "fit_seconds", "decision_us")
@@ -332,12 +333,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="test queries per seed (default: 5000, or the whole test split of a dataset)")
     parser.add_argument("--dataset", type=Path, default=None, help="logged dataset (Parquet) for --env logged")
     parser.add_argument("--out", type=Path, default=None, help="folder for report.json, runs.csv and figures")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads of the learners, fixed for comparable timings (default: 1)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def fix_threads(threads: int) -> None:
+    """Fix torch's intra-op thread count for learners that use torch.
+
+    If torch is loaded, ``torch.set_num_threads``; otherwise ``OMP_NUM_THREADS``
+    and ``MKL_NUM_THREADS``, which torch reads when it is first imported (so
+    torch is not imported here for learners that never need it). On a shared
+    machine more threads than free cores make every training step wait for
+    the slowest thread.
+    """
+    if not isinstance(threads, int) or threads < 1:
+        raise ValueError(f"threads must be a positive integer, got {threads!r}")
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(threads)
+    else:
+        os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(threads)
 
 
 def run(args: argparse.Namespace) -> int:
     """Run ``banditspec compare``; prints the table. Returns 0, or 2 on a usage error."""
     try:
+        fix_threads(args.threads)
         names = [p.strip() for p in args.policies.split(",") if p.strip()]
         resolve_policies(names)
         try:

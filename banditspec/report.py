@@ -112,7 +112,7 @@ def plot_speedups(result: CompareResult, path: str | Path) -> Path:
     names = list(summary)
     means = [summary[n]["speedup_vs_ar"] for n in names]
     stds = [summary[n]["speedup_vs_ar_std"] for n in names]
-    fig, ax = plt.subplots(figsize=(max(4.0, 1.0 + 0.9 * len(names)), 4.0))
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.5 + 0.9 * len(names)), 4.5), layout="constrained")
     ax.bar(names, means, yerr=stds, capsize=4, color="tab:blue", label="learner (mean ± std over seeds)")
     oracle = result.oracle_summary()["speedup_vs_ar"]
     if np.isfinite(oracle):
@@ -121,9 +121,8 @@ def plot_speedups(result: CompareResult, path: str | Path) -> Path:
     ax.set_xlabel("learner")
     ax.set_ylabel("speed-up over AR (x, sum AR s / sum chosen s)")
     ax.set_title(f"Test speed-up, {len(result.seeds)} seeds")
-    ax.legend(loc="best", fontsize="small")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.3), ncol=3, fontsize="small")
     plt.setp(ax.get_xticklabels(), rotation=30, ha="right")
-    fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return Path(path)
@@ -137,7 +136,8 @@ def plot_choices(result: CompareResult, path: str | Path) -> Path:
     rows = math.ceil(len(names) / cols)
     width = 1.2 + 0.45 * len(result.arm_names)
     height = 1.4 + 0.4 * len(result.groups)
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * width, rows * height), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * width, rows * height), squeeze=False, sharey=True,
+                             layout="constrained")
     image = None
     for ax, name in zip(axes.ravel(), names):
         shares = result.choices[name].mean(axis=0)
@@ -146,10 +146,10 @@ def plot_choices(result: CompareResult, path: str | Path) -> Path:
         ax.set_xticks(range(len(result.arm_names)), result.arm_names, rotation=60, ha="right", fontsize="small")
         ax.set_yticks(range(len(result.groups)), result.groups, fontsize="small")
         ax.set_xlabel("arm")
+    for ax in axes[:, 0]:
         ax.set_ylabel("group (domain)")
     for ax in axes.ravel()[len(names):]:
         ax.axis("off")
-    fig.tight_layout()
     if image is not None:
         fig.colorbar(image, ax=axes.ravel().tolist(), label="share of the group's test queries")
     fig.savefig(path, dpi=120)

@@ -1,5 +1,7 @@
 import csv
 import json
+import os
+import sys
 
 import numpy as np
 import pytest
@@ -8,7 +10,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from banditspec.cli import main
-from banditspec.compare import compare, greedy, resolve_policies
+from banditspec.compare import compare, fix_threads, greedy, resolve_policies
 from banditspec.data import LoggedDataset
 from banditspec.policy import POLICIES, Policy, argmax_distribution
 from envs.logged import LoggedWorld
@@ -192,3 +194,12 @@ def test_greedy_picks_a_most_probable_arm(proba):
 def test_greedy_breaks_ties_at_random():
     choice = greedy(np.full((4000, 4), 0.25), np.random.default_rng(1))
     assert np.all(np.abs(np.bincount(choice, minlength=4) / 4000 - 0.25) < 0.03)
+
+
+def test_fix_threads(monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "7")
+    monkeypatch.delitem(sys.modules, "torch", raising=False)
+    fix_threads(1)
+    assert os.environ["OMP_NUM_THREADS"] == "1" == os.environ["MKL_NUM_THREADS"]
+    with pytest.raises(ValueError, match="threads"):
+        fix_threads(0)
