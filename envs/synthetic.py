@@ -39,7 +39,7 @@ whatever the batch.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -295,37 +295,36 @@ class SyntheticWorld:
             raise ValueError("queries.ids must be the non-negative integer ids this world's queries() returned")
         return ids.astype(np.int64)
 
-    def _blocks(self, ids: np.ndarray, stream: int, extra: tuple[int, ...], draw) -> list[tuple[np.ndarray, dict]]:
-        """Per block of queries: (rows of ``ids`` in it, arrays ``draw(rng, block_len)`` gives)."""
+    def _draw(self, ids: np.ndarray, stream: int, extra: tuple[int, ...], draw: Callable) -> dict[str, np.ndarray]:
+        """The arrays ``draw(rng, block_len)`` gives, at the rows of ``ids``.
+
+        Drawn per block of ``2**10`` consecutive positions with a generator
+        seeded by ``(seed, stream, split/seed tag, block, *extra)``, so what a
+        query gets depends only on its id, never on the batch it is in.
+        """
+        out = {k: np.empty((len(ids), *v.shape[1:]), v.dtype) for k, v in draw(np.random.default_rng(0), 0).items()}
         keys = ids >> _BLOCK_BITS
-        out = []
         for key in np.unique(keys):
             rows = np.flatnonzero(keys == key)
             tag, block = divmod(int(key), 2 ** (_POSITION_BITS - _BLOCK_BITS))
-            rng = np.random.default_rng([self.seed, stream, tag, block, *extra])
-            arrays = draw(rng, 2**_BLOCK_BITS)
-            offsets = ids[rows] & (2**_BLOCK_BITS - 1)
-            out.append((rows, {k: v[offsets] for k, v in arrays.items()}))
+            arrays = draw(np.random.default_rng([self.seed, stream, tag, block, *extra]), 2**_BLOCK_BITS)
+            for k, v in arrays.items():
+                out[k][rows] = v[ids[rows] & (2**_BLOCK_BITS - 1)]
         return out
 
     def _latents(self, ids: np.ndarray) -> dict[str, np.ndarray]:
         """Domain, features, new tokens and per-strategy acceptance rates of the queries ``ids``."""
-        n, n_strategies, d = len(ids), len(self.drafts), self.n_features
 
         def draw(rng: np.random.Generator, size: int) -> dict[str, np.ndarray]:
             return {
                 "domain": rng.choice(len(self.domains), size=size, p=self.domain_weights),
-                "noise": rng.standard_normal((size, d)),
+                "noise": rng.standard_normal((size, self.n_features)),
                 "z_query": rng.standard_normal(size),
-                "z_arm": rng.standard_normal((size, n_strategies)),
+                "z_arm": rng.standard_normal((size, len(self.drafts))),
                 "z_len": rng.standard_normal(size),
             }
 
-        out = {"domain": np.empty(n, dtype=np.int64), "noise": np.empty((n, d)), "z_query": np.empty(n),
-               "z_arm": np.empty((n, n_strategies)), "z_len": np.empty(n)}
-        for rows, arrays in self._blocks(ids, _LATENT, (), draw):
-            for k, v in arrays.items():
-                out[k][rows] = v
+        out = self._draw(ids, _LATENT, (), draw)
         domain = out["domain"]
         z = self._mean_logit[domain] + self.query_spread * out["z_query"][:, None] + self.arm_spread * out["z_arm"]
         return {
@@ -339,10 +338,8 @@ class SyntheticWorld:
         """Standard normal latency noise of run ``seed``, shape ``(n, K)``."""
         if not isinstance(seed, (int, np.integer)) or seed < 0:
             raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-        out = np.empty((len(ids), len(self.arms)))
-        for rows, arrays in self._blocks(ids, _NOISE, (int(seed),), lambda rng, m: {"z": rng.standard_normal((m, len(self.arms)))}):
-            out[rows] = arrays["z"]
-        return out
+        draw = lambda rng, size: {"z": rng.standard_normal((size, len(self.arms)))}  # noqa: E731
+        return self._draw(ids, _NOISE, (int(seed),), draw)["z"]
 
     # -- measurements --------------------------------------------------------------------
     def _expected(self, queries: Queries) -> dict[str, np.ndarray]:
