@@ -70,9 +70,9 @@ def test_custom_reward_values_and_properties():
     assert reward(m) == 2.0
     assert reward(Measurement(**{**m.__dict__, "equals_ar": False})) == 0.0
     assert custom_reward.acceptance_rate(m) == 0.75
-    check_reward_function(reward, max_examples=30)
-    check_reward_function(reward + CostPenalty(0.1), max_examples=30)
+    check_reward_function(reward, max_examples=20)
+    check_reward_function(reward + CostPenalty(0.1), max_examples=20)
     check_reward_function(custom_reward.acceptance_rate, monotone_in_latency="independent", bounds=(0.0, 1.0),
-                          max_examples=30)
+                          max_examples=20)
     with pytest.raises(AssertionError, match="declared increasing"):
-        check_reward_function(reward, monotone_in_latency="increasing", max_examples=30)
+        check_reward_function(reward, monotone_in_latency="increasing", max_examples=20)
