@@ -28,7 +28,7 @@ __all__ = [
     "standard_drafts",
 ]
 
-CODE_VERSION = "toy-1"
+CODE_VERSION = "toy-2"
 DEFAULT_DOMAINS = ("arithmetic", "code", "translation", "sorting")
 SPEC_BENCH_DOMAINS = ("conversation", "translation", "summarisation", "qa", "arithmetic", "copy")
 
@@ -133,7 +133,7 @@ class ToyConfig:
     """
 
     domains: tuple[str, ...] = DEFAULT_DOMAINS
-    target: ModelSpec = field(default_factory=lambda: ModelSpec(n_layer=4, n_embd=256, n_head=4, steps=160))
+    target: ModelSpec = field(default_factory=lambda: ModelSpec(n_layer=4, n_embd=256, n_head=4, steps=320, batch_size=16, lr=4e-3))
     drafts: tuple[DraftSpec, ...] = ()
     seed: int = 0
     train_examples: int = 8192

@@ -106,7 +106,7 @@ _SOURCE_SYLLABLES = "ka lo mi zu re ta vo ne shi pa gu fe".split()
 _TARGET_SYLLABLES = "bra dle mon tis gor pel wix sal dun fro keb lin".split()
 
 
-def _lexicon(size: int = 120, seed: int = 20240611) -> dict[str, str]:
+def _lexicon(size: int = 48, seed: int = 20240611) -> dict[str, str]:
     """A fixed one-to-one map from pseudo-source words to pseudo-target words."""
     rng = np.random.default_rng(seed)
     source = ["".join(p) for p in product(_SOURCE_SYLLABLES, repeat=2)]
