@@ -136,7 +136,7 @@ class Policy(ABC):
             raise ValueError(f"X must be a 2-d array of shape (n, d), got shape {X.shape}")
         if X.shape[0] == 0:
             raise ValueError("X is empty: need at least one row")
-        if not np.all(np.isfinite(X)):
+        if not np.isfinite(X).all():
             raise ValueError("X contains NaN or infinite values")
         expected = None if refit else getattr(self, "n_features_", None)
         if expected is not None and X.shape[1] != expected:
@@ -148,7 +148,8 @@ class Policy(ABC):
     def _check_batch(
         self, X: Any, actions: Any, rewards: Any, propensities: Any, *, refit: bool = False
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        self._check_params()
+        if refit or not self.is_fitted():
+            self._check_params()
         X = self._check_X(X, fitting=True, refit=refit)
         n = X.shape[0]
         actions = np.asarray(actions)
@@ -164,16 +165,16 @@ class Policy(ABC):
         rewards = np.asarray(rewards, dtype=float)
         if rewards.shape != (n,):
             raise ValueError(f"rewards must have shape ({n},), got {rewards.shape}")
-        if not np.all(np.isfinite(rewards)):
+        if not np.isfinite(rewards).all():
             raise ValueError("rewards contain NaN or infinite values")
         if propensities is None:
-            propensities = np.full(n, 1.0 / self.n_arms)
+            return X, actions.astype(np.int64, copy=False), rewards, np.full(n, 1.0 / self.n_arms)
         propensities = np.asarray(propensities, dtype=float)
         if propensities.shape != (n,):
             raise ValueError(f"propensities must have shape ({n},), got {propensities.shape}")
-        if not np.all((propensities > 0) & (propensities <= 1)):
+        if not (propensities.min() > 0 and propensities.max() <= 1):
             raise ValueError("propensities must lie in (0, 1]")
-        return X, actions.astype(np.int64), rewards, propensities
+        return X, actions.astype(np.int64, copy=False), rewards, propensities
 
     def _check_mask(self, available: Any, n: int) -> np.ndarray:
         if available is None:
