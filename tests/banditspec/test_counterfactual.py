@@ -1,0 +1,151 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from transformers import LlamaConfig, LlamaForCausalLM
+
+from banditspec.arms import Autoregressive, DraftModel
+from banditspec.counterfactual import (
+    MatchVector,
+    draft_matches,
+    draft_matches_batch,
+    simulate_arm,
+    simulate_calls,
+)
+
+match_vectors = st.lists(st.booleans(), min_size=1, max_size=60).map(lambda v: np.array(v, dtype=bool))
+blocks = st.integers(1, 8)
+
+
+def counts(sim):
+    return sim.target_calls, sim.proposed_tokens, sim.accepted_tokens
+
+
+@settings(max_examples=200, deadline=None)
+@given(match_vectors, blocks, st.integers(0, 5), st.sampled_from(["constant", "heuristic"]))
+def test_every_call_yields_its_accepted_tokens_plus_one(matches, g, extra, schedule):
+    sim = simulate_calls(matches, g, max_new_tokens=matches.size + extra, schedule=schedule)
+    assert sim.new_tokens == matches.size
+    assert sim.target_calls + sim.accepted_tokens == matches.size
+    assert 0 <= sim.accepted_tokens <= min(sim.proposed_tokens, int(matches.sum()))
+    assert sim.target_calls <= matches.size
+    if schedule == "constant":
+        assert sim.target_calls >= math.ceil(matches.size / (g + 1))
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(1, 80), blocks, st.integers(0, 5))
+def test_always_matching_draft_needs_ceil_t_over_g_plus_one_calls(length, g, extra):
+    sim = simulate_calls(np.ones(length, dtype=bool), g, max_new_tokens=length + extra)
+    assert sim.target_calls == math.ceil(length / (g + 1))
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(1, 80), blocks)
+def test_never_matching_draft_needs_one_call_per_token(length, g):
+    sim = simulate_calls(np.zeros(length, dtype=bool), g)
+    assert (sim.target_calls, sim.accepted_tokens) == (length, 0)
+    # the draft proposes min(g, T - n - 1) tokens at every n
+    assert sim.proposed_tokens == sum(min(g, length - n - 1) for n in range(length))
+
+
+@settings(max_examples=100, deadline=None)
+@given(match_vectors, blocks)
+def test_confidence_rule_off_or_never_triggered_changes_nothing(matches, g):
+    plain = simulate_calls(matches, g)
+    assert simulate_calls(matches, g, threshold=0.0) == plain
+    confident = simulate_calls(matches, g, confidence=np.ones(matches.size), threshold=0.4)
+    assert counts(confident) == counts(plain)
+
+
+@settings(max_examples=100, deadline=None)
+@given(match_vectors, blocks)
+def test_always_unconfident_draft_proposes_one_token_per_call(matches, g):
+    sim = simulate_calls(matches, g, confidence=np.zeros(matches.size), threshold=0.4)
+    assert sim.target_calls == simulate_calls(matches, 1).target_calls
+    assert sim.proposed_tokens <= sim.target_calls
+    assert sim.proposed_exact
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(2, 60), blocks)
+def test_heuristic_schedule_grows_blocks_for_a_perfect_draft(length, g):
+    ones = np.ones(length, dtype=bool)
+    assert simulate_calls(ones, g, schedule="heuristic").target_calls <= simulate_calls(ones, g).target_calls
+
+
+def test_known_trace():
+    # g = 2, M = T = 7: n=0 proposes 2, accepts 1 (+1) -> n=2; n=2 proposes 2, accepts 2 (+1) -> n=5;
+    # n=5 proposes min(2, 7-5-1)=1, accepts 0 (+1) -> n=6; n=6 proposes 0 (+1) -> n=7.
+    matches = np.array([1, 0, 1, 1, 0, 0, 1], dtype=bool)
+    sim = simulate_calls(matches, 2)
+    assert (sim.target_calls, sim.proposed_tokens, sim.accepted_tokens) == (4, 5, 3)
+
+
+def test_simulate_arm_uses_arm_settings():
+    matches = MatchVector(np.ones(10, dtype=bool), np.full(10, 0.9))
+    arm = DraftModel("d", model="m", block_size=4)
+    assert simulate_arm(arm, matches) == simulate_calls(matches.matches, 4)
+    with pytest.raises(ValueError, match="needs a DraftModel"):
+        simulate_arm(Autoregressive("ar"), matches)
+    with pytest.raises(ValueError, match="confidence_threshold"):
+        simulate_arm(DraftModel("d", model="m", settings={"confidence_threshold": 2.0}), matches)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"matches": np.ones((2, 2), dtype=bool), "block_size": 2}, "1-d bool"),
+        ({"matches": np.ones(3), "block_size": 2}, "1-d bool"),
+        ({"matches": np.ones(3, dtype=bool), "block_size": 0}, "block_size"),
+        ({"matches": np.ones(3, dtype=bool), "block_size": 2, "max_new_tokens": 2}, "max_new_tokens"),
+        ({"matches": np.ones(3, dtype=bool), "block_size": 2, "schedule": "fast"}, "schedule"),
+        ({"matches": np.ones(3, dtype=bool), "block_size": 2, "threshold": 0.4}, "needs confidence"),
+    ],
+)
+def test_bad_simulation_input_raises(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        simulate_calls(**kwargs)
+
+
+@pytest.fixture(scope="module")
+def tiny_model():
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=50, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, max_position_embeddings=128, bos_token_id=None, eos_token_id=None, pad_token_id=None,
+    )
+    return LlamaForCausalLM(config).eval()
+
+
+def test_model_matches_its_own_greedy_output_and_batches_agree(tiny_model):
+    rng = np.random.default_rng(0)
+    prompts = [rng.integers(0, 50, size=n) for n in (3, 7, 12)]
+    outputs = []
+    with torch.inference_mode():
+        for p in prompts:
+            out = tiny_model.generate(torch.from_numpy(p)[None], max_new_tokens=15, do_sample=False)
+            outputs.append(out[0, p.size :].numpy())
+    batched = draft_matches_batch(tiny_model, prompts, outputs, batch_size=2)
+    for p, y, mv in zip(prompts, outputs, batched):
+        assert mv.matches.all()
+        assert np.all((mv.confidence > 0) & (mv.confidence <= 1))
+        single = draft_matches(tiny_model, p, y)
+        np.testing.assert_array_equal(single.matches, mv.matches)
+        np.testing.assert_allclose(single.confidence, mv.confidence, rtol=1e-4)
+    # a wrong output is detected where it is wrong
+    wrong = outputs[0].copy()
+    wrong[4] = (wrong[4] + 1) % 50
+    assert not draft_matches(tiny_model, prompts[0], wrong).matches[4]
+
+
+def test_bad_match_input_raises(tiny_model):
+    with pytest.raises(ValueError, match="prompts\\[0\\] must not be empty"):
+        draft_matches(tiny_model, [], [1, 2])
+    with pytest.raises(ValueError, match="outside the draft's vocabulary"):
+        draft_matches(tiny_model, [1, 2], [60])
+    with pytest.raises(ValueError, match="same length"):
+        draft_matches_batch(tiny_model, [[1]], [])
