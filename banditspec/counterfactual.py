@@ -61,10 +61,13 @@ class MatchVector:
 
     def __post_init__(self) -> None:
         if self.matches.ndim != 1 or self.matches.dtype != bool:
-            raise ValueError(f"MatchVector.matches must be a 1-d bool array, got {self.matches.dtype} {self.matches.shape}")
+            raise ValueError(
+                f"MatchVector.matches must be a 1-d bool array, got {self.matches.dtype} {self.matches.shape}"
+            )
         if self.confidence.shape != self.matches.shape:
             raise ValueError(
-                f"MatchVector.confidence must have the shape of matches {self.matches.shape}, got {self.confidence.shape}"
+                f"MatchVector.confidence must have the shape of matches {self.matches.shape}, "
+                f"got {self.confidence.shape}"
             )
 
     def __len__(self) -> int:
@@ -164,7 +167,8 @@ def simulate_calls(
         raise ValueError(f"threshold must be finite and >= 0, got {threshold!r}")
     conf = None if confidence is None else np.asarray(confidence, dtype=float)
     if gate > 0 and (conf is None or conf.shape != hits.shape):
-        raise ValueError(f"a threshold needs confidence of shape {hits.shape}, got {None if conf is None else conf.shape}")
+        got = None if conf is None else conf.shape
+        raise ValueError(f"a threshold needs confidence of shape {hits.shape}, got {got}")
 
     # first position >= t that is not a match (run lengths in O(T))
     next_miss = np.full(total + 1, total, dtype=np.int64)
@@ -209,7 +213,9 @@ def confidence_threshold(arm: DraftModel) -> float:
     """The arm's ``assistant_confidence_threshold`` (``settings["confidence_threshold"]``, default 0 = off)."""
     value = float(arm.settings.get(THRESHOLD_SETTING, 0.0))
     if not np.isfinite(value) or not 0.0 <= value <= 1.0:
-        raise ValueError(f"DraftModel.settings[{THRESHOLD_SETTING!r}] must be in [0, 1], got {value!r} (arm {arm.name!r})")
+        raise ValueError(
+            f"DraftModel.settings[{THRESHOLD_SETTING!r}] must be in [0, 1], got {value!r} (arm {arm.name!r})"
+        )
     return value
 
 

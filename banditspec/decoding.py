@@ -191,7 +191,9 @@ class Decoder:
                         f"give the target's tokenizer and draft_tokenizers={{{key!r}: <its tokenizer>}}"
                     )
                 translated[key] = draft_tokenizer
-            elif draft_tokenizer is not None and (tokenizer is None or draft_tokenizer.get_vocab() != tokenizer.get_vocab()):
+            elif draft_tokenizer is not None and (
+                tokenizer is None or draft_tokenizer.get_vocab() != tokenizer.get_vocab()
+            ):
                 raise ValueError(
                     f"draft {key!r} has the target's vocabulary size {vocab} but a different tokenizer; transformers "
                     "translates only between vocabularies of different sizes"
@@ -223,7 +225,9 @@ class Decoder:
         else:
             ids = np.asarray(prompt)
             if ids.ndim != 1 or (ids.size and not np.issubdtype(ids.dtype, np.integer)):
-                raise ValueError(f"prompt must be text or a 1-d sequence of integer token ids, got {ids.dtype} {ids.shape}")
+                raise ValueError(
+                    f"prompt must be text or a 1-d sequence of integer token ids, got {ids.dtype} {ids.shape}"
+                )
             ids = ids.astype(np.int64, copy=False)
         if ids.size == 0:
             raise ValueError("prompt must not be empty (it encodes to no tokens)")
@@ -238,7 +242,9 @@ class Decoder:
             )
         return ids
 
-    def _arm_kwargs(self, arm: Arm, prompt_ids: np.ndarray) -> tuple[dict[str, Any], torch.nn.Module | None, dict[str, Any]]:
+    def _arm_kwargs(
+        self, arm: Arm, prompt_ids: np.ndarray
+    ) -> tuple[dict[str, Any], torch.nn.Module | None, dict[str, Any]]:
         """``generate()`` kwargs of ``arm``, the model whose generation config drafts, and its settings."""
         constant = {"num_assistant_tokens_schedule": "constant", "assistant_confidence_threshold": 0.0}
         if isinstance(arm, Autoregressive):
@@ -248,11 +254,17 @@ class Decoder:
         if isinstance(arm, EarlyExit):
             layers = int(self.target.config.get_text_config().num_hidden_layers)
             if arm.layer >= layers:
-                raise ValueError(f"EarlyExit.layer must be < the target's {layers} layers, got {arm.layer} (arm {arm.name!r})")
-            return {"assistant_early_exit": arm.layer}, self.target, {"num_assistant_tokens": arm.block_size, **constant}
+                raise ValueError(
+                    f"EarlyExit.layer must be < the target's {layers} layers, got {arm.layer} (arm {arm.name!r})"
+                )
+            settings = {"num_assistant_tokens": arm.block_size, **constant}
+            return {"assistant_early_exit": arm.layer}, self.target, settings
         if isinstance(arm, DraftModel):
             if arm.model not in self.drafts:
-                raise ValueError(f"DraftModel.model {arm.model!r} (arm {arm.name!r}) is not a draft key; keys are {sorted(self.drafts)}")
+                raise ValueError(
+                    f"DraftModel.model {arm.model!r} (arm {arm.name!r}) is not a draft key; "
+                    f"keys are {sorted(self.drafts)}"
+                )
             draft = self.drafts[arm.model]
             kwargs: dict[str, Any] = {"assistant_model": draft}
             if arm.model in self.draft_tokenizers:
@@ -270,7 +282,9 @@ class Decoder:
                 "assistant_confidence_threshold": confidence_threshold(arm),
             }
             return kwargs, draft, settings
-        raise ValueError(f"arm {arm.name!r} has kind {arm.kind!r}; the decoder runs ar, draft, prompt_lookup and early_exit arms")
+        raise ValueError(
+            f"arm {arm.name!r} has kind {arm.kind!r}; the decoder runs ar, draft, prompt_lookup and early_exit arms"
+        )
 
     # -- decoding ---------------------------------------------------------------
 
@@ -301,7 +315,7 @@ class Decoder:
             "num_beams": 1,
             **kwargs,
         }
-        settings_scope = _generation_settings(drafting_model, **settings) if drafting_model is not None else nullcontext()
+        settings_scope = nullcontext() if drafting_model is None else _generation_settings(drafting_model, **settings)
         with settings_scope, _Observer(self.target) as observer, torch.inference_mode():
             start = time.perf_counter()
             output = self.target.generate(**call)
@@ -347,6 +361,6 @@ class Decoder:
     def warmup(self, prompt: Prompt | None = None, arms: Iterable[Arm] = ()) -> None:
         """Run AR, every draft (block size 2) and ``arms`` once, untimed, so later timings are warm."""
         ids = self.encode(np.arange(4) % _vocab_size(self.target) if prompt is None else prompt)
-        arms = [Autoregressive("warmup-ar"), *(DraftModel(f"warmup-{k}", model=k, block_size=2) for k in self.drafts), *arms]
-        for arm in arms:
+        drafts = [DraftModel(f"warmup-{key}", model=key, block_size=2) for key in self.drafts]
+        for arm in [Autoregressive("warmup-ar"), *drafts, *arms]:
             self.generate(arm, ids)
