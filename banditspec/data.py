@@ -21,7 +21,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-__all__ = ["CorruptShardError", "LoggedDataset", "write_shard"]
+__all__ = ["CorruptShardError", "LoggedDataset", "arm_seconds_column", "write_shard"]
+
+
+def arm_seconds_column(arm: str) -> str:
+    """Name of the column holding arm ``arm``'s wall seconds on every row: ``wall_seconds@<arm>``."""
+    return f"wall_seconds@{arm}"
 
 _META_KEY = b"banditspec"
 

@@ -22,17 +22,12 @@ from __future__ import annotations
 import numpy as np
 
 from banditspec.arms import Arm, ArmSet
-from banditspec.data import LoggedDataset
+from banditspec.data import LoggedDataset, arm_seconds_column
 from banditspec.env import Feedback, Queries
 
 __all__ = ["LoggedWorld", "arm_seconds_column"]
 
 _SPLITS = ("train", "test")
-
-
-def arm_seconds_column(arm: str) -> str:
-    """Name of the column holding arm ``arm``'s wall seconds on every row: ``wall_seconds@<arm>``."""
-    return f"wall_seconds@{arm}"
 
 
 class LoggedWorld:

@@ -1,0 +1,146 @@
+"""The toy world as a banditspec :class:`~banditspec.env.Environment`: real decoding, measured latency.
+
+Arms: AR, one expert draft per domain, the generalist, the misaligned draft
+(each at a constant block size) and prompt lookup. Queries are mixed-domain
+prompts; their domain is kept in ``Queries.groups`` for reports and never given
+to a policy. Features come from the target's own prefill (mean-pooled hidden
+states) or from hashed character n-grams.
+
+``step`` and ``full_feedback`` decode for real with
+:class:`~banditspec.decoding.Decoder` (batch size 1, greedy, AR first as the
+same-run reference) and reward the measurements with a
+:class:`~banditspec.rewards.Reward` (default: speed-up over AR).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from banditspec.arms import ArmSet, Autoregressive, DraftModel, PromptLookup
+from banditspec.decoding import Decoder
+from banditspec.env import Feedback, Measurement, Queries
+from banditspec.features import Featurizer, HashingFeaturizer, TargetHiddenStates
+from banditspec.rewards import Reward, SpeedupOverAR, measurement_columns
+from envs.toy.cache import load_world
+from envs.toy.config import DEFAULT, TINY, ToyConfig
+from envs.toy.tasks import sample_queries
+
+__all__ = ["ToyWorld"]
+
+CONFIGS = {"default": DEFAULT, "tiny": TINY}
+FEATURIZERS = ("target", "hashing")
+
+
+def _query_id(prompt: str) -> int:
+    """A stable 63-bit id of a prompt (the same prompt has the same id in every run)."""
+    return int.from_bytes(hashlib.blake2b(prompt.encode(), digest_size=8).digest(), "big") >> 1
+
+
+class ToyWorld:
+    """The embedded default world.
+
+    Parameters
+    ----------
+    config : ToyConfig or {"default", "tiny"}, default "default"
+        Which world to build or load from the cache.
+    featurizer : {"target", "hashing"}, default "target"
+        Context features: the target's prefill hidden states or hashed n-grams.
+    max_new_tokens : int, default 48
+        New tokens per decode.
+    block_size : int, default 6
+        Constant draft block size of every draft arm (and prompt lookup's
+        ``num_tokens``).
+    threads : int, default 1
+        Torch threads while decoding (fixed for comparable timings).
+    reward : Reward, optional
+        Reward of a measurement; default :class:`SpeedupOverAR`.
+    cache_dir : path, optional
+        Cache root; default ``$BANDITSPEC_CACHE``.
+    progress : bool, default True
+        Progress bars while building and decoding.
+    """
+
+    def __init__(
+        self,
+        config: ToyConfig | str = "default",
+        *,
+        featurizer: str = "target",
+        max_new_tokens: int = 48,
+        block_size: int = 6,
+        threads: int = 1,
+        reward: Reward | None = None,
+        cache_dir: str | None = None,
+        progress: bool = True,
+    ) -> None:
+        if isinstance(config, str):
+            if config not in CONFIGS:
+                raise ValueError(f"config must be a ToyConfig or one of {sorted(CONFIGS)}, got {config!r}")
+            config = CONFIGS[config]
+        if featurizer not in FEATURIZERS:
+            raise ValueError(f"featurizer must be one of {FEATURIZERS}, got {featurizer!r}")
+        self.models = load_world(config, cache_dir=cache_dir, progress=progress)
+        self.config = config
+        self.progress = progress
+        self.reward = reward or SpeedupOverAR()
+        target_params = sum(p.numel() for p in self.models.target.parameters())
+        arms = [Autoregressive("ar", cost=1.0)]
+        for name, draft in self.models.drafts.items():
+            cost = sum(p.numel() for p in draft.parameters()) / target_params
+            arms.append(DraftModel(name, model=name, block_size=block_size, cost=round(cost, 4)))
+        arms.append(PromptLookup("prompt-lookup", num_tokens=block_size, max_ngram=2))
+        self.arms = ArmSet(arms)
+        self.decoder = Decoder(self.models.target, self.models.tokenizer, self.models.drafts,
+                               max_new_tokens=max_new_tokens, threads=threads)
+        self.featurizer: Featurizer = (
+            TargetHiddenStates(self.models.target, self.models.tokenizer) if featurizer == "target"
+            else HashingFeaturizer()
+        )
+
+    def queries(self, n: int, *, split: str, seed: int) -> Queries:
+        """``n`` mixed-domain prompts of ``split``, featurized; ``groups`` holds the domains."""
+        sampled = sample_queries(self.config, n, split=split, seed=seed)
+        texts = [q.prompt for q in sampled]
+        return Queries(
+            ids=np.array([_query_id(t) for t in texts], dtype=np.int64),
+            X=self.featurizer.transform(texts),
+            texts=texts,
+            groups=np.array([q.domain for q in sampled]),
+        )
+
+    def measure(self, queries: Queries, actions: np.ndarray | None = None) -> list[list[Measurement]]:
+        """Decode every query with AR (the same-run reference) and then arm ``actions[i]``, or every arm."""
+        if queries.texts is None:
+            raise ValueError("toy queries need texts")
+        everything = list(self.arms)
+        self.decoder.warmup(queries.texts[0], everything)
+        rows = []
+        for i, text in enumerate(tqdm(queries.texts, desc="decoding", unit="query", disable=not self.progress)):
+            arms = everything if actions is None else [everything[int(actions[i])]]
+            rows.append([r.measurement for r in self.decoder.measure(text, arms)])
+        return rows
+
+    def _feedback(self, measurements: list[list[Measurement]], actions: np.ndarray | None) -> Feedback:
+        flat = [m for row in measurements for m in row]
+        columns = measurement_columns(flat)
+        shape = (len(measurements), len(measurements[0]))
+        rewards = self.reward(columns).reshape(shape)
+        seconds = columns["wall_seconds"].reshape(shape)
+        ar_seconds = columns["ar_wall_seconds"].reshape(shape)[:, 0]
+        if actions is not None:
+            rewards, seconds = rewards[:, 0], seconds[:, 0]
+        return Feedback(rewards=rewards, seconds=seconds, ar_seconds=ar_seconds, actions=actions, measurements=flat)
+
+    def step(self, queries: Queries, actions: np.ndarray, *, seed: int = 0) -> Feedback:
+        """Decode query ``i`` with arm ``actions[i]`` (and AR as the reference), measured."""
+        actions = np.asarray(actions, dtype=np.int64)
+        if actions.shape != (len(queries),) or actions.min() < 0 or actions.max() >= len(self.arms):
+            raise ValueError(f"actions must be {len(queries)} arm ids in [0, {len(self.arms)})")
+        return self._feedback(self.measure(queries, actions), actions)
+
+    def full_feedback(self, queries: Queries, *, seed: int = 0) -> Feedback:
+        """Decode every query with every arm, measured in one run."""
+        return self._feedback(self.measure(queries), None)
