@@ -233,7 +233,8 @@ def calibrate(world: DecodingWorld, queries: Queries, *, progress: bool = True) 
     measurements = []
     for text in tqdm(queries.texts, desc="calibrating latency", unit="query", disable=not progress):
         measurements += [r.measurement for r in world.decoder.measure(text, world.arms)]
-    return LatencyModel.fit(measurements, world.arms.names)
+    ar_arms = [arm.name for arm in world.arms if isinstance(arm, Autoregressive)]
+    return LatencyModel.fit(measurements, world.arms.names, ar_arms)
 
 
 def collect(

@@ -172,7 +172,8 @@ def resolve_policies(policies: Sequence[str] | Mapping[str, Callable[[], Policy]
 
 
 # -- metrics -----------------------------------------------------------------------------
-def _metrics(choice: np.ndarray, full: Feedback, best: np.ndarray, oracle_speedup: float) -> dict[str, float]:
+def choice_metrics(choice: np.ndarray, full: Feedback, best: np.ndarray, oracle_speedup: float) -> dict[str, float]:
+    """Speed-up over AR (ratio of total seconds), share of the oracle's, mean reward and regret of ``choice``."""
     rows = np.arange(len(choice))
     chosen = full.rewards[rows, choice]
     speedup = float(full.ar_seconds.sum() / full.seconds[rows, choice].sum())
@@ -196,7 +197,7 @@ def greedy(proba: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.argmax(np.where(top, rng.random(proba.shape), -1.0), axis=1)
 
 
-def _shares(choice: np.ndarray, groups: np.ndarray, names: list[str], n_arms: int) -> np.ndarray:
+def group_shares(choice: np.ndarray, groups: np.ndarray, names: list[str], n_arms: int) -> np.ndarray:
     """Share of each group's queries sent to each arm, shape ``(len(names), n_arms)``."""
     counts = np.zeros((len(names), n_arms))
     np.add.at(counts, (np.searchsorted(names, groups), choice), 1.0)
@@ -281,7 +282,7 @@ def compare(
         result.oracle.append({"seed": seed, **oracle})
         for k, arm in enumerate(arm_names):
             result.fixed_arms.append({"arm": arm, "seed": seed,
-                                      **_metrics(np.full(len(test), k), full, best, oracle["speedup_vs_ar"])})
+                                      **choice_metrics(np.full(len(test), k), full, best, oracle["speedup_vs_ar"])})
         bar.update(1)
         for name, factory in factories.items():
             bar.set_postfix_str(f"seed {seed}: {name}")
@@ -306,13 +307,13 @@ def compare(
                 choice = greedy(proba, np.random.default_rng([seed, 0x71E]))
             row["decision_us"] = 1e6 * (time.perf_counter() - start) / len(test)
             choice = np.asarray(choice, dtype=np.int64)
-            row.update(_metrics(choice, full, best, oracle["speedup_vs_ar"]))
+            row.update(choice_metrics(choice, full, best, oracle["speedup_vs_ar"]))
             result.runs.append(row)
             choices[name].append((groups, choice))
             bar.update(1)
     bar.close()
     result.groups = np.unique(np.concatenate([g for runs in choices.values() for g, _ in runs])).tolist()
-    result.choices = {name: np.stack([_shares(c, g, result.groups, K) for g, c in runs]) for name, runs in choices.items()}
+    result.choices = {name: np.stack([group_shares(c, g, result.groups, K) for g, c in runs]) for name, runs in choices.items()}
     if out is not None:
         from banditspec.report import write_report
 

@@ -1,16 +1,22 @@
-"""A per-arm latency model fitted on measured decodes (design §5: measure ``c``, never assume it).
+r"""A latency model fitted on measured decodes (design §5: measure ``c``, never assume it).
 
 For arm ``k``,
 
 .. math::
 
-    \\hat t_k = b_k + u_k \\cdot \\text{target calls} + v_k \\cdot \\text{proposed draft tokens},
+    \hat t_k = b + u \cdot \text{target calls} + v_k \cdot \text{proposed draft tokens},
 
-with non-negative coefficients fitted by non-negative least squares on real
-decodes of a few calibration queries (AR has no proposals, so ``u`` is its
-per-token step). Together with the exact counts of the counterfactual
-simulation (:mod:`banditspec.counterfactual`, :mod:`banditspec.prompt_lookup`)
-it prices every arm on every query without running K assisted generations.
+where ``b`` (the fixed cost of one ``generate()``) is shared by all arms,
+``u`` (one target verification call) by all drafting arms — the target is the
+same whoever drafts — with a separate ``u`` for a plain AR step, and ``v_k`` is
+arm ``k``'s cost per proposed token (a draft forward; about zero for prompt
+lookup). The ``K + 3`` non-negative
+coefficients are fitted jointly by non-negative least squares on real decodes
+of a few calibration queries. Together with the exact counts of the
+counterfactual simulation (:mod:`banditspec.counterfactual`,
+:mod:`banditspec.prompt_lookup`) it prices every arm on every query without
+running K assisted generations; since every decode makes at least one target
+call, no price is below ``u``.
 """
 
 from __future__ import annotations
@@ -34,7 +40,7 @@ class LatencyModel:
     ----------
     arm_names : list of str
     intercept, per_call, per_proposed : np.ndarray
-        ``b_k``, ``u_k`` and ``v_k``, each shape ``(K,)``.
+        ``b``, ``u`` (equal for all arms) and ``v_k``, each shape ``(K,)``.
     relative_error : np.ndarray
         Per arm, median ``|t_hat - t| / t`` on the calibration decodes.
     """
@@ -46,8 +52,12 @@ class LatencyModel:
     relative_error: np.ndarray
 
     @classmethod
-    def fit(cls, measurements: Sequence[Measurement], arm_names: Sequence[str]) -> LatencyModel:
-        """Fit on measured decodes; every arm needs at least 3.
+    def fit(cls, measurements: Sequence[Measurement], arm_names: Sequence[str], ar_arms: Sequence[str] = ("ar",)
+            ) -> LatencyModel:
+        """Fit on measured decodes (AR reference included); every arm needs at least 3.
+
+        Arms named in ``ar_arms`` get their own per-call cost (a plain AR
+        step), all others share the cost of a verification call.
 
         Raises
         ------
@@ -55,25 +65,30 @@ class LatencyModel:
             If an arm has fewer than 3 measurements or an unknown name.
         """
         names = list(arm_names)
-        by_arm: dict[str, list[Measurement]] = {name: [] for name in names}
-        for m in measurements:
-            if m.arm not in by_arm:
-                raise ValueError(f"measurement of unknown arm {m.arm!r}; arms are {names}")
-            by_arm[m.arm].append(m)
-        coefficients, errors = [], []
-        for name in names:
-            rows = by_arm[name]
-            if len(rows) < 3:
-                raise ValueError(f"arm {name!r} has {len(rows)} calibration decodes; the latency model needs >= 3")
-            design = np.array([[1.0, m.target_calls, m.proposed_tokens] for m in rows])
-            seconds = np.array([m.wall_seconds for m in rows])
-            scale = np.maximum(design.max(axis=0), 1e-12)
-            solution, _ = nnls(design / scale, seconds)
-            solution = solution / scale
-            coefficients.append(solution)
-            errors.append(float(np.median(np.abs(design @ solution - seconds) / seconds)))
-        c = np.array(coefficients)
-        return cls(names, c[:, 0], c[:, 1], c[:, 2], np.array(errors))
+        index = {name: k for k, name in enumerate(names)}
+        unknown = sorted({m.arm for m in measurements} - set(index))
+        if unknown:
+            raise ValueError(f"measurements of unknown arms {unknown}; arms are {names}")
+        counts = np.bincount([index[m.arm] for m in measurements], minlength=len(names))
+        if counts.min() < 3:
+            raise ValueError(f"every arm needs >= 3 calibration decodes; got {dict(zip(names, counts.tolist()))}")
+        K = len(names)
+        drafting = np.array([name not in ar_arms for name in names])
+        design = np.zeros((len(measurements), K + 3))
+        for row, m in enumerate(measurements):
+            k = index[m.arm]
+            design[row, 0] = 1.0
+            design[row, 1 if drafting[k] else 2] = m.target_calls
+            design[row, 3 + k] = m.proposed_tokens
+        seconds = np.array([m.wall_seconds for m in measurements])
+        scale = np.maximum(design.max(axis=0), 1e-12)
+        solution, _ = nnls(design / scale, seconds)
+        solution = solution / scale
+        arms = np.array([index[m.arm] for m in measurements])
+        relative = np.abs(design @ solution - seconds) / seconds
+        errors = np.array([np.median(relative[arms == k]) for k in range(K)])
+        per_call = np.where(drafting, solution[1], solution[2])
+        return cls(names, np.full(K, solution[0]), per_call, solution[3:], errors)
 
     def predict(self, actions: np.ndarray, target_calls: np.ndarray, proposed_tokens: np.ndarray) -> np.ndarray:
         """Predicted seconds of arm ``actions[i]`` with the given counts."""

@@ -62,13 +62,15 @@ def machine_info() -> dict[str, Any]:
     return info
 
 
-def write_report(result: CompareResult, out: str | Path) -> dict[str, Path]:
+def write_report(result: CompareResult, out: str | Path, *, extra: dict[str, Any] | None = None) -> dict[str, Path]:
     """Write ``report.json``, ``runs.csv``, ``speedup.png`` and ``choices.png`` under ``out``.
 
     ``report.json`` is ``{"policies": {name: {"speedup_vs_ar", "share_of_oracle",
     "mean_reward", "fit_seconds", "decision_us", ... and their ``_std``}},
     "oracle", "fixed_arms", "config", "seeds", "arms", "groups", "machine"}``;
-    unavailable numbers (no seconds logged) are ``null``.
+    unavailable numbers (no seconds logged) are ``null``. ``extra`` adds
+    top-level keys, or fields per name where the key already holds a mapping
+    (``{"policies": {"reinforce": {"tokens_per_s": ...}}}``).
 
     Returns
     -------
@@ -79,7 +81,15 @@ def write_report(result: CompareResult, out: str | Path) -> dict[str, Path]:
     out.mkdir(parents=True, exist_ok=True)
     paths = {"json": out / "report.json", "csv": out / "runs.csv",
              "speedup": out / "speedup.png", "choices": out / "choices.png"}
-    report = _clean({**result.to_dict(), "machine": machine_info()})
+    report = {**result.to_dict(), "machine": machine_info()}
+    for key, value in (extra or {}).items():
+        if isinstance(value, dict) and isinstance(report.get(key), dict):
+            for name, fields in value.items():
+                current = report[key].get(name)
+                report[key][name] = {**current, **fields} if isinstance(current, dict) else fields
+        else:
+            report[key] = value
+    report = _clean(report)
     tmp = paths["json"].with_name("report.json.tmp")
     tmp.write_text(json.dumps(report, indent=2, allow_nan=False))
     tmp.replace(paths["json"])

@@ -1,0 +1,154 @@
+"""The main job: ``banditspec demo`` — select the draft per query on the toy world, measured for real.
+
+1. Build (first run, minutes) or load the toy world (:mod:`envs.toy`, reached
+   through the ``toy`` environment entry point).
+2. Collect a training set (:mod:`banditspec.collect`): the target's greedy
+   output, every arm's alignment and counterfactual acceptance, priced by a
+   latency model calibrated on real decodes; resumable under ``OUT/train-data``.
+3. Train REINFORCE twice — on the speed-up over AR and on the paper's offline
+   proxy (alignment minus ``alpha`` x cost) — plus REINFORCE on hashed n-gram
+   features instead of the target's hidden states, and the baseline learners.
+4. Evaluate on held-out mixed-domain queries with real assisted generation:
+   every arm decodes every query at batch size 1 (AR first, same run), so every
+   learner, every fixed arm and the oracle are compared on the same measured
+   seconds; every output is checked against AR's.
+5. Print a table and write ``OUT/report.json``, ``OUT/runs.csv`` and figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from banditspec.collect import Collector, collect
+from banditspec.compare import CompareResult, choice_metrics, greedy, group_shares
+from banditspec.data import LoggedDataset
+from banditspec.env import ENVIRONMENTS, Feedback, Queries
+from banditspec.features import HashingFeaturizer
+from banditspec.latency import LatencyModel
+from banditspec.policy import POLICIES
+from banditspec.report import format_table, write_report
+from banditspec.rewards import paper_reward
+
+__all__ = ["run_demo"]
+
+#: learner name -> (registered policy, features, reward)
+LEARNERS: dict[str, tuple[str, str, str]] = {
+    "reinforce": ("reinforce", "target", "speedup"),
+    "reinforce-proxy": ("reinforce", "target", "proxy"),
+    "reinforce-hashing": ("reinforce", "hashing", "speedup"),
+    "linucb": ("linucb", "target", "speedup"),
+    "contextual-greedy": ("contextual-greedy", "target", "speedup"),
+    "thompson": ("thompson", "target", "speedup"),
+    "random": ("random", "target", "speedup"),
+}
+
+
+def _train(data: LoggedDataset, hashed: np.ndarray, *, alpha: float, seed: int) -> tuple[dict[str, Any], dict[str, float]]:
+    """Fit every learner on the collected rows; returns the policies and their fit seconds."""
+    proxy = paper_reward(alpha, "token_match")(data.columns)
+    policies, seconds = {}, {}
+    for name, (registered, features, reward) in LEARNERS.items():
+        start = time.perf_counter()
+        policy = POLICIES.create(registered, n_arms=data.n_arms, seed=seed)
+        X = data.X if features == "target" else hashed
+        policy.fit(X, data.actions, data.rewards if reward == "speedup" else proxy, data.propensities)
+        seconds[name] = time.perf_counter() - start
+        policies[name] = policy
+    return policies, seconds
+
+
+def _counterfactual_check(world: Any, test: Queries, full: Feedback, latency: LatencyModel) -> dict[str, Any]:
+    """Counterfactual target calls and priced seconds of the test queries against the measured ones."""
+    predicted = Collector(world, latency=latency).rows(test)
+    K = len(world.arms)
+    calls_pred = predicted.columns["target_calls"].reshape(-1, K)
+    calls_real = np.array([m.target_calls for m in full.measurements]).reshape(-1, K)
+    seconds_pred = predicted.columns["wall_seconds"].reshape(-1, K)
+    return {
+        "target_calls_equal_share": {a: float(np.mean(calls_pred[:, k] == calls_real[:, k]))
+                                     for k, a in enumerate(world.arms.names)},
+        "latency_median_relative_error": {a: float(np.median(np.abs(seconds_pred[:, k] - full.seconds[:, k])
+                                                             / full.seconds[:, k]))
+                                          for k, a in enumerate(world.arms.names)},
+    }
+
+
+def _evaluate(world: Any, policies: dict[str, Any], fit_seconds: dict[str, float], test: Queries,
+              hashed_test: np.ndarray, full: Feedback, seed: int, config: dict[str, Any]) -> CompareResult:
+    names, K = world.arms.names, len(world.arms)
+    groups = np.asarray(test.groups).astype(str)
+    best = np.argmax(full.rewards, axis=1)
+    oracle_speedup = float(full.ar_seconds.sum() / full.seconds[np.arange(len(best)), best].sum())
+    result = CompareResult(names, sorted(set(groups)), [seed], config)
+    result.oracle.append({"seed": seed, "speedup_vs_ar": oracle_speedup, "mean_reward": float(full.rewards.max(1).mean())})
+    for k, arm in enumerate(names):
+        result.fixed_arms.append({"arm": arm, "seed": seed,
+                                  **choice_metrics(np.full(len(test), k), full, best, oracle_speedup)})
+    rng = np.random.default_rng([seed, 0x71E])
+    for name, policy in policies.items():
+        X = hashed_test if LEARNERS[name][1] == "hashing" else test.X
+        start = time.perf_counter()
+        choice = greedy(policy.predict_proba(X), rng)
+        decision_us = 1e6 * (time.perf_counter() - start) / len(test)
+        result.runs.append({"policy": name, "seed": seed, "fit_seconds": fit_seconds[name], "decision_us": decision_us,
+                            **choice_metrics(choice, full, best, oracle_speedup)})
+        result.choices[name] = group_shares(choice, groups, result.groups, K)[None]
+    return result
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    """Run ``banditspec demo``."""
+    out = Path(args.out)
+    world = ENVIRONMENTS.create("toy", config=args.config, max_new_tokens=args.max_new_tokens,
+                                block_size=args.block_size, threads=args.threads)
+    print(f"toy world: arms {world.arms.names}")
+    data_dir = collect(world, out / "train-data", n=args.n_train, split="train", seed=args.seed,
+                       calibration_queries=args.calibration, chunk_size=128,
+                       config={"config": args.config, "max_new_tokens": args.max_new_tokens})
+    data = LoggedDataset.load(data_dir)
+    latency = LatencyModel.from_dict(json.loads((data_dir / "latency.json").read_text()))
+    hashing = HashingFeaturizer()
+    policies, fit_seconds = _train(data, hashing.transform(list(data.columns["prompt"])), alpha=args.alpha,
+                                   seed=args.seed)
+    test = world.queries(args.n_test, split="test", seed=args.seed)
+    full = world.full_feedback(test, seed=args.seed)
+    config = {"env": "toy", "world": args.config, "n_train_queries": args.n_train, "n_test_queries": args.n_test,
+              "max_new_tokens": args.max_new_tokens, "block_size": args.block_size, "alpha": args.alpha,
+              "threads": args.threads, "learners": {k: list(v) for k, v in LEARNERS.items()},
+              "arms": world.arms.describe(), "latency_model": latency.to_dict()}
+    result = _evaluate(world, policies, fit_seconds, test, hashing.transform(test.texts), full, args.seed, config)
+    new_tokens = np.array([m.new_tokens for m in full.measurements]).reshape(full.seconds.shape)[:, 0]
+    ar_tokens_per_s = float(new_tokens.sum() / full.ar_seconds.sum())
+    summary = result.summary()
+    extra = {
+        "policies": {name: {"tokens_per_s": ar_tokens_per_s * s["speedup_vs_ar"]} for name, s in summary.items()},
+        "outputs_equal_ar": bool(all(m.equals_ar for m in full.measurements)),
+        "queries": len(test),
+        "ar_tokens_per_s": ar_tokens_per_s,
+        "counterfactual_check": _counterfactual_check(world, test, full, latency),
+    }
+    write_report(result, out, extra=extra)
+    print(format_table(result))
+    print(f"AR: {ar_tokens_per_s:.1f} tokens/s; every speculative output equals AR's: {extra['outputs_equal_ar']}")
+    print(f"report: {out / 'report.json'}; figures: {out / 'speedup.png'}, {out / 'choices.png'}")
+    return 0
+
+
+def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``banditspec demo``."""
+    parser.add_argument("--out", default="results/demo", help="output folder (default: results/demo)")
+    parser.add_argument("--config", default="default", choices=["default", "tiny"], help="toy world size")
+    parser.add_argument("--n-train", type=int, default=2000, help="training queries collected (default: 2000)")
+    parser.add_argument("--n-test", type=int, default=200, help="held-out queries decoded for real (default: 200)")
+    parser.add_argument("--max-new-tokens", type=int, default=48)
+    parser.add_argument("--block-size", type=int, default=6, help="constant draft block size (default: 6)")
+    parser.add_argument("--alpha", type=float, default=0.5, help="cost weight of the offline proxy reward")
+    parser.add_argument("--calibration", type=int, default=16, help="queries measured to calibrate the latency model")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads while decoding (default: 1)")
+    parser.add_argument("--seed", type=int, default=0)

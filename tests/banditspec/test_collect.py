@@ -1,0 +1,72 @@
+import numpy as np
+import pytest
+
+from banditspec.arms import Autoregressive
+from banditspec.cli import main
+from banditspec.collect import Collector, calibrate, collect, greedy_outputs
+from banditspec.data import LoggedDataset
+
+
+@pytest.fixture(scope="module")
+def latency(tiny_toy):
+    return calibrate(tiny_toy, tiny_toy.queries(3, split="train", seed=99), progress=False)
+
+
+def test_batched_greedy_outputs_equal_batch_one_decoding(tiny_toy):
+    queries = tiny_toy.queries(6, split="test", seed=1)
+    prompts = [tiny_toy.decoder.encode(t) for t in queries.texts]
+    tok = tiny_toy.decoder.tokenizer
+    batched = greedy_outputs(tiny_toy.decoder.target, prompts, max_new_tokens=24, pad_id=tok.pad_token_id,
+                             eos_id=tok.eos_token_id, batch_size=4)
+    single = [tiny_toy.decoder.generate(Autoregressive("ar"), p).ids for p in prompts]
+    for b, s in zip(batched, single):
+        np.testing.assert_array_equal(b, s)
+
+
+def test_counterfactual_calls_match_real_assisted_generation(tiny_toy, latency):
+    queries = tiny_toy.queries(12, split="test", seed=2)
+    rows = Collector(tiny_toy, latency=latency).rows(queries)
+    K = len(tiny_toy.arms)
+    predicted = rows.columns["target_calls"].reshape(-1, K)
+    measured = np.array([[r.measurement.target_calls for r in tiny_toy.decoder.measure(t, tiny_toy.arms)]
+                         for t in queries.texts])
+    assert np.mean(predicted == measured) >= 0.95
+
+
+def test_rows_layout_and_rewards(tiny_toy, latency):
+    queries = tiny_toy.queries(5, split="train", seed=3)
+    data = Collector(tiny_toy, latency=latency).rows(queries)
+    K = len(tiny_toy.arms)
+    assert len(data) == 5 * K
+    np.testing.assert_array_equal(data.actions, np.tile(np.arange(K), 5))
+    np.testing.assert_allclose(data.propensities, 1 / K)
+    np.testing.assert_allclose(data.rewards, data.all_rewards[np.arange(len(data)), data.actions])
+    ar = tiny_toy.arms.index("ar")
+    np.testing.assert_allclose(data.rewards[data.actions == ar], 1.0)
+    np.testing.assert_allclose(data.columns["align_lcs"][data.actions == ar], 1.0)
+    assert np.all((data.columns["align_token_match"] >= 0) & (data.columns["align_token_match"] <= 1))
+    calls, accepted = data.columns["target_calls"], data.columns["accepted_tokens"]
+    np.testing.assert_array_equal(calls + accepted, data.columns["new_tokens"])
+    assert list(data.groups[::K]) == list(queries.groups)
+
+
+def test_collect_resumes_to_the_same_rows_and_merges(tiny_toy, tmp_path):
+    out = tmp_path / "run"
+    collect(tiny_toy, out, n=12, seed=4, calibration_queries=3, chunk_size=4, progress=False)
+    first = LoggedDataset.load(out)
+    (out / "part-000001.parquet").unlink()
+    collect(tiny_toy, out, n=12, seed=4, calibration_queries=3, chunk_size=4, progress=False)
+    again = LoggedDataset.load(out)
+    np.testing.assert_array_equal(first.query_ids, again.query_ids)
+    np.testing.assert_array_equal(first.all_rewards, again.all_rewards)
+    assert main(["merge", str(out), "--out", str(tmp_path / "all.parquet")]) == 0
+    assert len(LoggedDataset.load(tmp_path / "all.parquet")) == len(first)
+
+
+def test_needs_an_ar_arm_and_a_latency_model(tiny_toy, latency):
+    with pytest.raises(ValueError, match="LatencyModel"):
+        Collector(tiny_toy)
+    arms = tiny_toy.arms
+    arms.set_available("ar", False)  # availability does not remove the arm: still collectable
+    Collector(tiny_toy, latency=latency)
+    arms.set_available("ar", True)

@@ -1,0 +1,24 @@
+import json
+
+import numpy as np
+
+from banditspec.cli import main
+
+
+def test_demo_end_to_end_on_the_tiny_world(toy_cache, tmp_path, monkeypatch):
+    monkeypatch.setenv("BANDITSPEC_CACHE", str(toy_cache))
+    out = tmp_path / "demo"
+    code = main(["demo", "--config", "tiny", "--n-train", "48", "--n-test", "6", "--calibration", "3",
+                 "--max-new-tokens", "16", "--block-size", "4", "--out", str(out)])
+    assert code == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["queries"] == 6
+    assert report["outputs_equal_ar"] is True
+    assert set(report["policies"]) >= {"reinforce", "reinforce-proxy", "reinforce-hashing", "linucb", "random"}
+    for stats in report["policies"].values():
+        assert stats["speedup_vs_ar"] > 0 and stats["tokens_per_s"] > 0
+        assert np.isclose(stats["share_of_oracle"], stats["speedup_vs_ar"] / report["oracle"]["speedup_vs_ar"])
+        assert stats["share_of_oracle"] <= 1.0 + 1e-9
+    assert np.isclose(report["fixed_arms"]["ar"]["speedup_vs_ar"], 1.0)
+    assert set(report["counterfactual_check"]["target_calls_equal_share"]) == set(report["arms"])
+    assert (out / "speedup.png").stat().st_size > 0 and (out / "choices.png").stat().st_size > 0

@@ -1,0 +1,21 @@
+"""Fixtures shared across test packages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def toy_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A cache folder private to this test session (the tiny toy world builds there in seconds)."""
+    return tmp_path_factory.mktemp("toy-cache")
+
+
+@pytest.fixture(scope="session")
+def tiny_toy(toy_cache: Path):
+    """The tiny toy world as an environment (real models, real decoding), 24 new tokens per decode."""
+    from envs.toy.world import ToyWorld
+
+    return ToyWorld("tiny", max_new_tokens=24, block_size=4, cache_dir=str(toy_cache), progress=False)

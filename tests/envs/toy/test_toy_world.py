@@ -1,0 +1,42 @@
+import numpy as np
+import pytest
+
+from envs.toy.world import ToyWorld
+
+
+def test_arms_and_costs(tiny_toy):
+    names = tiny_toy.arms.names
+    assert names[0] == "ar" and names[-1] == "prompt-lookup"
+    assert all(n in names for n in tiny_toy.models.drafts)
+    costs = dict(zip(names, tiny_toy.arms.costs))
+    assert costs["ar"] == 1.0 and all(0 < costs[n] < 1 for n in tiny_toy.models.drafts)
+
+
+def test_queries_are_deterministic_featurized_and_labelled(tiny_toy):
+    a = tiny_toy.queries(6, split="test", seed=0)
+    b = tiny_toy.queries(6, split="test", seed=0)
+    np.testing.assert_array_equal(a.ids, b.ids)
+    np.testing.assert_array_equal(a.X, b.X)
+    assert a.X.shape == (6, tiny_toy.models.target.config.n_embd)
+    assert set(a.groups) <= set(tiny_toy.config.domains)
+    assert not set(a.ids) & set(tiny_toy.queries(6, split="train", seed=0).ids)
+
+
+def test_step_and_full_feedback_are_measured_and_lossless(tiny_toy):
+    queries = tiny_toy.queries(2, split="test", seed=1)
+    full = tiny_toy.full_feedback(queries)
+    assert full.rewards.shape == (2, len(tiny_toy.arms))
+    np.testing.assert_allclose(full.rewards[:, 0], 1.0)
+    assert all(m.equals_ar for m in full.measurements)
+    np.testing.assert_allclose(full.rewards, full.ar_seconds[:, None] / full.seconds)
+    step = tiny_toy.step(queries, np.array([1, 0]))
+    assert step.rewards.shape == (2,) and step.rewards[1] == 1.0
+    with pytest.raises(ValueError, match="actions"):
+        tiny_toy.step(queries, np.array([0, 99]))
+
+
+def test_bad_arguments(toy_cache):
+    with pytest.raises(ValueError, match="config"):
+        ToyWorld("huge", cache_dir=str(toy_cache))
+    with pytest.raises(ValueError, match="featurizer"):
+        ToyWorld("tiny", featurizer="bert", cache_dir=str(toy_cache))
