@@ -168,13 +168,16 @@ def plot_choices(result: CompareResult, path: str | Path) -> Path:
 
 
 def format_table(result: CompareResult) -> str:
-    """A fixed-width text table: learners, then the oracle and every fixed arm."""
+    """A fixed-width text table: learners, then the oracle and every fixed arm (± std over seeds, if several)."""
     summary = result.summary()
+
+    spread = len(result.seeds) > 1
 
     def cell(mean: float, std: float | None = None, digits: int = 3) -> str:
         if not np.isfinite(mean):
             return "n/a"
-        return f"{mean:.{digits}f}" + ("" if std is None or not np.isfinite(std) else f" ± {std:.{digits}f}")
+        shown = spread and std is not None and np.isfinite(std)
+        return f"{mean:.{digits}f}" + (f" ± {std:.{digits}f}" if shown else "")
 
     header = ("policy", "speed-up vs AR", "share of oracle", "mean reward", "regret", "fit s", "us/decision")
     lines = []
