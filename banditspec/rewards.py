@@ -29,11 +29,13 @@ from typing import Literal
 
 import numpy as np
 
+from banditspec.alignment import METRICS
 from banditspec.env import Measurement
 
 __all__ = [
     "Alignment",
     "CostPenalty",
+    "MissingColumnError",
     "NegativeLatency",
     "Reward",
     "SpeedupOverAR",
@@ -66,10 +68,17 @@ def measurement_columns(measurements: Sequence[Measurement]) -> dict[str, np.nda
     return columns
 
 
+class MissingColumnError(KeyError, ValueError):
+    """A reward asked for a measurement column the data does not have."""
+
+
 def _column(columns: Columns, name: str) -> np.ndarray:
     if name not in columns:
-        raise KeyError(f"reward needs the measurement column {name!r}; columns are {sorted(columns)}")
-    return np.asarray(columns[name], dtype=float)
+        raise MissingColumnError(f"reward needs the measurement column {name!r}; columns are {sorted(columns)}")
+    values = np.asarray(columns[name], dtype=float)
+    if np.isnan(values).any():
+        raise ValueError(f"measurement column {name!r} has missing values (NaN) on some rows")
+    return values
 
 
 class Reward:
@@ -100,8 +109,13 @@ class Reward:
             return NotImplemented
         return _Sum(self, other)
 
+    def __radd__(self, other: object) -> Reward:
+        if isinstance(other, int) and other == 0:  # so that sum([r1, r2]) works
+            return self
+        return NotImplemented
+
     def __mul__(self, scale: float) -> Reward:
-        if not isinstance(scale, (int, float)) or not np.isfinite(scale):
+        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not np.isfinite(scale):
             return NotImplemented
         return _Scaled(self, float(scale))
 
@@ -121,8 +135,6 @@ class SpeedupOverAR(Reward):
     def compute(self, columns: Columns) -> np.ndarray:
         seconds = _column(columns, "wall_seconds")
         reference = _column(columns, "ar_wall_seconds")
-        if np.any(~np.isfinite(reference)):
-            raise ValueError("SpeedupOverAR needs ar_wall_seconds (AR time of the same query) on every row")
         return reference / np.maximum(seconds, 1e-12)
 
 
@@ -162,6 +174,8 @@ class Alignment(Reward):
     bounds = (0.0, 1.0)
 
     def __init__(self, metric: str = "token_match") -> None:
+        if metric not in METRICS:
+            raise ValueError(f"Alignment.metric must be one of {METRICS}, got {metric!r}")
         self.metric = metric
         self.name = f"align_{metric}"
 

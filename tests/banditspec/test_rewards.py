@@ -163,10 +163,17 @@ def test_speedup_needs_the_ar_reference():
 
 
 def test_a_missing_column_is_named():
-    with pytest.raises(KeyError, match="align_bleu"):
-        Alignment("bleu")(M)
-    with pytest.raises(KeyError, match="wall_seconds"):
+    with pytest.raises(ValueError, match="wall_seconds"):
         NegativeLatency()({"cost": np.ones(2)})
+    with pytest.raises(ValueError, match="align_lcs"):
+        Alignment("lcs")({"align_token_match": np.ones(2)})
+
+
+def test_unknown_alignment_metric_and_sum_of_rewards():
+    with pytest.raises(ValueError, match="bleu"):
+        Alignment("bleu")
+    total = sum([NegativeLatency(), CostPenalty(1.0)])
+    assert total(M) == NegativeLatency()(M) + CostPenalty(1.0)(M)
 
 
 def test_measurement_columns_fill_missing_values_with_nan():
