@@ -6,7 +6,7 @@ from hypothesis import given, settings
 
 from banditspec.arms import ArmSet
 from banditspec.data import LoggedDataset
-from banditspec.policy import POLICIES, Policy, argmax_distribution, masked_softmax
+from banditspec.policy import POLICIES, masked_softmax
 from banditspec.rewards import (
     Alignment,
     CostPenalty,
@@ -26,6 +26,7 @@ from banditspec.testing import (
     measurements,
     reward_tables,
 )
+from test_policy import MeanReward  # the smallest correct learner
 
 FAST = settings(max_examples=30, deadline=None)
 
@@ -161,40 +162,17 @@ def test_every_installed_policy_passes_the_check(name):
     check_policy(lambda: cls(n_arms=3, **QUICK.get(name, {})), n_features=2, max_examples=3 if name in QUICK else 10)
 
 
-class MeanGreedy(Policy):
-    """A correct small learner the faulty ones below derive from."""
-
-    def _init_state(self, n_features):
-        self.n_features_ = n_features
-        self.sums_ = np.zeros(self.n_arms)
-        self.counts_ = np.zeros(self.n_arms)
-
-    def _update(self, X, actions, rewards, propensities):
-        np.add.at(self.sums_, actions, rewards)
-        np.add.at(self.counts_, actions, 1)
-
-    def _predict_proba(self, X, mask):
-        means = self.sums_ / np.maximum(self.counts_, 1)
-        return argmax_distribution(np.tile(means, (len(X), 1)), mask)
-
-    def _state(self):
-        return {"sums": self.sums_, "counts": self.counts_}
-
-    def _load_state(self, state):
-        self.sums_, self.counts_ = state["sums"], state["counts"]
-
-
-class IgnoresMask(MeanGreedy):
+class IgnoresMask(MeanReward):
     def _predict_proba(self, X, mask):
         return np.full((len(X), self.n_arms), 1.0 / self.n_arms)
 
 
-class Unnormalised(MeanGreedy):
+class Unnormalised(MeanReward):
     def _predict_proba(self, X, mask):
         return mask.astype(float)
 
 
-class ForgetsOnSave(MeanGreedy):
+class ForgetsOnSave(MeanReward):
     def _state(self):
         return {"counts": self.counts_}
 
@@ -203,20 +181,20 @@ class ForgetsOnSave(MeanGreedy):
         self.sums_ = np.zeros(self.n_arms)
 
 
-class Unseeded(MeanGreedy):
+class Unseeded(MeanReward):
     def _predict_proba(self, X, mask):
         noisy = self.sums_ + np.random.default_rng().normal(size=self.n_arms)
         return masked_softmax(np.tile(noisy, (len(X), 1)), mask)
 
 
-class CountsBeforeChecking(MeanGreedy):
+class CountsBeforeChecking(MeanReward):
     def partial_fit(self, X, actions, rewards, propensities=None):
         if self.is_fitted():
             self.counts_ = self.counts_ + 1
         return super().partial_fit(X, actions, rewards, propensities)
 
 
-class ClipsActions(MeanGreedy):
+class ClipsActions(MeanReward):
     def partial_fit(self, X, actions, rewards, propensities=None):
         return super().partial_fit(X, np.clip(actions, 0, self.n_arms - 1), rewards, propensities)
 
@@ -239,18 +217,18 @@ def test_check_policy_catches_bad_policies(cls, message):
 
 
 def test_check_policy_passes_a_correct_learner_and_rejects_bad_arguments():
-    POLICIES.register("test-mean-greedy", MeanGreedy)
-    check_policy(lambda: MeanGreedy(n_arms=4), n_features=2, max_examples=15)
+    POLICIES.register("mean-reward-test", MeanReward)
+    check_policy(lambda: MeanReward(n_arms=4), n_features=2, max_examples=15)
     with pytest.raises(ValueError, match="n_arms"):
-        check_policy(lambda: MeanGreedy(n_arms=4), n_arms=3)
+        check_policy(lambda: MeanReward(n_arms=4), n_arms=3)
     with pytest.raises(ValueError, match="Policy"):
         check_policy(lambda: "not a policy")
     with pytest.raises(ValueError, match="n_features"):
-        check_policy(lambda: MeanGreedy(n_arms=4), n_features=0)
+        check_policy(lambda: MeanReward(n_arms=4), n_features=0)
 
 
 def test_check_policy_requires_registration():
-    class Unregistered(MeanGreedy):
+    class Unregistered(MeanReward):
         pass
 
     with pytest.raises(AssertionError, match="not registered"):
@@ -258,8 +236,8 @@ def test_check_policy_requires_registration():
 
 
 def test_check_policy_requires_an_unfitted_policy():
-    POLICIES.register("test-mean-greedy", MeanGreedy)
-    fitted = MeanGreedy(n_arms=2).fit(np.zeros((2, 1)), [0, 1], [1.0, 0.0])
+    POLICIES.register("mean-reward-test", MeanReward)
+    fitted = MeanReward(n_arms=2).fit(np.zeros((2, 1)), [0, 1], [1.0, 0.0])
     with pytest.raises(AssertionError, match="unfitted"):
         check_policy(lambda: fitted)
 
