@@ -101,12 +101,20 @@ NAMES = (
 PLACES = "rome oslo lima cairo delhi quito paris tokyo perth dakar hanoi kiev bern riga baku doha".split()
 THINGS = "tea bread apples books shoes maps lamps soap rice wool salt clocks pens honey plums kites".split()
 LETTERS = "a b c d e f g h j k m n p q r s t u v w".split()
+#: The sorting domain's alphabet (a prefix of :data:`LETTERS`).
+SORT_LETTERS = LETTERS[:5]
+#: Terms of every arithmetic progression (12 three-digit numbers: 48 tokens).
+ARITHMETIC_TERMS = 12
+#: Letters of every sorting prompt (the completion adds a final ``.``).
+LIST_LENGTH = MIN_TOKENS
+#: Distinct source words of every translation prompt (four completion tokens each).
+GLOSSARY_WORDS = MIN_TOKENS // 4
 
 _SOURCE_SYLLABLES = "ka lo mi zu re ta vo ne shi pa gu fe".split()
 _TARGET_SYLLABLES = "bra dle mon tis gor pel wix sal dun fro keb lin".split()
 
 
-def _lexicon(size: int = 48, seed: int = 20240611) -> dict[str, str]:
+def _lexicon(size: int = 24, seed: int = 20240611) -> dict[str, str]:
     """A fixed one-to-one map from pseudo-source words to pseudo-target words."""
     rng = np.random.default_rng(seed)
     source = ["".join(p) for p in product(_SOURCE_SYLLABLES, repeat=2)]
@@ -131,14 +139,17 @@ def _pick(rng: np.random.Generator, pool: list[str], k: int | None = None) -> st
 
 
 def _arithmetic(rng: np.random.Generator) -> tuple[str, str]:
-    """Arithmetic progressions: ``count up from 17 by 6 , 9 terms :`` -> ``23 , 29 , ... .``."""
+    """Arithmetic progressions of three-digit numbers: ``count up from 317 by 6 , 12 terms :`` -> ``323 , 329 , ... .``.
+
+    The start and step (1 to 9) keep all :data:`ARITHMETIC_TERMS` terms within
+    100..999, so every completion has the same layout (48 tokens).
+    """
     up = bool(rng.integers(2))
-    step = int(rng.integers(2, 26))
-    start = int(rng.integers(0, 400)) if up else int(rng.integers(600, 1000))
-    terms: list[str] = []
-    while count_tokens(" , ".join(terms) + " .") < MIN_TOKENS:
-        terms.append(str(start + (len(terms) + 1) * (step if up else -step)))
-    prompt = f"count {'up' if up else 'down'} from {start} by {step} , {len(terms)} terms :"
+    step = int(rng.integers(1, 10))
+    span = ARITHMETIC_TERMS * step
+    start = int(rng.integers(100, 1000 - span)) if up else int(rng.integers(100 + span, 1000))
+    terms = [str(start + k * (step if up else -step)) for k in range(1, ARITHMETIC_TERMS + 1)]
+    prompt = f"count {'up' if up else 'down'} from {start} by {step} , {ARITHMETIC_TERMS} terms :"
     return prompt, " , ".join(terms) + " ."
 
 
@@ -164,14 +175,18 @@ def _code(rng: np.random.Generator) -> tuple[str, str]:
 
 
 def _translation(rng: np.random.Generator) -> tuple[str, str]:
-    """Word-by-word pseudo-translation through the fixed :data:`LEXICON`."""
-    words = [_pick(rng, _SOURCE_WORDS) for _ in range(int(rng.integers(MIN_TOKENS - 1, MAX_TOKENS - 4)))]
-    return f"translate : {' '.join(words)} =", " ".join(LEXICON[w] for w in words) + " ."
+    """Word-by-word pseudo-translation through the fixed :data:`LEXICON`, as a glossary.
+
+    ``translate : kagu regu ... =`` -> ``kagu : bradle , regu : monfro , ... .``: each of the
+    :data:`GLOSSARY_WORDS` distinct source words followed by its translation (48 tokens).
+    """
+    words = _pick(rng, _SOURCE_WORDS, GLOSSARY_WORDS)
+    return f"translate : {' '.join(words)} =", " , ".join(f"{w} : {LEXICON[w]}" for w in words) + " ."
 
 
 def _sorting(rng: np.random.Generator) -> tuple[str, str]:
-    """Sort a list of letters: ``sort : k b a k ->`` -> ``a b k k .``."""
-    letters = [_pick(rng, LETTERS) for _ in range(int(rng.integers(MIN_TOKENS - 1, MAX_TOKENS - 4)))]
+    """Sort :data:`LIST_LENGTH` letters of :data:`SORT_LETTERS`: ``sort : e b a e ... ->`` -> ``a b e e ... .``."""
+    letters = [_pick(rng, SORT_LETTERS) for _ in range(LIST_LENGTH)]
     return f"sort : {' '.join(letters)} ->", " ".join(sorted(letters)) + " ."
 
 
@@ -231,7 +246,7 @@ register_domain(
     _words(" ".join(LETTERS), " ".join(_FUNCTIONS), " ".join(_OPS), "fn check let acc print return + * - >= != <=", _PUNCT),
 )
 register_domain("translation", _translation, _words("translate", " ".join(LEXICON), " ".join(LEXICON.values()), _PUNCT))
-register_domain("sorting", _sorting, _words("sort", " ".join(LETTERS), _PUNCT))
+register_domain("sorting", _sorting, _words("sort", " ".join(SORT_LETTERS), _PUNCT))
 register_domain(
     "conversation",
     _conversation,

@@ -20,12 +20,13 @@ def test_generators_are_deterministic_closed_and_sized(name, seed):
     assert "  " not in prompt + completion and prompt == prompt.strip()
 
 
-def test_translation_is_word_by_word_through_the_lexicon():
+def test_translation_is_a_glossary_through_the_lexicon():
     from envs.toy.domains import LEXICON
 
     prompt, completion = DOMAINS["translation"].generate(np.random.default_rng(3))
     source = prompt.removeprefix("translate : ").removesuffix(" =").split()
-    assert completion.split()[:-1] == [LEXICON[w] for w in source]
+    assert len(set(source)) == len(source)
+    assert completion.removesuffix(" .").split(" , ") == [f"{w} : {LEXICON[w]}" for w in source]
     assert len(set(LEXICON.values())) == len(LEXICON)
 
 
