@@ -123,7 +123,9 @@ def plot_speedups(result: CompareResult, path: str | Path) -> Path:
     means = [summary[n]["speedup_vs_ar"] for n in names]
     stds = [summary[n]["speedup_vs_ar_std"] for n in names]
     fig, ax = plt.subplots(figsize=(max(5.0, 1.5 + 0.9 * len(names)), 4.5), layout="constrained")
-    ax.bar(names, means, yerr=stds, capsize=4, color="tab:blue", label="learner (mean ± std over seeds)")
+    spread = len(result.seeds) > 1
+    ax.bar(names, means, yerr=stds if spread else None, capsize=4, color="tab:blue",
+           label="learner (mean ± std over seeds)" if spread else "learner")
     oracle = result.oracle_summary()["speedup_vs_ar"]
     if np.isfinite(oracle):
         ax.axhline(oracle, color="tab:green", linestyle="--", label=f"oracle ({oracle:.2f}x)")
@@ -131,7 +133,7 @@ def plot_speedups(result: CompareResult, path: str | Path) -> Path:
     ax.set_xlabel("learner")
     ax.set_ylabel("speed-up over AR (x, sum AR s / sum chosen s)")
     ax.set_title(f"Test speed-up, {len(result.seeds)} seeds")
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.3), ncol=3, fontsize="small")
+    fig.legend(loc="outside lower center", ncol=3, fontsize="small")
     plt.setp(ax.get_xticklabels(), rotation=30, ha="right")
     fig.savefig(path, dpi=120)
     plt.close(fig)
