@@ -28,7 +28,7 @@ __all__ = [
     "standard_drafts",
 ]
 
-CODE_VERSION = "toy-2"
+CODE_VERSION = "toy-3"
 DEFAULT_DOMAINS = ("arithmetic", "code", "translation", "sorting")
 SPEC_BENCH_DOMAINS = ("conversation", "translation", "summarisation", "qa", "arithmetic", "copy")
 
@@ -133,7 +133,7 @@ class ToyConfig:
     """
 
     domains: tuple[str, ...] = DEFAULT_DOMAINS
-    target: ModelSpec = field(default_factory=lambda: ModelSpec(n_layer=4, n_embd=256, n_head=4, steps=320, batch_size=16, lr=4e-3))
+    target: ModelSpec = field(default_factory=lambda: ModelSpec(n_layer=12, n_embd=64, n_head=4, steps=600, batch_size=16, lr=1e-2))
     drafts: tuple[DraftSpec, ...] = ()
     seed: int = 0
     train_examples: int = 8192
@@ -195,7 +195,7 @@ def standard_drafts(domains: Sequence[str], expert: ModelSpec, *, misaligned: bo
     return tuple(drafts)
 
 
-_DRAFT = ModelSpec(n_layer=2, n_embd=48, n_head=2, steps=150, batch_size=32, lr=1e-2, warmup=10)
+_DRAFT = ModelSpec(n_layer=2, n_embd=64, n_head=2, steps=150, batch_size=32, lr=1e-2, warmup=10)
 
 #: The default world: a 3.3M-parameter target and 0.1M-parameter drafts on four domains.
 DEFAULT = ToyConfig(drafts=standard_drafts(DEFAULT_DOMAINS, _DRAFT))

@@ -102,9 +102,9 @@ PLACES = "rome oslo lima cairo delhi quito paris tokyo perth dakar hanoi kiev be
 THINGS = "tea bread apples books shoes maps lamps soap rice wool salt clocks pens honey plums kites".split()
 LETTERS = "a b c d e f g h j k m n p q r s t u v w".split()
 #: The sorting domain's alphabet (a prefix of :data:`LETTERS`).
-SORT_LETTERS = LETTERS[:5]
-#: Terms of every arithmetic progression (12 three-digit numbers: 48 tokens).
-ARITHMETIC_TERMS = 12
+SORT_LETTERS = LETTERS[:3]
+#: Steps of every arithmetic progression (ten tokens each).
+ARITHMETIC_TERMS = 5
 #: Letters of every sorting prompt (the completion adds a final ``.``).
 LIST_LENGTH = MIN_TOKENS
 #: Distinct source words of every translation prompt (four completion tokens each).
@@ -139,18 +139,19 @@ def _pick(rng: np.random.Generator, pool: list[str], k: int | None = None) -> st
 
 
 def _arithmetic(rng: np.random.Generator) -> tuple[str, str]:
-    """Arithmetic progressions of three-digit numbers: ``count up from 317 by 6 , 12 terms :`` -> ``323 , 329 , ... .``.
+    """Arithmetic progressions written step by step, on three-digit numbers.
 
-    The start and step (1 to 9) keep all :data:`ARITHMETIC_TERMS` terms within
-    100..999, so every completion has the same layout (48 tokens).
+    ``count up from 317 by 6 :`` -> ``317 + 6 = 323 , 323 + 6 = 329 , ... .``:
+    :data:`ARITHMETIC_TERMS` steps (1 to 9) that stay within 100..999, so every
+    completion has the same layout (50 tokens) and every sum is local.
     """
     up = bool(rng.integers(2))
     step = int(rng.integers(1, 10))
     span = ARITHMETIC_TERMS * step
     start = int(rng.integers(100, 1000 - span)) if up else int(rng.integers(100 + span, 1000))
-    terms = [str(start + k * (step if up else -step)) for k in range(1, ARITHMETIC_TERMS + 1)]
-    prompt = f"count {'up' if up else 'down'} from {start} by {step} , {ARITHMETIC_TERMS} terms :"
-    return prompt, " , ".join(terms) + " ."
+    sign, delta = ("+", step) if up else ("-", -step)
+    terms = [f"{start + k * delta} {sign} {step} = {start + (k + 1) * delta}" for k in range(ARITHMETIC_TERMS)]
+    return f"count {'up' if up else 'down'} from {start} by {step} :", " , ".join(terms) + " ."
 
 
 _OPS = {"add": ("+", ">="), "mul": ("*", "!="), "sub": ("-", "<=")}
@@ -185,7 +186,7 @@ def _translation(rng: np.random.Generator) -> tuple[str, str]:
 
 
 def _sorting(rng: np.random.Generator) -> tuple[str, str]:
-    """Sort :data:`LIST_LENGTH` letters of :data:`SORT_LETTERS`: ``sort : e b a e ... ->`` -> ``a b e e ... .``."""
+    """Sort :data:`LIST_LENGTH` letters of :data:`SORT_LETTERS`: ``sort : c b a c ... ->`` -> ``a b c c ... .``."""
     letters = [_pick(rng, SORT_LETTERS) for _ in range(LIST_LENGTH)]
     return f"sort : {' '.join(letters)} ->", " ".join(sorted(letters)) + " ."
 
@@ -239,7 +240,7 @@ def _words(*texts: str) -> tuple[str, ...]:
 
 
 _PUNCT = ": , . ; ( ) { } = -> || ? !"
-register_domain("arithmetic", _arithmetic, _words("count up down from by terms", _PUNCT))
+register_domain("arithmetic", _arithmetic, _words("count up down from by + - =", _PUNCT))
 register_domain(
     "code",
     _code,

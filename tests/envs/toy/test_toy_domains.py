@@ -40,12 +40,14 @@ def test_sorting_and_code_follow_their_rules():
     assert completion.endswith("return acc ; }")
 
 
-def test_arithmetic_is_a_progression():
+def test_arithmetic_is_a_progression_written_step_by_step():
     prompt, completion = DOMAINS["arithmetic"].generate(np.random.default_rng(11))
     words = prompt.split()
-    start, step, terms = int(words[3]), int(words[5]), int(words[7])
+    start, step = int(words[3]), int(words[5])
     sign = 1 if words[1] == "up" else -1
-    assert [int(t) for t in completion.removesuffix(" .").split(" , ")] == [start + sign * step * k for k in range(1, terms + 1)]
+    steps = [s.split() for s in completion.removesuffix(" .").split(" , ")]
+    assert [int(s[0]) for s in steps] == [start + sign * step * k for k in range(len(steps))]
+    assert all(s[1] == "+-"[sign < 0] and int(s[2]) == step and int(s[4]) == int(s[0]) + sign * step for s in steps)
 
 
 def test_register_domain_validates_before_registering():
