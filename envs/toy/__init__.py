@@ -1,6 +1,6 @@
 """The toy world: small transformers models trained here on procedurally generated text.
 
-A target (3.3M parameters by default) trained on every domain, one expert
+A target (12 layers, 0.63M parameters by default) trained on every domain, one expert
 draft per domain, a generalist draft and a misaligned draft (about 0.1M
 parameters each), all sharing one word-level tokenizer; built on the CPU in a
 few minutes and cached on disk (see ``docs/toy-world.md``)::
