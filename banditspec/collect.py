@@ -44,14 +44,14 @@ from banditspec.alignment import alignment_scores
 from banditspec.arms import Arm, ArmSet, Autoregressive, DraftModel, PromptLookup
 from banditspec.counterfactual import draft_matches_batch, simulate_arm
 from banditspec.data import LoggedDataset, arm_seconds_column
-from banditspec.decoding import Decoder
+from banditspec.decoding import Decoder, greedy_outputs
 from banditspec.env import ENVIRONMENTS, Measurement, Queries
 from banditspec.latency import LatencyModel
 from banditspec.prompt_lookup import simulate_prompt_lookup
 from banditspec.rewards import Reward, SpeedupOverAR, measurement_columns
 from banditspec.shards import merge, parse_shard, run_chunks
 
-__all__ = ["DecodingWorld", "Collector", "greedy_outputs"]
+__all__ = ["Collector", "DecodingWorld", "calibrate", "collect"]
 
 
 class DecodingWorld(Protocol):
@@ -63,33 +63,6 @@ class DecodingWorld(Protocol):
     def queries(self, n: int, *, split: str, seed: int) -> Queries:
         """``n`` queries with ``texts`` and features."""
         ...
-
-
-def greedy_outputs(
-    model: torch.nn.Module, prompts: Sequence[np.ndarray], *, max_new_tokens: int, pad_id: int,
-    eos_id: int | None, batch_size: int = 32,
-) -> list[np.ndarray]:
-    """Greedy continuations of ``prompts`` by ``model``, batched with left padding.
-
-    Each output is cut after its first ``eos_id`` (kept), as batch-size-1
-    decoding would stop there.
-    """
-    outputs: list[np.ndarray] = []
-    with torch.inference_mode():
-        for start in range(0, len(prompts), batch_size):
-            chunk = prompts[start : start + batch_size]
-            width = max(p.size for p in chunk)
-            ids = torch.full((len(chunk), width), pad_id, dtype=torch.long)
-            mask = torch.zeros((len(chunk), width), dtype=torch.long)
-            for row, p in enumerate(chunk):
-                ids[row, width - p.size :] = torch.from_numpy(p)
-                mask[row, width - p.size :] = 1
-            out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False,
-                                 num_beams=1, pad_token_id=pad_id, eos_token_id=eos_id)
-            for row in out[:, width:].numpy():
-                ends = np.flatnonzero(row == eos_id) if eos_id is not None else np.array([], int)
-                outputs.append(row[: ends[0] + 1] if ends.size else row)
-    return outputs
 
 
 class Collector:

@@ -46,7 +46,7 @@ from banditspec.arms import Arm, Autoregressive, DraftModel, EarlyExit, PromptLo
 from banditspec.counterfactual import confidence_threshold
 from banditspec.env import Measurement
 
-__all__ = ["DecodeResult", "Decoder", "Prompt"]
+__all__ = ["DecodeResult", "Decoder", "Prompt", "greedy_outputs"]
 
 #: A prompt: text (encoded with the target's tokenizer) or token ids.
 Prompt = str | Sequence[int] | np.ndarray
@@ -364,3 +364,30 @@ class Decoder:
         drafts = [DraftModel(f"warmup-{key}", model=key, block_size=2) for key in self.drafts]
         for arm in [Autoregressive("warmup-ar"), *drafts, *arms]:
             self.generate(arm, ids)
+
+
+def greedy_outputs(
+    model: torch.nn.Module, prompts: Sequence[np.ndarray], *, max_new_tokens: int, pad_id: int,
+    eos_id: int | None, batch_size: int = 32,
+) -> list[np.ndarray]:
+    """Greedy continuations of ``prompts`` by ``model``, batched with left padding.
+
+    Each output is cut after its first ``eos_id`` (kept), as batch-size-1
+    decoding would stop there.
+    """
+    outputs: list[np.ndarray] = []
+    with torch.inference_mode():
+        for start in range(0, len(prompts), batch_size):
+            chunk = prompts[start : start + batch_size]
+            width = max(p.size for p in chunk)
+            ids = torch.full((len(chunk), width), pad_id, dtype=torch.long)
+            mask = torch.zeros((len(chunk), width), dtype=torch.long)
+            for row, p in enumerate(chunk):
+                ids[row, width - p.size :] = torch.from_numpy(p)
+                mask[row, width - p.size :] = 1
+            out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False,
+                                 num_beams=1, pad_token_id=pad_id, eos_token_id=eos_id)
+            for row in out[:, width:].numpy():
+                ends = np.flatnonzero(row == eos_id) if eos_id is not None else np.array([], int)
+                outputs.append(row[: ends[0] + 1] if ends.size else row)
+    return outputs

@@ -38,7 +38,8 @@ from transformers import GPT2LMHeadModel, PreTrainedTokenizerFast
 from envs.toy.config import CODE_VERSION, DEFAULT, ToyConfig
 from envs.toy.tasks import sample_queries
 from envs.toy.tokenizer import build_tokenizer
-from envs.toy.train import create_model, encode_queries, misaligned_permutation, train_model
+from envs.toy.domains import MAX_TOKENS
+from envs.toy.train import create_model, distilled_pool, encode_queries, misaligned_permutation, train_model
 
 __all__ = ["CorruptWorldError", "ToyModels", "build_world", "cache_root", "load_world"]
 
@@ -108,8 +109,9 @@ def build_world(config: ToyConfig, path: str | os.PathLike[str], *, progress: bo
             (f"drafts/{d.name}", d.model, d.domains, d.misaligned) for d in config.drafts
         ]
         info: dict[str, Any] = {"params": {}, "final_loss": {}, "train_seconds": {}}
+        draft_pool = pool
         for name, spec, domains, misaligned in specs:
-            data = pool.subset(domains)
+            data = (pool if name == "target" else draft_pool).subset(domains)
             if misaligned:
                 data = data.relabelled(misaligned_permutation(tokenizer, config.seed))
             t0 = time.perf_counter()
@@ -120,6 +122,11 @@ def build_world(config: ToyConfig, path: str | os.PathLike[str], *, progress: bo
             info["params"][key] = sum(p.numel() for p in model.parameters())
             info["final_loss"][key] = sum(losses[-10:]) / len(losses[-10:])
             info["train_seconds"][key] = round(time.perf_counter() - t0, 2)
+            if name == "target" and config.distill_examples:
+                t0 = time.perf_counter()
+                distill = sample_queries(config, config.distill_examples, split="train", seed=config.seed + 1)
+                draft_pool = distilled_pool(model, tokenizer, distill, max_new_tokens=MAX_TOKENS + 1)
+                info["train_seconds"]["distillation_data"] = round(time.perf_counter() - t0, 2)
     finally:
         torch.set_num_threads(threads)
     info["build_seconds"] = round(time.perf_counter() - started, 2)

@@ -28,7 +28,7 @@ __all__ = [
     "standard_drafts",
 ]
 
-CODE_VERSION = "toy-3"
+CODE_VERSION = "toy-4"
 DEFAULT_DOMAINS = ("arithmetic", "code", "translation", "sorting")
 SPEC_BENCH_DOMAINS = ("conversation", "translation", "summarisation", "qa", "arithmetic", "copy")
 
@@ -126,6 +126,10 @@ class ToyConfig:
         Seed of data, initialisation and batch order.
     train_examples : int
         Size of the pool of training queries the models draw batches from.
+    distill_examples : int
+        Training prompts whose completions the target writes (greedy) for the
+        drafts to learn from (sequence-level distillation); 0 trains the
+        drafts on the true completions instead.
     threads : int
         Torch threads while training (fixed, so results do not depend on the machine).
     n_positions : int
@@ -139,6 +143,7 @@ class ToyConfig:
     train_examples: int = 8192
     threads: int = 1
     n_positions: int = 256
+    distill_examples: int = 1024
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "domains", tuple(self.domains))
@@ -154,10 +159,11 @@ class ToyConfig:
             unknown = set(draft.domains or ()) - set(self.domains)
             if unknown:
                 raise ValueError(f"draft {draft.name!r} uses domains {sorted(unknown)} not in ToyConfig.domains")
-        for name in ("seed", "train_examples", "threads", "n_positions"):
+        for name in ("seed", "train_examples", "threads", "n_positions", "distill_examples"):
             value = getattr(self, name)
-            if not isinstance(value, int) or value < (0 if name == "seed" else 1):
-                raise ValueError(f"ToyConfig.{name} must be a {'non-negative' if name == 'seed' else 'positive'} integer, got {value!r}")
+            zero_ok = name in ("seed", "distill_examples")
+            if not isinstance(value, int) or value < (0 if zero_ok else 1):
+                raise ValueError(f"ToyConfig.{name} must be a {'non-negative' if zero_ok else 'positive'} integer, got {value!r}")
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable dict; :meth:`from_dict` inverts it."""
@@ -206,4 +212,5 @@ TINY = replace(
     target=ModelSpec(n_layer=2, n_embd=32, n_head=2, steps=12, batch_size=8, warmup=2),
     drafts=standard_drafts(DEFAULT_DOMAINS[:2], ModelSpec(n_layer=1, n_embd=16, n_head=2, steps=4, batch_size=8, warmup=1)),
     train_examples=256,
+    distill_examples=64,
 )

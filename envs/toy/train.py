@@ -20,10 +20,11 @@ import torch
 from tqdm.auto import tqdm
 from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
+from banditspec.decoding import greedy_outputs
 from envs.toy.config import ModelSpec
 from envs.toy.tasks import ToyQuery
 
-__all__ = ["EncodedPool", "create_model", "encode_queries", "misaligned_permutation", "train_model"]
+__all__ = ["EncodedPool", "create_model", "distilled_pool", "encode_queries", "misaligned_permutation", "train_model"]
 
 IGNORE = -100
 
@@ -87,6 +88,30 @@ def encode_queries(tokenizer: PreTrainedTokenizerFast, queries: Sequence[ToyQuer
         seq = p + c + [tokenizer.eos_token_id]
         input_ids[i, : len(seq)] = seq
         labels[i, len(p) : len(seq)] = seq[len(p) :]
+    return EncodedPool(input_ids, labels, lengths, np.array([q.domain for q in queries]))
+
+
+def distilled_pool(
+    target: GPT2LMHeadModel, tokenizer: PreTrainedTokenizerFast, queries: Sequence[ToyQuery], *,
+    max_new_tokens: int, batch_size: int = 64,
+) -> EncodedPool:
+    """Prompts with the *target's* greedy completions: sequence-level distillation data for drafts.
+
+    A draft that imitates the target's greedy output on its domain is what
+    speculative decoding rewards, whether or not the target got the rule right.
+    """
+    prompts = [np.asarray(p, dtype=np.int64) for p in tokenizer([q.prompt for q in queries],
+                                                                 add_special_tokens=False)["input_ids"]]
+    target.eval()
+    outputs = greedy_outputs(target, prompts, max_new_tokens=max_new_tokens, pad_id=tokenizer.pad_token_id,
+                             eos_id=tokenizer.eos_token_id, batch_size=batch_size)
+    lengths = np.array([p.size + o.size for p, o in zip(prompts, outputs)], dtype=np.int64)
+    input_ids = np.full((len(queries), int(lengths.max())), tokenizer.pad_token_id, dtype=np.int64)
+    labels = np.full(input_ids.shape, IGNORE, dtype=np.int64)
+    for i, (p, o) in enumerate(zip(prompts, outputs)):
+        input_ids[i, : p.size] = p
+        input_ids[i, p.size : lengths[i]] = o
+        labels[i, p.size : lengths[i]] = o
     return EncodedPool(input_ids, labels, lengths, np.array([q.domain for q in queries]))
 
 

@@ -3,7 +3,8 @@ import pytest
 
 from banditspec.arms import Autoregressive
 from banditspec.cli import main
-from banditspec.collect import Collector, calibrate, collect, greedy_outputs
+from banditspec.collect import Collector, calibrate, collect
+from banditspec.decoding import greedy_outputs
 from banditspec.data import LoggedDataset
 
 
