@@ -201,9 +201,9 @@ def standard_drafts(domains: Sequence[str], expert: ModelSpec, *, misaligned: bo
     return tuple(drafts)
 
 
-_DRAFT = ModelSpec(n_layer=2, n_embd=64, n_head=2, steps=150, batch_size=32, lr=1e-2, warmup=10)
+_DRAFT = ModelSpec(n_layer=1, n_embd=32, n_head=2, steps=150, batch_size=32, lr=1e-2, warmup=10)
 
-#: The default world: a deep 12-layer target (0.63M parameters) and 2-layer drafts (0.11M) on four domains.
+#: The default world: a deep 12-layer target (0.63M parameters) and 1-layer drafts (0.03M) distilled from it, on four domains.
 DEFAULT = ToyConfig(drafts=standard_drafts(DEFAULT_DOMAINS, _DRAFT))
 
 #: A world for tests that builds in seconds (its models learn little).
