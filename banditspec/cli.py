@@ -53,6 +53,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted; what was written so far is kept", file=sys.stderr)
         return 130
+    except (ValueError, KeyError, FileNotFoundError) as error:
+        print(f"banditspec {args._command}: error: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -278,7 +278,7 @@ def run_collect(args: argparse.Namespace) -> int:
     world = ENVIRONMENTS.create(args.env, **kwargs)
     for attribute in ("arms", "decoder", "queries"):
         if not hasattr(world, attribute):
-            raise SystemExit(f"environment {args.env!r} does not decode real queries (it lacks {attribute!r})")
+            raise ValueError(f"environment {args.env!r} does not decode real queries (it lacks {attribute!r})")
     collect(world, args.out, n=args.n, split=args.split, seed=args.seed, measure=args.measure,
             calibration_queries=args.calibration, shard=shard, chunk_size=args.chunk_size,
             config={"env": args.env, "env_args": kwargs})
