@@ -48,6 +48,9 @@ from banditspec.env import Measurement
 
 __all__ = ["DecodeResult", "Decoder", "Prompt", "greedy_outputs"]
 
+#: Model types whose forward ignores ``config.num_hidden_layers``, so early exit cannot draft with them.
+_NO_EARLY_EXIT = frozenset({"gpt2"})
+
 #: A prompt: text (encoded with the target's tokenizer) or token ids.
 Prompt = str | Sequence[int] | np.ndarray
 
@@ -252,6 +255,11 @@ class Decoder:
         if isinstance(arm, PromptLookup):
             return {"prompt_lookup_num_tokens": arm.num_tokens, "max_matching_ngram_size": arm.max_ngram}, None, {}
         if isinstance(arm, EarlyExit):
+            if self.target.config.model_type in _NO_EARLY_EXIT:
+                raise ValueError(
+                    f"arm {arm.name!r}: {self.target.config.model_type} models ignore transformers' "
+                    "assistant_early_exit and would draft with every layer; use a Llama-style target"
+                )
             layers = int(self.target.config.get_text_config().num_hidden_layers)
             if arm.layer >= layers:
                 raise ValueError(

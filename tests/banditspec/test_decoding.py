@@ -172,3 +172,12 @@ def test_draft_with_another_tokenizer(models):
     with pytest.raises(ValueError, match="different tokenizer"):
         Decoder(target, target_tok, {"same": tiny_llama(len(target_tok), seed=9)},
                 draft_tokenizers={"same": word_tokenizer(list(reversed(words)))})
+
+
+def test_early_exit_on_a_gpt2_target_is_refused():
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(0)
+    target = GPT2LMHeadModel(GPT2Config(vocab_size=20, n_positions=32, n_embd=16, n_layer=2, n_head=2))
+    with pytest.raises(ValueError, match="ignore transformers' assistant_early_exit"):
+        Decoder(target, max_new_tokens=4).generate(EarlyExit("e", layer=1), [1, 2, 3])
