@@ -208,15 +208,39 @@ class Policy(ABC):
         self._fit(X, actions, rewards, propensities)
         return self
 
-    def partial_fit(self, X: Any, actions: Any, rewards: Any, propensities: Any = None) -> Policy:
-        """Update with one more batch (online learning); same arguments as :meth:`fit`."""
-        X, actions, rewards, propensities = self._check_batch(X, actions, rewards, propensities)
+    def partial_fit(
+        self, X: Any, actions: Any, rewards: Any, propensities: Any = None, *, check_input: bool = True
+    ) -> Policy:
+        """Update with one more batch (online learning); same arguments as :meth:`fit`.
+
+        ``check_input=False`` skips validation (as scikit-learn's
+        ``check_input``) for callers whose inputs are already known to be
+        well-formed, such as a router's hot loop; malformed input then gives
+        undefined results instead of a ``ValueError``.
+        """
+        if check_input:
+            X, actions, rewards, propensities = self._check_batch(X, actions, rewards, propensities)
+        else:
+            X = np.asarray(X, dtype=float)
+            actions = np.asarray(actions, dtype=np.int64)
+            rewards = np.asarray(rewards, dtype=float)
+            propensities = (np.full(len(actions), 1.0 / self.n_arms) if propensities is None
+                            else np.asarray(propensities, dtype=float))
         if not self.is_fitted():
             self._init_state(X.shape[1])
         self._update(X, actions, rewards, propensities)
         return self
 
-    def predict_proba(self, X: Any, available: Any = None) -> np.ndarray:
+    def _inputs(self, X: Any, available: Any, check_input: bool) -> tuple[np.ndarray, np.ndarray]:
+        """``X`` as floats and the ``(n, K)`` availability mask, validated unless ``check_input`` is False."""
+        if check_input:
+            X = self._check_X(X)
+            return X, self._check_mask(available, X.shape[0])
+        X = np.asarray(X, dtype=float)
+        shape = (X.shape[0], self.n_arms)
+        return X, np.ones(shape, dtype=bool) if available is None else np.broadcast_to(np.asarray(available, bool), shape)
+
+    def predict_proba(self, X: Any, available: Any = None, *, check_input: bool = True) -> np.ndarray:
         """Probability of choosing each arm, shape ``(n, K)``; rows sum to 1.
 
         Parameters
@@ -224,18 +248,20 @@ class Policy(ABC):
         X : array-like, shape (n, d)
         available : array-like of bool, shape (K,) or (n, K), optional
             Arms that may be chosen; unavailable arms get probability 0.
+        check_input : bool, default True
+            Validate ``X`` and ``available`` (see :meth:`partial_fit`).
         """
-        X = self._check_X(X)
-        mask = self._check_mask(available, X.shape[0])
-        return self._predict_proba(X, mask)
+        return self._predict_proba(*self._inputs(X, available, check_input))
 
-    def select(self, X: Any, rng: np.random.Generator | None = None, available: Any = None) -> np.ndarray:
+    def select(
+        self, X: Any, rng: np.random.Generator | None = None, available: Any = None, *, check_input: bool = True
+    ) -> np.ndarray:
         """Choose one arm per row.
 
         With ``rng`` the arm is sampled from :meth:`predict_proba`; without it
         the most probable arm is taken (ties to the lowest id).
         """
-        proba = self.predict_proba(X, available)
+        proba = self.predict_proba(X, available, check_input=check_input)
         if rng is None:
             return np.argmax(proba, axis=1)
         u = rng.random(proba.shape[0])[:, None]

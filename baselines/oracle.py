@@ -38,7 +38,9 @@ class Oracle(StatelessPolicy):
 
     requires_rewards: ClassVar[bool] = True
 
-    def predict_proba(self, X: Any, available: Any = None, rewards: Any = None) -> np.ndarray:
+    def predict_proba(
+        self, X: Any, available: Any = None, rewards: Any = None, *, check_input: bool = True
+    ) -> np.ndarray:
         """One-hot rows at ``argmax_k rewards[i, k]`` over the available arms.
 
         Parameters
@@ -53,15 +55,15 @@ class Oracle(StatelessPolicy):
         ValueError
             If ``rewards`` is missing, mis-shaped or not finite.
         """
-        X = self._check_X(X)
-        mask = self._check_mask(available, X.shape[0])
+        X, mask = self._inputs(X, available, check_input)
         return argmax_distribution(self._check_rewards(rewards, X.shape[0]), mask)
 
     def select(
-        self, X: Any, rng: np.random.Generator | None = None, available: Any = None, rewards: Any = None
+        self, X: Any, rng: np.random.Generator | None = None, available: Any = None, rewards: Any = None, *,
+        check_input: bool = True,
     ) -> np.ndarray:
         """The best available arm per row (``rng`` is not needed: the choice is deterministic)."""
-        return np.argmax(self.predict_proba(X, available, rewards), axis=1)
+        return np.argmax(self.predict_proba(X, available, rewards, check_input=check_input), axis=1)
 
     def _check_rewards(self, rewards: Any, n: int) -> np.ndarray:
         if rewards is None:

@@ -69,7 +69,9 @@ class LinearThompson(RidgePolicy):
         mean, var = self._moments(X)
         return mean, self.v * np.sqrt(var)
 
-    def select(self, X: Any, rng: np.random.Generator | None = None, available: Any = None) -> np.ndarray:
+    def select(
+        self, X: Any, rng: np.random.Generator | None = None, available: Any = None, *, check_input: bool = True
+    ) -> np.ndarray:
         """Choose one arm per row.
 
         With ``rng``: Thompson sampling, ``argmax_k x^T tilde theta_k`` for one
@@ -77,9 +79,8 @@ class LinearThompson(RidgePolicy):
         :meth:`predict_proba` (ties to the lowest id).
         """
         if rng is None:
-            return super().select(X, None, available)
-        X = self._check_X(X)
-        mask = self._check_mask(available, X.shape[0])
+            return super().select(X, None, available, check_input=check_input)
+        X, mask = self._inputs(X, available, check_input)
         mean, sd = self._posterior(X)
         draws = mean + sd * rng.standard_normal(mean.shape)
         return np.argmax(np.where(mask, draws, -np.inf), axis=1)

@@ -95,3 +95,25 @@ def test_predict_before_fit_and_bad_shapes():
         policy.partial_fit(np.zeros((2, 2)), [0], [1.0, 2.0])
     with pytest.raises(ValueError, match="n_arms"):
         MeanReward(0).fit(np.zeros((1, 1)), [0], [1.0])
+
+
+@pytest.mark.parametrize("name", ["linucb", "thompson", "reinforce", "egreedy", "random", "fixed"])
+def test_unchecked_fast_path_gives_the_same_results_on_valid_input(name):
+    rng = np.random.default_rng(0)
+    X, actions, rewards = rng.normal(size=(60, 3)), rng.integers(0, 4, 60), rng.normal(size=60)
+    checked = POLICIES.create(name, n_arms=4).fit(X[:40], actions[:40], rewards[:40])
+    fast = POLICIES.create(name, n_arms=4).fit(X[:40], actions[:40], rewards[:40])
+    mask = np.array([True, False, True, True])
+    for i in range(40, 60):
+        x = X[i : i + 1]
+        a = checked.select(x, available=mask)
+        np.testing.assert_array_equal(a, fast.select(x, available=mask, check_input=False))
+        checked.partial_fit(x, a, rewards[i : i + 1])
+        fast.partial_fit(x, a, rewards[i : i + 1], check_input=False)
+    np.testing.assert_allclose(checked.predict_proba(X), fast.predict_proba(X, check_input=False))
+
+
+def test_oracle_accepts_the_fast_path():
+    oracle = POLICIES.create("oracle", n_arms=3).fit(np.zeros((2, 1)), [0, 1], [1.0, 2.0])
+    table = np.array([[0.0, 1.0, 2.0], [3.0, 1.0, 0.0]])
+    np.testing.assert_array_equal(oracle.select(np.zeros((2, 1)), rewards=table, check_input=False), [2, 0])
