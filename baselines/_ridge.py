@@ -18,12 +18,17 @@ updates ``A_k^{-1}`` by the Sherman–Morrison identity
 in ``O(d^2)``; a batch of ``m < d`` rows of one arm uses its block form (the
 Woodbury identity, ``O(m d^2 + m^3)``); a batch of ``m >= d`` rows adds
 ``X_k^T X_k`` to ``A_k`` once and refactors it by Cholesky (``O(d^3)`` per arm
-and batch, never per row). :class:`RidgePolicy` holds this state for
+and batch, never per row). A single well-formed row takes a short path that
+skips the batch machinery (:meth:`RidgePolicy.partial_fit`).
+:class:`RidgePolicy` holds this state for
 :class:`~baselines.linucb.LinUCB`, :class:`~baselines.egreedy.ContextualGreedy`
 and :class:`~baselines.thompson.LinearThompson`.
 """
 
 from __future__ import annotations
+
+import math
+from typing import Any
 
 import numpy as np
 from scipy.linalg import cho_factor, cho_solve
@@ -76,25 +81,64 @@ class RidgePolicy(Policy):
         self.b_ = np.zeros((self.n_arms, n_features))
         self.theta_ = np.zeros((self.n_arms, n_features))
 
+    def partial_fit(
+        self, X: Any, actions: Any, rewards: Any, propensities: Any = None, *, check_input: bool = True
+    ) -> RidgePolicy:
+        """Update with one more batch; same arguments and checks as :meth:`Policy.partial_fit`.
+
+        One row of a fitted policy (the online loop) is checked with a few
+        scalar tests and added by one Sherman–Morrison step, without the batch
+        machinery; anything else, including input that fails those tests, goes
+        through the general path, which validates it and raises its errors.
+        """
+        row = self._single_row_update(X, actions, rewards, propensities, check_input) if self.is_fitted() else None
+        if row is None:
+            super().partial_fit(X, actions, rewards, propensities, check_input=check_input)
+        else:
+            self._add_row(*row)
+        return self
+
+    def _single_row_update(
+        self, X: Any, actions: Any, rewards: Any, propensities: Any, check_input: bool
+    ) -> tuple[int, np.ndarray, float] | None:
+        """``(arm, row, reward)`` of one well-formed row, or None to take the general path.
+
+        When checked, the row must have a finite ``x^T x``, which implies finite
+        entries (a row so large that it overflows takes the general path).
+        """
+        X, actions, rewards = np.asarray(X, dtype=float), np.asarray(actions), np.asarray(rewards, dtype=float)
+        if X.shape != (1, self.n_features_) or actions.shape != (1,) or rewards.shape != (1,) \
+                or actions.dtype.kind not in "iu":
+            return None
+        x, k, r = X[0], int(actions[0]), float(rewards[0])
+        if check_input and not (0 <= k < self.n_arms and math.isfinite(r) and math.isfinite(x @ x)
+                                and _valid_propensity(propensities)):
+            return None
+        return k, x, r
+
     def _update(self, X: np.ndarray, actions: np.ndarray, rewards: np.ndarray, propensities: np.ndarray) -> None:
         """Add the rows of each arm to its statistics; propensities are not used."""
-        if len(actions) == 1:  # the online fast path: one Sherman–Morrison step
-            self._add_rows(int(actions[0]), X, rewards)
+        if len(actions) == 1:
+            self._add_row(int(actions[0]), X[0], float(rewards[0]))
             return
         order = np.argsort(actions, kind="stable")
         arms, starts = np.unique(actions[order], return_index=True)
         for arm, rows in zip(arms, np.split(order, starts[1:])):
             self._add_rows(int(arm), X[rows], rewards[rows])
 
+    def _add_row(self, k: int, x: np.ndarray, r: float) -> None:
+        """One Sherman–Morrison step: the row ``x`` with reward ``r`` for arm ``k``, ``O(d^2)``."""
+        A_inv, b = self.A_inv_[k], self.b_[k]
+        _add_outer(self.A_[k], 1.0, x)
+        u = A_inv @ x
+        _add_outer(A_inv, -1.0 / (1.0 + x @ u), u)
+        b += r * x
+        np.matmul(A_inv, b, out=self.theta_[k])
+
     def _add_rows(self, k: int, X: np.ndarray, r: np.ndarray) -> None:
         m, d = X.shape
         if m == 1:
-            x = X[0]
-            _add_outer(self.A_[k], 1.0, x)
-            u = self.A_inv_[k] @ x
-            _add_outer(self.A_inv_[k], -1.0 / (1.0 + x @ u), u)
-            self.b_[k] += r[0] * x
-            self.theta_[k] = self.A_inv_[k] @ self.b_[k]
+            self._add_row(k, X[0], float(r[0]))
             return
         self.A_[k] += X.T @ X
         self.b_[k] += r @ X
@@ -115,14 +159,24 @@ class RidgePolicy(Policy):
         var : np.ndarray, shape (n, K)
             ``x^T A_k^{-1} x``, clipped at 0 against round-off.
         """
-        mean = X @ self.theta_.T
         if len(X) == 1:
-            var = (self.A_inv_ @ X[0]) @ X[0]
-            return mean, np.maximum(var, 0.0)[None]
+            mean, var = self._row_moments(X[0])
+            return mean[None], var[None]
+        mean = X @ self.theta_.T
         var = np.empty_like(mean)
         for k in range(self.n_arms):
             var[:, k] = self._arm_variance(X, k)
         return mean, var
+
+    def _row_moments(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`_moments` of one row ``x``, shape ``(K,)`` each: two matrix-vector products.
+
+        ``A_k^{-1} x`` for all arms at once is one ``(K d, d) @ (d,)`` product
+        on the stacked inverses.
+        """
+        K, d = self.theta_.shape
+        var = (self.A_inv_.reshape(K * d, d) @ x).reshape(K, d) @ x
+        return self.theta_ @ x, np.maximum(var, 0.0, out=var)
 
     def _arm_variance(self, X: np.ndarray, k: int) -> np.ndarray:
         """``x^T A_k^{-1} x`` for every row of ``X``, clipped at 0, shape ``(n,)``."""
@@ -135,6 +189,14 @@ class RidgePolicy(Policy):
         self.A_, self.A_inv_, self.b_, self.theta_ = (
             np.array(state[name], dtype=float, order="C") for name in ("A", "A_inv", "b", "theta")
         )
+
+
+def _valid_propensity(propensities: Any) -> bool:
+    """Whether ``propensities`` is None or one value in ``(0, 1]``."""
+    if propensities is None:
+        return True
+    p = np.asarray(propensities, dtype=float)
+    return p.shape == (1,) and 0.0 < float(p[0]) <= 1.0
 
 
 def _add_outer(M: np.ndarray, scale: float, u: np.ndarray) -> None:

@@ -10,27 +10,33 @@ confidence bound
 
 deterministically (one-hot ``predict_proba``, ties to the lowest id).
 
-Only the best arm matters, so batch predictions skip the ``O(d^2)`` bonus of
-arms that cannot win. With ``mu_k`` and ``nu_k`` the smallest and largest
-eigenvalues of ``A_k^{-1}``, every score lies in
+Only the best arm matters, so batch predictions skip the ``O(d^2)`` bonus
+wherever the bonus cannot change the choice. With ``mu_k`` and ``nu_k`` the
+smallest and largest eigenvalues of ``A_k^{-1}``, every score lies in
 
 .. math::
 
-    x^\\top \\theta_k + \\alpha \\lVert x \\rVert \\sqrt{\\mu_k}
+    l_k(x) = x^\\top \\theta_k + \\alpha \\lVert x \\rVert \\sqrt{\\mu_k}
     \\;\\le\\; s_k(x) \\;\\le\\;
-    x^\\top \\theta_k + \\alpha \\lVert x \\rVert \\sqrt{\\nu_k},
+    x^\\top \\theta_k + \\alpha \\lVert x \\rVert \\sqrt{\\nu_k} = h_k(x),
 
-and an arm whose upper bound is below the best lower bound of the available
-arms is never the argmax. The exact score is computed for the other arms
-only, so the choice is unchanged; once the arms have data the bounds are
-tight and most (row, arm) pairs are skipped.
+and an arm with ``h_k(x) < max_j l_j(x)`` (over the available arms) is never
+the argmax. Where only one arm survives, it is the arm of the best lower bound
+and no bonus is computed at all; the exact score is computed only for the
+surviving arms of the other rows. The eigenvalue interval is widened by the
+round-off of the computed bonus, and rounding is monotone, so the computed
+bounds bracket the computed scores and the choice is exactly that of the full
+computation. Once the arms have data the bounds are tight and a few per cent
+of the rows need any bonus.
 """
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
 import numpy as np
 
-from banditspec.policy import argmax_distribution
 from baselines._ridge import RidgePolicy, check_real
 
 __all__ = ["LinUCB"]
@@ -72,27 +78,111 @@ class LinUCB(RidgePolicy):
 
     def scores(self, X: np.ndarray) -> np.ndarray:
         """Upper confidence bounds ``s_k(x)``, shape ``(n, K)``, of validated rows ``X``."""
+        if len(X) == 1:
+            return self._row_scores(X[0])[None]
         mean, var = self._moments(X)
         return mean + self.alpha * np.sqrt(var)
 
-    def _predict_proba(self, X: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        if len(X) < PRUNE_MIN_ROWS or self.alpha == 0:
-            return argmax_distribution(self.scores(X), mask)
-        return argmax_distribution(self._candidate_scores(X, mask), mask)
+    def _row_scores(self, x: np.ndarray) -> np.ndarray:
+        """``s_k(x)`` of one row, shape ``(K,)``: the same numbers as :meth:`scores` gives that row alone."""
+        mean, var = self._row_moments(x)
+        bonus = np.sqrt(var, out=var)
+        bonus *= self.alpha
+        bonus += mean
+        return bonus
 
-    def _candidate_scores(self, X: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        """Exact scores of the arms that can still be the argmax; ``-inf`` for the others."""
-        mean = X @ self.theta_.T
+    def select(
+        self, X: Any, rng: np.random.Generator | None = None, available: Any = None, *, check_input: bool = True
+    ) -> np.ndarray:
+        """Choose the arm of the highest upper confidence bound per row (ties to the lowest id).
+
+        Same arguments and result as :meth:`Policy.select`. Without ``rng``, one
+        row with an availability mask of shape ``(K,)`` or ``(1, K)`` is scored
+        directly from its validated row (the online loop of a router); other
+        input takes the general path, which also raises its errors.
+        """
+        if rng is None and self.is_fitted():
+            choice = self._select_row(X, available, check_input)
+            if choice is not None:
+                return choice
+        if rng is not None:
+            return super().select(X, rng, available, check_input=check_input)
+        return self._choose(*self._inputs(X, available, check_input))
+
+    def _select_row(self, X: Any, available: Any, check_input: bool) -> np.ndarray | None:
+        """The choice for a one-row ``X`` with a one-row mask, shape ``(1,)``; None to take the general path.
+
+        A row with a NaN or an infinite entry makes every score non-finite
+        (each mean ``x^T theta_k`` is), so a finite best score validates the row.
+        """
+        X = np.asarray(X, dtype=float)
+        if X.shape != (1, self.n_features_):
+            return None
+        scores = self._row_scores(X[0])
+        if available is not None:
+            mask = np.asarray(available, dtype=bool)
+            if mask.shape not in ((self.n_arms,), (1, self.n_arms)) or not mask.any():
+                return None
+            scores = np.where(mask.reshape(self.n_arms), scores, -np.inf)
+        best = scores.argmax(keepdims=True)
+        if check_input and not math.isfinite(scores[best[0]]):
+            return None
+        return best
+
+    def _predict_proba(self, X: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        out = np.zeros(mask.shape)
+        out[np.arange(len(X)), self._choose(X, mask)] = 1.0
+        return out
+
+    def _choose(self, X: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """Index of the best available arm per validated row, shape ``(n,)`` (ties to the lowest id)."""
+        if len(X) < PRUNE_MIN_ROWS or self.alpha == 0:
+            return np.argmax(np.where(mask, self.scores(X), -np.inf), axis=1)
+        return self._pruned_choice(X, mask)
+
+    def _pruned_choice(self, X: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """:meth:`_choose` computing the bonus only where the eigenvalue bounds leave several arms.
+
+        Works on ``(K, n)`` tables, so every pass over the arms runs on
+        contiguous rows, and reuses one buffer for both bounds.
+        """
+        K, d = self.theta_.shape
         eigenvalues = np.linalg.eigvalsh(self.A_inv_)  # (K, d), ascending
-        norms = self.alpha * np.sqrt(np.einsum("nd,nd->n", X, X))[:, None]
-        low = mean + norms * np.sqrt(np.maximum(eigenvalues[:, 0], 0.0))
-        high = mean + norms * np.sqrt(eigenvalues[:, -1])
-        best_low = np.where(mask, low, -np.inf).max(axis=1, keepdims=True)
-        slack = 1e-9 * (np.abs(best_low) + np.abs(high) + norms)  # round-off in the bounds
-        candidates = mask & (high + slack >= best_low)
-        scores = np.full(mask.shape, -np.inf)
+        # slack for the round-off of x^T A^{-1} x (at most ~d eps |x|^2 nu) and of the eigenvalues
+        tol = 1e-10 * (d + 1) * eigenvalues[:, -1]
+        low_factor = np.sqrt(np.maximum(eigenvalues[:, 0] - tol, 0.0))[:, None]
+        high_factor = np.sqrt(eigenvalues[:, -1] + tol)[:, None]
+        norms = np.sqrt(np.einsum("nd,nd->n", X, X))
+        norms *= self.alpha
+        mean = self.theta_ @ X.T  # (K, n)
+        available = None if mask.all() else mask.T
+        bound = np.multiply(low_factor, norms)
+        bound += mean
+        if available is not None:
+            np.copyto(bound, -np.inf, where=~available)
+        best_low = bound.max(axis=0)
+        np.multiply(high_factor, norms, out=bound)
+        bound += mean
+        survivors = np.greater_equal(bound, best_low)
+        if available is not None:
+            survivors &= available
+        # with one survivor (the arm of the best lower bound), the sum of k over survivors is its id
+        small = np.min_scalar_type(K)
+        flags = survivors.view(np.uint8)
+        counts = np.add.reduce(flags, axis=0, dtype=small)
+        choice = np.add.reduce(flags * np.arange(K, dtype=small)[:, None], axis=0, dtype=small).astype(np.intp)
+        open_rows = np.flatnonzero(counts > 1)
+        if open_rows.size:
+            choice[open_rows] = self._exact_choice(X, mean, survivors, open_rows)
+        return choice
+
+    def _exact_choice(self, X: np.ndarray, mean: np.ndarray, survivors: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """Best surviving arm of each of ``rows`` by its exact score (ties to the lowest id)."""
+        scores = np.full((len(rows), self.n_arms), -np.inf)
         for k in range(self.n_arms):
-            rows = np.flatnonzero(candidates[:, k])
-            if rows.size:
-                scores[rows, k] = mean[rows, k] + self.alpha * np.sqrt(self._arm_variance(X[rows], k))
-        return scores
+            hits = np.flatnonzero(survivors[k, rows])
+            if hits.size:
+                idx = rows[hits]
+                scores[hits, k] = mean[k, idx] + self.alpha * np.sqrt(self._arm_variance(X[idx], k))
+        return np.argmax(scores, axis=1)
+
