@@ -111,7 +111,7 @@ class RidgePolicy(Policy):
                 or actions.dtype.kind not in "iu":
             return None
         x, k, r = X[0], int(actions[0]), float(rewards[0])
-        if check_input and not (0 <= k < self.n_arms and math.isfinite(r) and math.isfinite(x @ x)
+        if check_input and not (0 <= k < self.n_arms and math.isfinite(r) and math.isfinite(x.dot(x))
                                 and _valid_propensity(propensities)):
             return None
         return k, x, r
@@ -130,10 +130,10 @@ class RidgePolicy(Policy):
         """One Sherman–Morrison step: the row ``x`` with reward ``r`` for arm ``k``, ``O(d^2)``."""
         A_inv, b = self.A_inv_[k], self.b_[k]
         _add_outer(self.A_[k], 1.0, x)
-        u = A_inv @ x
-        _add_outer(A_inv, -1.0 / (1.0 + x @ u), u)
+        u = A_inv.dot(x)  # ndarray.dot: less dispatch than @ on one row
+        _add_outer(A_inv, -1.0 / (1.0 + x.dot(u)), u)
         b += r * x
-        np.matmul(A_inv, b, out=self.theta_[k])
+        A_inv.dot(b, out=self.theta_[k])
 
     def _add_rows(self, k: int, X: np.ndarray, r: np.ndarray) -> None:
         m, d = X.shape
@@ -175,8 +175,8 @@ class RidgePolicy(Policy):
         on the stacked inverses.
         """
         K, d = self.theta_.shape
-        var = (self.A_inv_.reshape(K * d, d) @ x).reshape(K, d) @ x
-        return self.theta_ @ x, np.maximum(var, 0.0, out=var)
+        var = self.A_inv_.reshape(K * d, d).dot(x).reshape(K, d).dot(x)
+        return self.theta_.dot(x), np.maximum(var, 0.0, out=var)
 
     def _arm_variance(self, X: np.ndarray, k: int) -> np.ndarray:
         """``x^T A_k^{-1} x`` for every row of ``X``, clipped at 0, shape ``(n,)``."""
