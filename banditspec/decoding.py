@@ -34,7 +34,7 @@ transformers' candidate generator: the candidate length of every
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, replace
 from typing import Any
@@ -44,6 +44,7 @@ import torch
 
 from banditspec.arms import Arm, Autoregressive, DraftModel, EarlyExit, PromptLookup
 from banditspec.counterfactual import confidence_threshold
+from banditspec.drafting import GreedyDraft
 from banditspec.env import Measurement
 
 __all__ = ["DecodeResult", "Decoder", "Prompt", "greedy_outputs"]
@@ -69,11 +70,14 @@ class _Observer:
 
     A forward hook on the target counts calls outside drafting; the target's
     ``_get_candidate_generator`` is shadowed for the duration so that the
-    candidate generator it returns reports every round.
+    candidate generator it returns reports every round. ``drafter``, if given,
+    builds the candidate generator instead of transformers (same keyword
+    arguments as ``_get_candidate_generator``).
     """
 
-    def __init__(self, target: torch.nn.Module) -> None:
+    def __init__(self, target: torch.nn.Module, drafter: Callable[..., Any] | None = None) -> None:
         self.target = target
+        self.drafter = drafter
         self.target_calls = 0
         self.proposed = 0
         self.accepted = 0
@@ -104,7 +108,7 @@ class _Observer:
         return generator
 
     def __enter__(self) -> _Observer:
-        build = self.target._get_candidate_generator
+        build = self.drafter or self.target._get_candidate_generator
         self.target._get_candidate_generator = lambda *a, **k: self._observe(build(*a, **k))
         self._hook = self.target.register_forward_hook(self._on_forward)
         return self
@@ -157,6 +161,12 @@ class Decoder:
         New tokens per decode.
     threads : int, optional
         ``torch.set_num_threads`` before every decode (fix it for timings).
+    lean_drafting : bool, default True
+        Draft with :class:`~banditspec.drafting.GreedyDraft` (a plain cached
+        forward loop) instead of transformers' ``AssistedCandidateGenerator``
+        where both propose the same tokens: a draft with the target's
+        vocabulary, a constant block size and no confidence threshold. The
+        target's assisted-decoding loop is transformers' either way.
 
     Raises
     ------
@@ -174,6 +184,7 @@ class Decoder:
         draft_tokenizers: Mapping[str, Any] | None = None,
         max_new_tokens: int = 64,
         threads: int | None = None,
+        lean_drafting: bool = True,
     ) -> None:
         drafts = dict(drafts or {})
         draft_tokenizers = dict(draft_tokenizers or {})
@@ -207,6 +218,7 @@ class Decoder:
         self.draft_tokenizers = translated
         self.max_new_tokens = max_new_tokens
         self.threads = threads
+        self.lean_drafting = lean_drafting
 
     # -- inputs -----------------------------------------------------------------
 
@@ -294,6 +306,27 @@ class Decoder:
             f"arm {arm.name!r} has kind {arm.kind!r}; the decoder runs ar, draft, prompt_lookup and early_exit arms"
         )
 
+    def _drafter(self, arm: Arm, settings: Mapping[str, Any]) -> Callable[..., GreedyDraft] | None:
+        """A builder of :class:`GreedyDraft` for ``arm`` where lean drafting applies, else None."""
+        lean = (
+            self.lean_drafting
+            and isinstance(arm, DraftModel)
+            and arm.model not in self.draft_tokenizers
+            and settings["num_assistant_tokens_schedule"] == "constant"
+            and settings["assistant_confidence_threshold"] == 0.0
+        )
+        if not lean:
+            return None
+        draft = self.drafts[arm.model]
+
+        def build(*, generation_config: Any, **_: Any) -> GreedyDraft:
+            eos = generation_config.eos_token_id
+            eos = () if eos is None else [eos] if isinstance(eos, int) else list(eos)
+            return GreedyDraft(draft, block_size=arm.block_size, max_length=generation_config.max_length,
+                               eos_token_ids=eos)
+
+        return build
+
     # -- decoding ---------------------------------------------------------------
 
     def generate(self, arm: Arm, prompt: Prompt, *, reference: DecodeResult | None = None) -> DecodeResult:
@@ -324,7 +357,8 @@ class Decoder:
             **kwargs,
         }
         settings_scope = nullcontext() if drafting_model is None else _generation_settings(drafting_model, **settings)
-        with settings_scope, _Observer(self.target) as observer, torch.inference_mode():
+        drafter = self._drafter(arm, settings)
+        with settings_scope, _Observer(self.target, drafter) as observer, torch.inference_mode():
             start = time.perf_counter()
             output = self.target.generate(**call)
             seconds = time.perf_counter() - start

@@ -1,0 +1,86 @@
+import numpy as np
+import pytest
+import torch
+from transformers.utils import logging
+
+from banditspec.arms import DraftModel
+from banditspec.decoding import Decoder
+from banditspec.drafting import GreedyDraft
+from tests.banditspec.test_decoding import perturbed, prompts, tiny_llama
+
+logging.set_verbosity_error()
+MAX_NEW = 20
+
+
+@pytest.fixture(scope="module")
+def models():
+    target = tiny_llama(100, seed=3)
+    return target, {"close": perturbed(target, 0.003, seed=4), "far": perturbed(target, 0.05, seed=5)}
+
+
+def counts(result):
+    m = result.measurement
+    return result.ids.tolist(), m.target_calls, m.proposed_tokens, m.accepted_tokens
+
+
+@pytest.mark.parametrize("block_size", [1, 3, 7])
+def test_lean_drafting_proposes_exactly_what_transformers_does(models, block_size):
+    target, drafts = models
+    lean = Decoder(target, None, drafts, max_new_tokens=MAX_NEW, threads=1)
+    reference = Decoder(target, None, drafts, max_new_tokens=MAX_NEW, threads=1, lean_drafting=False)
+    accepted = 0
+    for key in drafts:
+        arm = DraftModel(key, model=key, block_size=block_size)
+        for prompt in prompts(4, seed=block_size):
+            fast, slow = lean.generate(arm, prompt), reference.generate(arm, prompt)
+            assert counts(fast) == counts(slow)
+            accepted += fast.measurement.accepted_tokens
+    assert accepted > 0  # the comparison covered rounds that accept tokens
+
+
+def test_lean_drafting_is_used_only_where_it_proposes_the_same_tokens(models):
+    target, drafts = models
+    decoder = Decoder(target, None, drafts, max_new_tokens=MAX_NEW)
+    settings = {"num_assistant_tokens_schedule": "constant", "assistant_confidence_threshold": 0.0}
+    assert decoder._drafter(DraftModel("c", model="close", block_size=4), settings) is not None
+    assert decoder._drafter(DraftModel("c", model="close"), {**settings, "num_assistant_tokens_schedule": "heuristic"}) is None
+    assert decoder._drafter(DraftModel("c", model="close"), {**settings, "assistant_confidence_threshold": 0.4}) is None
+    off = Decoder(target, None, drafts, max_new_tokens=MAX_NEW, lean_drafting=False)
+    assert off._drafter(DraftModel("c", model="close", block_size=4), settings) is None
+
+
+def test_cache_is_cropped_to_the_verified_prefix(models):
+    target, drafts = models
+    draft = drafts["far"]
+    generator = GreedyDraft(draft, block_size=4, max_length=64)
+    ids = torch.tensor([[5, 6, 7, 8]])
+    first = generator.get_candidates(ids)[0]
+    # the target rejects every proposal and appends its own token
+    corrected = torch.cat([ids, torch.tensor([[(int(first[0, 4]) + 1) % 100]])], dim=1)
+    second = generator.get_candidates(corrected)[0]
+    with torch.inference_mode():
+        expected = corrected
+        for _ in range(4):
+            nxt = draft(expected).logits[:, -1].argmax(-1, keepdim=True)
+            expected = torch.cat([expected, nxt], dim=1)
+    np.testing.assert_array_equal(second.numpy(), expected.numpy())
+
+
+def test_proposals_stop_at_max_length_and_after_an_end_token(models):
+    _, drafts = models
+    draft = drafts["close"]
+    ids = torch.tensor([[1, 2, 3]])
+    assert GreedyDraft(draft, block_size=5, max_length=6).get_candidates(ids)[0].shape[1] == 5
+    assert GreedyDraft(draft, block_size=5, max_length=4).get_candidates(ids)[0] is ids
+    with torch.inference_mode():
+        first = int(draft(ids).logits[0, -1].argmax())
+    stopped = GreedyDraft(draft, block_size=5, max_length=64, eos_token_ids=[first]).get_candidates(ids)[0]
+    assert stopped[0].tolist() == [1, 2, 3, first]
+
+
+def test_bad_settings_are_refused(models):
+    _, drafts = models
+    with pytest.raises(ValueError, match="block_size"):
+        GreedyDraft(drafts["close"], block_size=0, max_length=10)
+    with pytest.raises(ValueError, match="batch size 1"):
+        GreedyDraft(drafts["close"], block_size=2, max_length=10).get_candidates(torch.zeros((2, 3), dtype=torch.long))
