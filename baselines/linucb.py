@@ -64,7 +64,8 @@ class LinUCB(RidgePolicy):
     Propensities passed to ``fit``/``partial_fit`` are accepted and ignored:
     the ridge estimates are unweighted, as in the original algorithm.
     Online updates cost ``O(d^2)`` per row (Sherman–Morrison); no matrix is
-    inverted per row.
+    inverted per row. One-row :meth:`select` and ``partial_fit`` calls (a
+    router's online loop) skip the batch machinery and give the same results.
     """
 
     def __init__(self, n_arms: int, *, alpha: float = 1.0, ridge: float = 1.0, seed: int = 0) -> None:
