@@ -19,7 +19,10 @@ in ``O(d^2)``; a batch of ``m < d`` rows of one arm uses its block form (the
 Woodbury identity, ``O(m d^2 + m^3)``); a batch of ``m >= d`` rows adds
 ``X_k^T X_k`` to ``A_k`` once and refactors it by Cholesky (``O(d^3)`` per arm
 and batch, never per row). A single well-formed row takes a short path that
-skips the batch machinery (:meth:`RidgePolicy.partial_fit`).
+skips the batch machinery (:meth:`RidgePolicy.partial_fit`); its ``x x^T``
+waits in a small buffer and reaches ``A_k`` as one rank-``m`` product per arm
+when ``A_k`` is next read or the buffer is full (``A_k`` is only needed for
+refactoring and saving, so the online loop does not touch it).
 :class:`RidgePolicy` holds this state for
 :class:`~baselines.linucb.LinUCB`, :class:`~baselines.egreedy.ContextualGreedy`
 and :class:`~baselines.thompson.LinearThompson`.
@@ -37,6 +40,9 @@ from scipy.linalg.blas import dger
 from banditspec.policy import Policy
 
 __all__ = ["RidgePolicy", "check_real"]
+
+#: rows added one at a time whose outer products wait before they are added to ``A_k``
+GRAM_BUFFER_ROWS = 64
 
 
 def check_real(name: str, value: object, low: float, high: float = np.inf, *, open_low: bool = False) -> None:
@@ -68,6 +74,29 @@ class RidgePolicy(Policy):
     """
 
     ridge: float
+
+    @property
+    def A_(self) -> np.ndarray:
+        """Regularised Gram matrices ``A_k``, shape ``(K, d, d)``, with every buffered row added."""
+        self._flush_gram()
+        return self._A
+
+    @A_.setter
+    def A_(self, value: np.ndarray) -> None:
+        self._A = value
+        self._pending_rows = np.empty((GRAM_BUFFER_ROWS, value.shape[-1]))
+        self._pending_arms = np.empty(GRAM_BUFFER_ROWS, dtype=np.intp)
+        self._n_pending = 0
+
+    def _flush_gram(self) -> None:
+        """Add the buffered rows' ``x x^T`` to their arms' ``A_k``, one product per arm."""
+        n = self._n_pending
+        if n:
+            rows, arms = self._pending_rows[:n], self._pending_arms[:n]
+            for k in np.unique(arms):
+                X = rows[arms == k]
+                self._A[k] += X.T @ X
+            self._n_pending = 0
 
     def _check_params(self) -> None:
         super()._check_params()
@@ -128,8 +157,12 @@ class RidgePolicy(Policy):
 
     def _add_row(self, k: int, x: np.ndarray, r: float) -> None:
         """One Sherman–Morrison step: the row ``x`` with reward ``r`` for arm ``k``, ``O(d^2)``."""
-        A_inv, b = self.A_inv_[k], self.b_[k]
-        _add_outer(self.A_[k], 1.0, x)
+        A_inv, b, i = self.A_inv_[k], self.b_[k], self._n_pending
+        self._pending_rows[i] = x
+        self._pending_arms[i] = k
+        self._n_pending = i + 1
+        if i + 1 == GRAM_BUFFER_ROWS:
+            self._flush_gram()
         u = A_inv.dot(x)  # ndarray.dot: less dispatch than @ on one row
         _add_outer(A_inv, -1.0 / (1.0 + x.dot(u)), u)
         b += r * x

@@ -297,3 +297,34 @@ def test_one_row_path_after_save_and_load(bandit, tmp_path):
         loaded.partial_fit(x, arm, rewards[i:i + 1])
     for name, value in policy._state().items():
         np.testing.assert_array_equal(loaded._state()[name], value, err_msg=name)
+
+
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), sizes=st.lists(st.sampled_from([1, 1, 1, 2, 3, 9]), min_size=1, max_size=60))
+def test_single_rows_and_batches_keep_the_closed_form_statistics(seed, sizes):
+    """Buffered one-row Gram updates reach A_k whenever a batch update or a save needs it."""
+    rng = np.random.default_rng(seed)
+    n, d, n_arms = sum(sizes), 4, 3
+    X, actions, rewards = rng.normal(size=(n, d)), rng.integers(0, n_arms, n), rng.normal(size=n)
+    policy = LinUCB(n_arms, ridge=0.5)
+    for part in np.split(np.arange(n), np.cumsum(sizes)[:-1]):
+        policy.partial_fit(X[part], actions[part], rewards[part])
+    for k in range(n_arms):
+        Xk = X[actions == k]
+        A = 0.5 * np.eye(d) + Xk.T @ Xk
+        np.testing.assert_allclose(policy.A_[k], A, rtol=1e-10, atol=1e-10)
+        np.testing.assert_allclose(policy.A_inv_[k], np.linalg.inv(A), rtol=1e-7, atol=1e-9)
+        np.testing.assert_allclose(policy.theta_[k], np.linalg.solve(A, Xk.T @ rewards[actions == k]),
+                                   rtol=1e-7, atol=1e-9)
+
+
+def test_save_keeps_the_buffered_rows(bandit, tmp_path):
+    policy = LinUCB(bandit.n_arms).fit(*bandit.logged(50, seed=0))
+    X, actions, rewards, _ = bandit.logged(70, seed=1)  # more rows than the buffer holds
+    for i in range(len(X)):
+        policy.partial_fit(X[i:i + 1], actions[i:i + 1], rewards[i:i + 1])
+    loaded = Policy.load(policy.save(tmp_path / "linucb"))
+    reference = LinUCB(bandit.n_arms).fit(*[np.concatenate(pair) for pair in zip(bandit.logged(50, seed=0)[:3],
+                                                                                 (X, actions, rewards))])
+    for name, value in reference._state().items():
+        np.testing.assert_allclose(loaded._state()[name], value, rtol=1e-8, atol=1e-10, err_msg=name)
