@@ -156,7 +156,10 @@ class RidgePolicy(Policy):
             self._add_rows(int(arm), X[rows], rewards[rows])
 
     def _add_row(self, k: int, x: np.ndarray, r: float) -> None:
-        """One Sherman–Morrison step: the row ``x`` with reward ``r`` for arm ``k``, ``O(d^2)``."""
+        """One Sherman–Morrison step: the row ``x`` with reward ``r`` for arm ``k``, ``O(d^2)``.
+
+        ``A_inv_``, ``b_`` and ``theta_`` are updated at once; ``x x^T`` joins the Gram buffer.
+        """
         A_inv, b, i = self.A_inv_[k], self.b_[k], self._n_pending
         self._pending_rows[i] = x
         self._pending_arms[i] = k
