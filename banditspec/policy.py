@@ -264,8 +264,11 @@ class Policy(ABC):
         proba = self.predict_proba(X, available, check_input=check_input)
         if rng is None:
             return np.argmax(proba, axis=1)
-        u = rng.random(proba.shape[0])[:, None]
-        return np.minimum((np.cumsum(proba, axis=1) < u).sum(axis=1), self.n_arms - 1)
+        # inverse CDF: arm k with cum[k-1] <= v < cum[k], so an arm of probability 0 is never drawn
+        # (not even at u == 0), and scaling by the row total absorbs rounding in the last cumulative sum
+        cum = np.cumsum(proba, axis=1)
+        v = rng.random(proba.shape[0])[:, None] * cum[:, -1:]
+        return (cum <= v).sum(axis=1)
 
     # -- persistence ---------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:

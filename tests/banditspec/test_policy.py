@@ -82,6 +82,21 @@ def test_select_samples_according_to_proba():
     assert set(policy.select(X, rng=np.random.default_rng(0), available=mask)) == {1}
 
 
+class _ZeroDraws(np.random.Generator):
+    """A generator whose uniform draws are all exactly 0.0, the edge of inverse-CDF sampling."""
+
+    def random(self, size=None, dtype=np.float64, out=None):
+        return np.zeros(size)
+
+
+def test_select_never_draws_an_arm_of_probability_zero():
+    policy = MeanReward(3).fit(np.zeros((3, 1)), [0, 1, 2], [0.0, 1.0, 0.0])
+    rng = _ZeroDraws(np.random.PCG64(0))
+    np.testing.assert_array_equal(policy.select(np.zeros((4, 1)), rng=rng), 1)
+    mask = np.array([False, False, True])
+    np.testing.assert_array_equal(policy.select(np.zeros((4, 1)), rng=rng, available=mask), 2)
+
+
 def test_predict_before_fit_and_bad_shapes():
     policy = MeanReward(3)
     with pytest.raises(ValueError, match="not fitted"):
