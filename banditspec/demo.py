@@ -9,7 +9,8 @@
    proxy (alignment minus ``alpha`` x cost) — plus REINFORCE on hashed n-gram
    features instead of the target's hidden states, and the baseline learners.
 4. Evaluate on held-out mixed-domain queries with real assisted generation:
-   every arm decodes every query at batch size 1 (AR first, same run), so every
+   every arm decodes every query at batch size 1 (AR first, back to back in one
+   process; ``--workers`` processes share the queries), so every
    learner, every fixed arm and the oracle are compared on the same measured
    seconds; every output is checked against AR's.
 5. Print a table and write ``OUT/report.json``, ``OUT/runs.csv`` and figures.
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -106,7 +108,7 @@ def run_demo(args: argparse.Namespace) -> int:
     """Run ``banditspec demo``."""
     out = Path(args.out)
     world = ENVIRONMENTS.create("toy", config=args.config, max_new_tokens=args.max_new_tokens,
-                                block_size=args.block_size, threads=args.threads)
+                                block_size=args.block_size, threads=args.threads, workers=args.workers)
     print(f"toy world: arms {world.arms.names}")
     data_dir = collect(world, out / "train-data", n=args.n_train, split="train", seed=args.seed,
                        calibration_queries=args.calibration, chunk_size=128,
@@ -120,7 +122,7 @@ def run_demo(args: argparse.Namespace) -> int:
     full = world.full_feedback(test, seed=args.seed)
     config = {"env": "toy", "world": args.config, "n_train_queries": args.n_train, "n_test_queries": args.n_test,
               "max_new_tokens": args.max_new_tokens, "block_size": args.block_size, "alpha": args.alpha,
-              "threads": args.threads, "learners": {k: list(v) for k, v in LEARNERS.items()},
+              "threads": args.threads, "workers": args.workers, "learners": {k: list(v) for k, v in LEARNERS.items()},
               "arms": world.arms.describe(), "latency_model": latency.to_dict()}
     result = _evaluate(world, policies, fit_seconds, test, hashing.transform(test.texts), full, args.seed, config)
     new_tokens = np.array([m.new_tokens for m in full.measurements]).reshape(full.seconds.shape)[:, 0]
@@ -150,5 +152,8 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--block-size", type=int, default=6, help="constant draft block size (default: 6)")
     parser.add_argument("--alpha", type=float, default=0.5, help="cost weight of the offline proxy reward")
     parser.add_argument("--calibration", type=int, default=16, help="queries measured to calibrate the latency model")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads while decoding (default: 1)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per decoding process (default: 1)")
+    parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1),
+                        help="processes decoding held-out queries in parallel, one per free core "
+                             "(default: 2, or 1 on a single core)")
     parser.add_argument("--seed", type=int, default=0)

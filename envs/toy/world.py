@@ -15,7 +15,10 @@ same-run reference) and reward the measurements with a
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -32,6 +35,7 @@ from envs.toy.tasks import sample_queries
 __all__ = ["ToyWorld"]
 
 CONFIGS = {"default": DEFAULT, "tiny": TINY}
+_CHUNK = 8  # queries per task when decoding in worker processes
 FEATURIZERS = ("target", "hashing")
 
 
@@ -62,6 +66,13 @@ class ToyWorld:
         Cache root; default ``$BANDITSPEC_CACHE``.
     progress : bool, default True
         Progress bars while building and decoding.
+    workers : int, default 1
+        Processes that decode in parallel when many queries are measured at
+        once (``full_feedback``, ``step``). Each loads the world, warms up and
+        runs one torch thread of its own; a query's arms (AR first) are always
+        decoded back to back in one process, so its speed-ups are same-run
+        ratios. Give at most one worker per free core: workers that share a
+        core slow each other down unevenly.
     """
 
     def __init__(
@@ -75,6 +86,7 @@ class ToyWorld:
         reward: Reward | None = None,
         cache_dir: str | None = None,
         progress: bool = True,
+        workers: int = 1,
     ) -> None:
         if isinstance(config, str):
             if config not in CONFIGS:
@@ -82,6 +94,11 @@ class ToyWorld:
             config = CONFIGS[config]
         if featurizer not in FEATURIZERS:
             raise ValueError(f"featurizer must be one of {FEATURIZERS}, got {featurizer!r}")
+        if not isinstance(workers, int) or workers < 1:
+            raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
+        self.workers = workers
+        self._settings = {"config": config, "max_new_tokens": max_new_tokens, "block_size": block_size,
+                          "threads": threads, "cache_dir": cache_dir}
         self.models = load_world(config, cache_dir=cache_dir, progress=progress)
         self.config = config
         self.progress = progress
@@ -116,6 +133,8 @@ class ToyWorld:
         """Decode every query with AR (the same-run reference) and then arm ``actions[i]``, or every arm."""
         if queries.texts is None:
             raise ValueError("toy queries need texts")
+        if self.workers > 1 and len(queries) > _CHUNK:
+            return self._measure_in_workers(queries.texts, actions)
         everything = list(self.arms)
         if not self._warm:  # once per world: later timings are warm
             self.decoder.warmup(queries.texts[0], everything)
@@ -125,6 +144,22 @@ class ToyWorld:
             arms = everything if actions is None else [everything[int(actions[i])]]
             rows.append([r.measurement for r in self.decoder.measure(text, arms)])
         return rows
+
+    def _measure_in_workers(self, texts: Sequence[str], actions: np.ndarray | None) -> list[list[Measurement]]:
+        """:meth:`measure` split into chunks of queries decoded by ``workers`` processes."""
+        starts = range(0, len(texts), _CHUNK)
+        chunks = [(texts[i : i + _CHUNK], None if actions is None else actions[i : i + _CHUNK]) for i in starts]
+        context = multiprocessing.get_context("spawn")
+        rows: list[list[list[Measurement]]] = [[] for _ in chunks]
+        with ProcessPoolExecutor(self.workers, mp_context=context, initializer=_start_worker,
+                                 initargs=(self._settings,)) as pool, \
+                tqdm(total=len(texts), desc=f"decoding ({self.workers} workers)", unit="query",
+                     disable=not self.progress) as bar:
+            futures = {pool.submit(_measure_chunk, *chunk): i for i, chunk in enumerate(chunks)}
+            for future in as_completed(futures):
+                rows[futures[future]] = future.result()
+                bar.update(len(rows[futures[future]]))
+        return [row for chunk in rows for row in chunk]
 
     def _feedback(self, measurements: list[list[Measurement]], actions: np.ndarray | None) -> Feedback:
         flat = [m for row in measurements for m in row]
@@ -147,3 +182,18 @@ class ToyWorld:
     def full_feedback(self, queries: Queries, *, seed: int = 0) -> Feedback:
         """Decode every query with every arm, measured in one run."""
         return self._feedback(self.measure(queries), None)
+
+
+_WORKER_WORLD: ToyWorld | None = None
+
+
+def _start_worker(settings: dict[str, Any]) -> None:
+    """Load the world once per worker process (single-process, no progress bars)."""
+    global _WORKER_WORLD
+    _WORKER_WORLD = ToyWorld(**settings, progress=False)
+
+
+def _measure_chunk(texts: Sequence[str], actions: np.ndarray | None) -> list[list[Measurement]]:
+    assert _WORKER_WORLD is not None, "worker not started"
+    queries = Queries(ids=np.zeros(len(texts), dtype=np.int64), X=np.zeros((len(texts), 0)), texts=list(texts))
+    return _WORKER_WORLD.measure(queries, actions)
