@@ -28,7 +28,7 @@ __all__ = [
     "standard_drafts",
 ]
 
-CODE_VERSION = "toy-4"
+CODE_VERSION = "toy-5"
 DEFAULT_DOMAINS = ("arithmetic", "code", "translation", "sorting")
 SPEC_BENCH_DOMAINS = ("conversation", "translation", "summarisation", "qa", "arithmetic", "copy")
 
@@ -137,11 +137,11 @@ class ToyConfig:
     """
 
     domains: tuple[str, ...] = DEFAULT_DOMAINS
-    target: ModelSpec = field(default_factory=lambda: ModelSpec(n_layer=12, n_embd=64, n_head=4, steps=600, batch_size=16, lr=1e-2))
+    target: ModelSpec = field(default_factory=lambda: ModelSpec(n_layer=6, n_embd=208, n_head=4, steps=340, batch_size=16, lr=5e-3))
     drafts: tuple[DraftSpec, ...] = ()
     seed: int = 0
     train_examples: int = 8192
-    threads: int = 1
+    threads: int = 2
     n_positions: int = 256
     distill_examples: int = 1024
 
@@ -201,9 +201,9 @@ def standard_drafts(domains: Sequence[str], expert: ModelSpec, *, misaligned: bo
     return tuple(drafts)
 
 
-_DRAFT = ModelSpec(n_layer=1, n_embd=32, n_head=2, steps=150, batch_size=32, lr=1e-2, warmup=10)
+_DRAFT = ModelSpec(n_layer=1, n_embd=64, n_head=2, steps=400, batch_size=4, lr=5e-3, warmup=10)
 
-#: The default world: a deep 12-layer target (0.63M parameters) and 1-layer drafts (0.03M) distilled from it, on four domains.
+#: The default world: a 6-layer target (3.2M parameters) and 1-layer drafts (0.08M) distilled from it, on four domains.
 DEFAULT = ToyConfig(drafts=standard_drafts(DEFAULT_DOMAINS, _DRAFT))
 
 #: A world for tests that builds in seconds (its models learn little).
@@ -213,4 +213,5 @@ TINY = replace(
     drafts=standard_drafts(DEFAULT_DOMAINS[:2], ModelSpec(n_layer=1, n_embd=16, n_head=2, steps=4, batch_size=8, warmup=1)),
     train_examples=256,
     distill_examples=64,
+    threads=1,
 )

@@ -112,9 +112,13 @@ GLOSSARY_WORDS = MIN_TOKENS // 4
 
 _SOURCE_SYLLABLES = "ka lo mi zu re ta vo ne shi pa gu fe".split()
 _TARGET_SYLLABLES = "bra dle mon tis gor pel wix sal dun fro keb lin".split()
+#: Words of the translation lexicon. Domains carry facts that a model must
+#: memorise (the lexicon, which operator each function applies), so that a draft
+#: of a given size learns one domain better than it learns all of them.
+LEXICON_SIZE = 48
 
 
-def _lexicon(size: int = 24, seed: int = 20240611) -> dict[str, str]:
+def _lexicon(size: int = LEXICON_SIZE, seed: int = 20240611) -> dict[str, str]:
     """A fixed one-to-one map from pseudo-source words to pseudo-target words."""
     rng = np.random.default_rng(seed)
     source = ["".join(p) for p in product(_SOURCE_SYLLABLES, repeat=2)]
@@ -155,19 +159,32 @@ def _arithmetic(rng: np.random.Generator) -> tuple[str, str]:
 
 
 _OPS = {"add": ("+", ">="), "mul": ("*", "!="), "sub": ("-", "<=")}
-_FUNCTIONS = "area total scale merge clip norm count blend".split()
+_FUNCTION_STEMS = "area total scale merge clip norm count blend".split()
+_FUNCTION_SUFFIXES = "in at on up by of".split()
+
+
+def _functions(seed: int = 20261127) -> dict[str, str]:
+    """A fixed map from the code domain's 48 function names (``total_at``) to the operator each applies."""
+    rng = np.random.default_rng(seed)
+    names = [f"{stem}_{suffix}" for stem, suffix in product(_FUNCTION_STEMS, _FUNCTION_SUFFIXES)]
+    return {name: sorted(_OPS)[int(rng.integers(len(_OPS)))] for name in names}
+
+
+FUNCTIONS = _functions()
+_FUNCTION_NAMES = sorted(FUNCTIONS)
 
 
 def _code(rng: np.random.Generator) -> tuple[str, str]:
     """A small code-like language: the signature fixes the body.
 
-    ``fn total ( a , b , c , d ) -> add {`` -> one guard per argument, an
-    accumulator folded over the arguments with the operator, a print and a return.
+    ``fn total_at ( a , b , c , d ) {`` -> one guard per argument, an
+    accumulator folded over the arguments with the function's operator
+    (:data:`FUNCTIONS`, never written in the prompt), a print and a return.
     """
     args = _pick(rng, LETTERS, int(rng.integers(4, 6)))
-    op = _pick(rng, sorted(_OPS))
-    symbol, guard = _OPS[op]
-    prompt = f"fn {_pick(rng, _FUNCTIONS)} ( {' , '.join(args)} ) -> {op} {{"
+    name = _pick(rng, _FUNCTION_NAMES)
+    symbol, guard = _OPS[FUNCTIONS[name]]
+    prompt = f"fn {name} ( {' , '.join(args)} ) {{"
     body = [f"check {v} {guard} 0 ;" for v in args]
     body.append(f"let acc = {args[0]} ;")
     body += [f"acc = acc {symbol} {v} ;" for v in args[1:]]
@@ -244,7 +261,7 @@ register_domain("arithmetic", _arithmetic, _words("count up down from by + - =",
 register_domain(
     "code",
     _code,
-    _words(" ".join(LETTERS), " ".join(_FUNCTIONS), " ".join(_OPS), "fn check let acc print return + * - >= != <=", _PUNCT),
+    _words(" ".join(LETTERS), " ".join(FUNCTIONS), "fn check let acc print return + * - >= != <=", _PUNCT),
 )
 register_domain("translation", _translation, _words("translate", " ".join(LEXICON), " ".join(LEXICON.values()), _PUNCT))
 register_domain("sorting", _sorting, _words("sort", " ".join(SORT_LETTERS), _PUNCT))

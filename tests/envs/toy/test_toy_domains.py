@@ -34,10 +34,15 @@ def test_sorting_and_code_follow_their_rules():
     prompt, completion = DOMAINS["sorting"].generate(np.random.default_rng(5))
     letters = prompt.removeprefix("sort : ").removesuffix(" ->").split()
     assert completion.split()[:-1] == sorted(letters)
+    from envs.toy.domains import FUNCTIONS
+
     prompt, completion = DOMAINS["code"].generate(np.random.default_rng(5))
     args = prompt.split("(")[1].split(")")[0].replace(",", " ").split()
     assert all(f"check {a} " in completion for a in args)
+    symbol = {"add": "+", "mul": "*", "sub": "-"}[FUNCTIONS[prompt.split()[1]]]
+    assert f"acc = acc {symbol} {args[1]} ;" in completion
     assert completion.endswith("return acc ; }")
+    assert set(FUNCTIONS.values()) == {"add", "mul", "sub"} and len(FUNCTIONS) == 48
 
 
 def test_arithmetic_is_a_progression_written_step_by_step():

@@ -36,15 +36,15 @@ def test_step_and_full_feedback_are_measured_and_lossless(tiny_toy):
 
 
 def test_worker_processes_measure_the_same_decodes_in_query_order(tiny_toy, toy_cache):
-    queries = tiny_toy.queries(11, split="test", seed=2)  # more than one chunk of queries
+    queries = tiny_toy.queries(9, split="test", seed=2)  # more than one chunk of queries
     parallel = ToyWorld("tiny", max_new_tokens=24, block_size=4, cache_dir=str(toy_cache), progress=False, workers=2)
     full = parallel.full_feedback(queries)
-    assert full.rewards.shape == (11, len(tiny_toy.arms)) and all(m.equals_ar for m in full.measurements)
+    assert full.rewards.shape == (9, len(tiny_toy.arms)) and all(m.equals_ar for m in full.measurements)
     serial = tiny_toy.full_feedback(queries)
     counts = [[(m.arm, m.new_tokens, m.target_calls, m.accepted_tokens) for m in f.measurements] for f in (full, serial)]
     assert counts[0] == counts[1]
-    step = parallel.step(queries, np.arange(11) % len(tiny_toy.arms))
-    assert [m.arm for m in step.measurements] == [tiny_toy.arms.names[i % len(tiny_toy.arms)] for i in range(11)]
+    step = parallel.step(queries, np.arange(9) % len(tiny_toy.arms))
+    assert [m.arm for m in step.measurements] == [tiny_toy.arms.names[i % len(tiny_toy.arms)] for i in range(9)]
 
 
 def test_bad_arguments(toy_cache):
