@@ -1,7 +1,7 @@
 """The toy world: small transformers models trained here on procedurally generated text.
 
-A target (12 layers, 0.63M parameters by default) trained on every domain, one expert
-draft per domain, a generalist draft and a misaligned draft (25k parameters
+A target (6 layers, 3.2M parameters by default) trained on every domain, one expert
+draft per domain, a generalist draft and a misaligned draft (81k parameters
 each, distilled from the target), all sharing one word-level tokenizer; built on the CPU in a
 few minutes and cached on disk (see ``docs/toy-world.md``)::
 
