@@ -51,7 +51,7 @@ from banditspec.prompt_lookup import simulate_prompt_lookup
 from banditspec.rewards import Reward, SpeedupOverAR, measurement_columns
 from banditspec.shards import merge, parse_shard, run_chunks
 
-__all__ = ["Collector", "DecodingWorld", "calibrate", "collect"]
+__all__ = ["Collector", "DecodingWorld", "calibrate", "collect", "full_information_rows"]
 
 
 class DecodingWorld(Protocol):
@@ -175,27 +175,54 @@ class Collector:
         aligned = self._alignments(prompts, outputs)
         raw = self._measured(prompts) if self.measure else self._counterfactual(prompts, outputs)
         table = [self._with_alignment(row, i, outputs, aligned) for i, row in enumerate(raw)]
-        flat = [m for row in table for m in row]
-        K, n = len(self.arms), len(queries)
-        columns = measurement_columns(flat)
-        rewards = self.reward(columns).reshape(n, K)
-        seconds = columns["wall_seconds"].reshape(n, K)
-        extra = dict(columns)
-        for k, name in enumerate(self.names):
-            extra[arm_seconds_column(name)] = np.repeat(seconds[:, k], K)
-        extra["measured"] = np.full(n * K, self.measure)
-        extra["prompt"] = np.repeat(np.asarray(queries.texts, dtype=object), K)
-        return LoggedDataset(
-            np.repeat(queries.ids, K),
-            np.repeat(queries.X, K, axis=0),
-            np.tile(np.arange(K), n),
-            rewards.ravel(),
-            np.full(n * K, 1.0 / K),
-            arm_names=self.names,
-            all_rewards=np.repeat(rewards, K, axis=0),
-            groups=None if queries.groups is None else np.repeat(np.asarray(queries.groups, dtype=object), K),
-            columns=extra,
-        )
+        return full_information_rows(queries, table, self.names, self.reward, measured=self.measure)
+
+
+def full_information_rows(queries: Queries, table: Sequence[Sequence[Measurement]], arm_names: Sequence[str],
+                          reward: Reward, *, measured: bool) -> LoggedDataset:
+    """Logged rows from every arm's measurement of every query (full information).
+
+    Parameters
+    ----------
+    queries : Queries
+        ``n`` queries with their texts.
+    table : sequence of sequences of Measurement
+        ``table[i][k]``: arm ``k``'s measurement of query ``i``.
+    arm_names : sequence of str
+        The ``K`` arm names, in column order.
+    reward : Reward
+        Turns the measurement columns into rewards.
+    measured : bool
+        Whether the seconds were measured (True) or priced by a latency model.
+
+    Returns
+    -------
+    LoggedDataset
+        ``n * K`` rows, one per (query, arm), each with propensity ``1/K``,
+        ``all_rewards`` the query's ``K`` rewards, the measurement columns,
+        ``wall_seconds@<arm>``, ``measured`` and ``prompt``.
+    """
+    flat = [m for row in table for m in row]
+    K, n = len(arm_names), len(queries)
+    columns = measurement_columns(flat)
+    rewards = reward(columns).reshape(n, K)
+    seconds = columns["wall_seconds"].reshape(n, K)
+    extra = dict(columns)
+    for k, name in enumerate(arm_names):
+        extra[arm_seconds_column(name)] = np.repeat(seconds[:, k], K)
+    extra["measured"] = np.full(n * K, measured)
+    extra["prompt"] = np.repeat(np.asarray(queries.texts, dtype=object), K)
+    return LoggedDataset(
+        np.repeat(queries.ids, K),
+        np.repeat(queries.X, K, axis=0),
+        np.tile(np.arange(K), n),
+        rewards.ravel(),
+        np.full(n * K, 1.0 / K),
+        arm_names=list(arm_names),
+        all_rewards=np.repeat(rewards, K, axis=0),
+        groups=None if queries.groups is None else np.repeat(np.asarray(queries.groups, dtype=object), K),
+        columns=extra,
+    )
 
 
 def calibrate(world: DecodingWorld, queries: Queries, *, progress: bool = True) -> LatencyModel:

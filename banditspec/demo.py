@@ -13,7 +13,9 @@
    process; ``--workers`` processes share the queries), so every
    learner, every fixed arm and the oracle are compared on the same measured
    seconds; every output is checked against AR's.
-5. Print a table and write ``OUT/report.json``, ``OUT/runs.csv`` and figures.
+5. Print a table and write ``OUT/report.json``, ``OUT/runs.csv``, figures and
+   ``OUT/test-data.parquet`` (every arm's measurement of every held-out query,
+   as a :class:`~banditspec.data.LoggedDataset`).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from banditspec.collect import Collector, collect
+from banditspec.collect import Collector, collect, full_information_rows
 from banditspec.compare import CompareResult, choice_metrics, greedy, group_shares
 from banditspec.data import LoggedDataset
 from banditspec.env import ENVIRONMENTS, Feedback, Queries
@@ -124,6 +126,9 @@ def run_demo(args: argparse.Namespace) -> int:
               "max_new_tokens": args.max_new_tokens, "block_size": args.block_size, "alpha": args.alpha,
               "threads": args.threads, "workers": args.workers, "learners": {k: list(v) for k, v in LEARNERS.items()},
               "arms": world.arms.describe(), "latency_model": latency.to_dict()}
+    K = len(world.arms)
+    table = [full.measurements[i * K : (i + 1) * K] for i in range(len(test))]
+    full_information_rows(test, table, world.arms.names, world.reward, measured=True).save(out / "test-data.parquet")
     result = _evaluate(world, policies, fit_seconds, test, hashing.transform(test.texts), full, args.seed, config)
     new_tokens = np.array([m.new_tokens for m in full.measurements]).reshape(full.seconds.shape)[:, 0]
     ar_tokens_per_s = float(new_tokens.sum() / full.ar_seconds.sum())
