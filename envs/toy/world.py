@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from banditspec.arms import ArmSet, Autoregressive, DraftModel, PromptLookup
+from banditspec.arms import Arm, ArmSet, Autoregressive, DraftModel, PromptLookup
 from banditspec.decoding import Decoder
 from banditspec.env import Feedback, Measurement, Queries
 from banditspec.features import Featurizer, HashingFeaturizer, TargetHiddenStates
@@ -155,7 +155,8 @@ class ToyWorld:
                                  initargs=(self._settings,)) as pool, \
                 tqdm(total=len(texts), desc=f"decoding ({self.workers} workers)", unit="query",
                      disable=not self.progress) as bar:
-            futures = {pool.submit(_measure_chunk, *chunk): i for i, chunk in enumerate(chunks)}
+            arms = list(self.arms)  # as they are now: arms may have been added or removed since construction
+            futures = {pool.submit(_measure_chunk, *chunk, arms): i for i, chunk in enumerate(chunks)}
             for future in as_completed(futures):
                 rows[futures[future]] = future.result()
                 bar.update(len(rows[futures[future]]))
@@ -193,7 +194,8 @@ def _start_worker(settings: dict[str, Any]) -> None:
     _WORKER_WORLD = ToyWorld(**settings, progress=False)
 
 
-def _measure_chunk(texts: Sequence[str], actions: np.ndarray | None) -> list[list[Measurement]]:
+def _measure_chunk(texts: Sequence[str], actions: np.ndarray | None, arms: list[Arm]) -> list[list[Measurement]]:
     assert _WORKER_WORLD is not None, "worker not started"
+    _WORKER_WORLD.arms = ArmSet(arms)
     queries = Queries(ids=np.zeros(len(texts), dtype=np.int64), X=np.zeros((len(texts), 0)), texts=list(texts))
     return _WORKER_WORLD.measure(queries, actions)
