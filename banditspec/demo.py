@@ -25,6 +25,7 @@ import json
 import os
 import time
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -39,7 +40,7 @@ from banditspec.policy import POLICIES
 from banditspec.report import format_table, write_report
 from banditspec.rewards import paper_reward
 
-__all__ = ["run_demo"]
+__all__ = ["LEARNERS", "evaluate_measured", "run_demo", "train_learners"]
 
 #: learner name -> (registered policy, features, reward)
 LEARNERS: dict[str, tuple[str, str, str]] = {
@@ -53,11 +54,29 @@ LEARNERS: dict[str, tuple[str, str, str]] = {
 }
 
 
-def _train(data: LoggedDataset, hashed: np.ndarray, *, alpha: float, seed: int) -> tuple[dict[str, Any], dict[str, float]]:
-    """Fit every learner on the collected rows; returns the policies and their fit seconds."""
+def train_learners(
+    data: LoggedDataset, hashed: np.ndarray, *, alpha: float, seed: int,
+    learners: Mapping[str, tuple[str, str, str]] = LEARNERS,
+) -> tuple[dict[str, Any], dict[str, float]]:
+    """Fit every learner on the collected rows; returns the policies and their fit seconds.
+
+    Parameters
+    ----------
+    data : LoggedDataset
+        Collected rows (features: the target's hidden states).
+    hashed : np.ndarray
+        The same rows' hashed n-gram features.
+    alpha : float
+        Cost weight of the paper's proxy reward.
+    seed : int
+        Seed of every learner.
+    learners : mapping
+        Learner name -> (registered policy, ``"target"`` or ``"hashing"``
+        features, ``"speedup"`` or ``"proxy"`` reward).
+    """
     proxy = paper_reward(alpha, "token_match")(data.columns)
     policies, seconds = {}, {}
-    for name, (registered, features, reward) in LEARNERS.items():
+    for name, (registered, features, reward) in learners.items():
         start = time.perf_counter()
         policy = POLICIES.create(registered, n_arms=data.n_arms, seed=seed)
         X = data.X if features == "target" else hashed
@@ -83,27 +102,35 @@ def _counterfactual_check(world: Any, test: Queries, full: Feedback, latency: La
     }
 
 
-def _evaluate(world: Any, policies: dict[str, Any], fit_seconds: dict[str, float], test: Queries,
-              hashed_test: np.ndarray, full: Feedback, seed: int, config: dict[str, Any]) -> CompareResult:
-    names, K = world.arms.names, len(world.arms)
+def evaluate_measured(
+    result: CompareResult, policies: Mapping[str, Any], fit_seconds: Mapping[str, float], test: Queries,
+    hashed_test: np.ndarray, full: Feedback, seed: int, learners: Mapping[str, tuple[str, str, str]] = LEARNERS,
+) -> None:
+    """Score every learner, every fixed arm and the oracle on one seed's measured test decodes.
+
+    Appends the seed's rows to ``result`` (its ``arm_names`` and ``groups``
+    give the columns); every speed-up is total AR seconds over total seconds
+    of the chosen arms, from ``full``.
+    """
+    names, K = result.arm_names, len(result.arm_names)
     groups = np.asarray(test.groups).astype(str)
     best = np.argmax(full.rewards, axis=1)
     oracle_speedup = float(full.ar_seconds.sum() / full.seconds[np.arange(len(best)), best].sum())
-    result = CompareResult(names, sorted(set(groups)), [seed], config)
     result.oracle.append({"seed": seed, "speedup_vs_ar": oracle_speedup, "mean_reward": float(full.rewards.max(1).mean())})
     for k, arm in enumerate(names):
         result.fixed_arms.append({"arm": arm, "seed": seed,
                                   **choice_metrics(np.full(len(test), k), full, best, oracle_speedup)})
     rng = np.random.default_rng([seed, 0x71E])
     for name, policy in policies.items():
-        X = hashed_test if LEARNERS[name][1] == "hashing" else test.X
+        X = hashed_test if learners[name][1] == "hashing" else test.X
         start = time.perf_counter()
         choice = greedy(policy.predict_proba(X), rng)
         decision_us = 1e6 * (time.perf_counter() - start) / len(test)
         result.runs.append({"policy": name, "seed": seed, "fit_seconds": fit_seconds[name], "decision_us": decision_us,
                             **choice_metrics(choice, full, best, oracle_speedup)})
-        result.choices[name] = group_shares(choice, groups, result.groups, K)[None]
-    return result
+        shares = group_shares(choice, groups, result.groups, K)[None]
+        previous = result.choices.get(name)
+        result.choices[name] = shares if previous is None else np.concatenate([previous, shares])
 
 
 def run_demo(args: argparse.Namespace) -> int:
@@ -118,8 +145,8 @@ def run_demo(args: argparse.Namespace) -> int:
     data = LoggedDataset.load(data_dir)
     latency = LatencyModel.from_dict(json.loads((data_dir / "latency.json").read_text()))
     hashing = HashingFeaturizer()
-    policies, fit_seconds = _train(data, hashing.transform(list(data.columns["prompt"])), alpha=args.alpha,
-                                   seed=args.seed)
+    policies, fit_seconds = train_learners(data, hashing.transform(list(data.columns["prompt"])), alpha=args.alpha,
+                                           seed=args.seed)
     test = world.queries(args.n_test, split="test", seed=args.seed)
     full = world.full_feedback(test, seed=args.seed)
     config = {"env": "toy", "world": args.config, "n_train_queries": args.n_train, "n_test_queries": args.n_test,
@@ -129,7 +156,8 @@ def run_demo(args: argparse.Namespace) -> int:
     K = len(world.arms)
     table = [full.measurements[i * K : (i + 1) * K] for i in range(len(test))]
     full_information_rows(test, table, world.arms.names, world.reward, measured=True).save(out / "test-data.parquet")
-    result = _evaluate(world, policies, fit_seconds, test, hashing.transform(test.texts), full, args.seed, config)
+    result = CompareResult(world.arms.names, sorted(set(np.asarray(test.groups).astype(str))), [args.seed], config)
+    evaluate_measured(result, policies, fit_seconds, test, hashing.transform(test.texts), full, args.seed)
     new_tokens = np.array([m.new_tokens for m in full.measurements]).reshape(full.seconds.shape)[:, 0]
     ar_tokens_per_s = float(new_tokens.sum() / full.ar_seconds.sum())
     summary = result.summary()
