@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "collect": ("banditspec.collect", "collect an offline dataset of every arm on a set of queries"),
     "merge": ("banditspec.collect", "merge the shards of collection runs into one dataset"),
     "compare": ("banditspec.compare", "compare learners on one environment over several seeds"),
+    "reproduce": ("banditspec.reproduce", "test one of the paper's claims with real decoding in the toy world"),
 }
 
 
