@@ -164,7 +164,7 @@ def plot_choices(result: CompareResult, path: str | Path) -> Path:
         ax.axis("off")
     if image is not None:
         fig.colorbar(image, ax=axes.ravel().tolist(), label="share of the group's test queries")
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=120, bbox_inches="tight")  # keep the colour bar's label inside the image
     plt.close(fig)
     return Path(path)
 
