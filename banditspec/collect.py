@@ -41,7 +41,7 @@ import torch
 from tqdm.auto import tqdm
 
 from banditspec.alignment import alignment_scores
-from banditspec.arms import Arm, ArmSet, Autoregressive, DraftModel, PromptLookup
+from banditspec.arms import ArmSet, Autoregressive, DraftModel, PromptLookup
 from banditspec.counterfactual import draft_matches_batch, simulate_arm
 from banditspec.data import LoggedDataset, arm_seconds_column
 from banditspec.decoding import Decoder, greedy_outputs
