@@ -18,6 +18,12 @@ arm                 ``generate()`` arguments
                     config gets the block size and the threshold off
 ==================  ==============================================================
 
+For a ``DraftModel`` with the target's vocabulary, a constant block size and no
+confidence threshold, the decoder (``lean_drafting=True``) gives transformers'
+assisted-decoding loop a :class:`~banditspec.drafting.GreedyDraft` candidate
+generator, which proposes exactly the tokens transformers' own would, without a
+full ``generate()`` call per round.
+
 transformers reads the drafting settings from the *assistant's* generation
 config and writes the heuristic schedule's state back there after each call; the
 settings are set before and restored after every call, so no query's history
