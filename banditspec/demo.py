@@ -105,12 +105,13 @@ def _counterfactual_check(world: Any, test: Queries, full: Feedback, latency: La
 def evaluate_measured(
     result: CompareResult, policies: Mapping[str, Any], fit_seconds: Mapping[str, float], test: Queries,
     hashed_test: np.ndarray, full: Feedback, seed: int, learners: Mapping[str, tuple[str, str, str]] = LEARNERS,
-) -> None:
+) -> dict[str, np.ndarray]:
     """Score every learner, every fixed arm and the oracle on one seed's measured test decodes.
 
     Appends the seed's rows to ``result`` (its ``arm_names`` and ``groups``
     give the columns); every speed-up is total AR seconds over total seconds
-    of the chosen arms, from ``full``.
+    of the chosen arms, from ``full``. Returns each learner's chosen arm per
+    test query.
     """
     names, K = result.arm_names, len(result.arm_names)
     groups = np.asarray(test.groups).astype(str)
@@ -121,6 +122,7 @@ def evaluate_measured(
         result.fixed_arms.append({"arm": arm, "seed": seed,
                                   **choice_metrics(np.full(len(test), k), full, best, oracle_speedup)})
     rng = np.random.default_rng([seed, 0x71E])
+    chosen = {}
     for name, policy in policies.items():
         X = hashed_test if learners[name][1] == "hashing" else test.X
         start = time.perf_counter()
@@ -131,6 +133,8 @@ def evaluate_measured(
         shares = group_shares(choice, groups, result.groups, K)[None]
         previous = result.choices.get(name)
         result.choices[name] = shares if previous is None else np.concatenate([previous, shares])
+        chosen[name] = choice
+    return chosen
 
 
 def run_demo(args: argparse.Namespace) -> int:

@@ -21,7 +21,7 @@ import numpy as np
 if TYPE_CHECKING:
     from banditspec.compare import CompareResult
 
-__all__ = ["RUN_FIELDS", "format_table", "machine_info", "plot_choices", "plot_speedups", "write_report"]
+__all__ = ["RUN_FIELDS", "format_table", "machine_info", "plot_choices", "plot_speedups", "pyplot", "write_report"]
 
 #: Columns of ``runs.csv``, one row per learner per seed.
 RUN_FIELDS = ("policy", "seed", "arm", "speedup_vs_ar", "share_of_oracle", "mean_reward", "regret",
@@ -62,8 +62,10 @@ def machine_info() -> dict[str, Any]:
     return info
 
 
-def write_report(result: CompareResult, out: str | Path, *, extra: dict[str, Any] | None = None) -> dict[str, Path]:
-    """Write ``report.json``, ``runs.csv``, ``speedup.png`` and ``choices.png`` under ``out``.
+def write_report(
+    result: CompareResult, out: str | Path, *, extra: dict[str, Any] | None = None, plots: bool = True
+) -> dict[str, Path]:
+    """Write ``report.json``, ``runs.csv`` and, with ``plots``, ``speedup.png`` and ``choices.png`` under ``out``.
 
     ``report.json`` is ``{"policies": {name: {"speedup_vs_ar", "share_of_oracle",
     "mean_reward", "fit_seconds", "decision_us", ... and their ``_std``}},
@@ -79,8 +81,9 @@ def write_report(result: CompareResult, out: str | Path, *, extra: dict[str, Any
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    paths = {"json": out / "report.json", "csv": out / "runs.csv",
-             "speedup": out / "speedup.png", "choices": out / "choices.png"}
+    paths = {"json": out / "report.json", "csv": out / "runs.csv"}
+    if plots:
+        paths |= {"speedup": out / "speedup.png", "choices": out / "choices.png"}
     report = {**result.to_dict(), "machine": machine_info()}
     for key, value in (extra or {}).items():
         if isinstance(value, dict) and isinstance(report.get(key), dict):
@@ -98,12 +101,14 @@ def write_report(result: CompareResult, out: str | Path, *, extra: dict[str, Any
         writer.writeheader()
         for row in result.runs:
             writer.writerow({k: row.get(k, "") for k in RUN_FIELDS})
-    plot_speedups(result, paths["speedup"])
-    plot_choices(result, paths["choices"])
+    if plots:
+        plot_speedups(result, paths["speedup"])
+        plot_choices(result, paths["choices"])
     return paths
 
 
-def _pyplot():
+def pyplot() -> Any:
+    """``matplotlib.pyplot`` on the non-interactive Agg backend (figures are only saved)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -117,7 +122,7 @@ def plot_speedups(result: CompareResult, path: str | Path) -> Path:
 
     Dashed line: the oracle's speed-up; dotted line: AR (1x).
     """
-    plt = _pyplot()
+    plt = pyplot()
     summary = result.summary()
     names = list(summary)
     means = [summary[n]["speedup_vs_ar"] for n in names]
@@ -142,7 +147,7 @@ def plot_speedups(result: CompareResult, path: str | Path) -> Path:
 
 def plot_choices(result: CompareResult, path: str | Path) -> Path:
     """One heatmap per learner: share of each group's test queries sent to each arm (mean over seeds)."""
-    plt = _pyplot()
+    plt = pyplot()
     names = list(result.choices)
     cols = min(3, len(names))
     rows = math.ceil(len(names) / cols)

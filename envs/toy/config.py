@@ -20,6 +20,8 @@ __all__ = [
     "CODE_VERSION",
     "DEFAULT",
     "DEFAULT_DOMAINS",
+    "SIZES",
+    "SPEC_BENCH",
     "SPEC_BENCH_DOMAINS",
     "TINY",
     "DraftSpec",
@@ -205,6 +207,17 @@ _DRAFT = ModelSpec(n_layer=1, n_embd=64, n_head=2, steps=400, batch_size=4, lr=5
 
 #: The default world: a 6-layer target (3.2M parameters) and 1-layer drafts (0.08M) distilled from it, on four domains.
 DEFAULT = ToyConfig(drafts=standard_drafts(DEFAULT_DOMAINS, _DRAFT))
+
+#: Generalist drafts of three sizes (about 0.03M, 0.08M and 0.46M parameters) on the default domains and
+#: target: the larger draft agrees with the target more often and costs more per step (``reproduce alpha``).
+SIZES = replace(DEFAULT, drafts=(
+    DraftSpec("small", ModelSpec(n_layer=1, n_embd=32, n_head=2, steps=400, batch_size=4, lr=5e-3, warmup=10)),
+    DraftSpec("medium", _DRAFT),
+    DraftSpec("large", ModelSpec(n_layer=2, n_embd=128, n_head=4, steps=400, batch_size=8, lr=3e-3, warmup=10)),
+))
+
+#: Six Spec-Bench-like task categories, one expert per category and a generalist (``reproduce multitask``).
+SPEC_BENCH = replace(DEFAULT, domains=SPEC_BENCH_DOMAINS, drafts=standard_drafts(SPEC_BENCH_DOMAINS, _DRAFT, misaligned=False))
 
 #: A world for tests that builds in seconds (its models learn little).
 TINY = replace(

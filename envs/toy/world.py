@@ -29,12 +29,12 @@ from banditspec.env import Feedback, Measurement, Queries
 from banditspec.features import Featurizer, HashingFeaturizer, TargetHiddenStates
 from banditspec.rewards import Reward, SpeedupOverAR, measurement_columns
 from envs.toy.cache import load_world
-from envs.toy.config import DEFAULT, TINY, ToyConfig
+from envs.toy.config import DEFAULT, SIZES, SPEC_BENCH, TINY, ToyConfig
 from envs.toy.tasks import sample_queries
 
 __all__ = ["ToyWorld"]
 
-CONFIGS = {"default": DEFAULT, "tiny": TINY}
+CONFIGS = {"default": DEFAULT, "sizes": SIZES, "spec-bench": SPEC_BENCH, "tiny": TINY}
 _CHUNK = 8  # queries per task when decoding in worker processes
 FEATURIZERS = ("target", "hashing")
 
