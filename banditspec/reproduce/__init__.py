@@ -162,7 +162,7 @@ def add_reproduce_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n-test", type=int, default=None, help="held-out queries per seed (default per experiment)")
     parser.add_argument("--sweep", type=float, nargs="+", default=None,
                         help="values of the swept parameter: cost weights for alpha "
-                             "(default 0 0.25 0.5 1 2 4 8), training-set sizes for examples (default: 8 log-spaced "
+                             "(default 0 0.1 0.2 0.3 0.5 1 2), training-set sizes for examples (default: 8 log-spaced "
                              "from 10 to --n-train)")
     parser.add_argument("--max-new-tokens", type=int, default=48)
     parser.add_argument("--block-size", type=int, default=6)

@@ -23,7 +23,8 @@ from banditspec.reproduce.sweep import plot_sweep, run_sweep, sweep_table
 
 __all__ = ["ALPHAS", "PROXY_LEARNERS", "alpha_claims", "check_alphas", "run_alpha"]
 
-ALPHAS = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
+#: Cost weights swept by default: the sizes world's choices move between 0.1 and 0.5 (AR -> large -> small drafts).
+ALPHAS = (0.0, 0.1, 0.2, 0.3, 0.5, 1.0, 2.0)
 
 #: learner name -> (registered policy, features, reward): every learner on the proxy reward
 PROXY_LEARNERS: dict[str, tuple[str, str, str]] = {
