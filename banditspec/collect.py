@@ -6,7 +6,8 @@ For each query the collection computes
    latency is measured),
 2. each draft's own greedy output and its alignment with ``y`` — token match,
    longest common subsequence, accepted prefix (:mod:`banditspec.alignment`),
-   the paper's offline proxy,
+   the paper's offline proxy; an early exit is scored the same way, on the
+   greedy output of the target cut after its exit layer,
 3. the counterfactual acceptance of every arm along ``y``: exact target calls,
    proposed and accepted tokens (:mod:`banditspec.counterfactual`,
    :mod:`banditspec.prompt_lookup`), priced in seconds by a
@@ -32,6 +33,7 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -41,8 +43,8 @@ import torch
 from tqdm.auto import tqdm
 
 from banditspec.alignment import alignment_scores
-from banditspec.arms import ArmSet, Autoregressive, DraftModel, PromptLookup
-from banditspec.counterfactual import draft_matches_batch, simulate_arm
+from banditspec.arms import Arm, ArmSet, Autoregressive, DraftModel, EarlyExit, PromptLookup
+from banditspec.counterfactual import check_early_exit, draft_matches_batch, early_exit, simulate_arm
 from banditspec.data import LoggedDataset, arm_seconds_column
 from banditspec.decoding import Decoder, greedy_outputs
 from banditspec.env import ENVIRONMENTS, Measurement, Queries
@@ -52,6 +54,14 @@ from banditspec.rewards import Reward, SpeedupOverAR, measurement_columns
 from banditspec.shards import merge, parse_shard, run_chunks
 
 __all__ = ["Collector", "DecodingWorld", "calibrate", "collect", "full_information_rows"]
+
+#: Arms that draft with a model: an external draft or an early exit of the target.
+_DRAFTING = (DraftModel, EarlyExit)
+
+
+def _drafter_key(arm: DraftModel | EarlyExit) -> tuple[str, str | int]:
+    """Which model drafts for ``arm``: arms sharing it share its outputs and match vectors."""
+    return ("exit", arm.layer) if isinstance(arm, EarlyExit) else ("draft", arm.model)
 
 
 class DecodingWorld(Protocol):
@@ -96,9 +106,13 @@ class Collector:
                 raise ValueError("counterfactual collection needs a LatencyModel (calibrate one) or measure=True")
             if latency.arm_names != self.names:
                 raise ValueError(f"latency model arms {latency.arm_names} differ from the world's {self.names}")
-            unsupported = [a.name for a in self.arms if not isinstance(a, (Autoregressive, DraftModel, PromptLookup))]
+            simulated = (Autoregressive, *_DRAFTING, PromptLookup)
+            unsupported = [a.name for a in self.arms if not isinstance(a, simulated)]
             if unsupported:
                 raise ValueError(f"arms {unsupported} have no counterfactual simulation; collect them with measure=True")
+        for arm in self.arms:
+            if isinstance(arm, EarlyExit):
+                check_early_exit(world.decoder.target, arm.layer)
         self.decoder = world.decoder
         self.reward = reward or SpeedupOverAR()
         self.latency = latency
@@ -113,24 +127,39 @@ class Collector:
         return greedy_outputs(model, prompts, max_new_tokens=self.decoder.max_new_tokens, pad_id=self.pad_id,
                               eos_id=self.eos_id, batch_size=self.batch_size)
 
-    def _alignments(self, prompts: list[np.ndarray], outputs: list[np.ndarray]) -> dict[str, list[dict[str, float]]]:
-        """Per draft key, per query: alignment of the draft's own greedy output with the target's."""
-        keys = sorted({arm.model for arm in self.arms if isinstance(arm, DraftModel)})
-        return {key: [alignment_scores(d, y) for d, y in zip(self._outputs(self.decoder.drafts[key], prompts), outputs)]
-                for key in keys}
+    def _drafters(self) -> dict[tuple[str, str | int], Arm]:
+        """One drafting arm per distinct drafting model, by :func:`_drafter_key`."""
+        return {_drafter_key(arm): arm for arm in self.arms if isinstance(arm, _DRAFTING)}
+
+    def _drafting_model(self, arm: DraftModel | EarlyExit) -> AbstractContextManager[torch.nn.Module]:
+        """The model that drafts for ``arm``: a draft, or the target cut at the exit layer for the block."""
+        if isinstance(arm, EarlyExit):
+            return early_exit(self.decoder.target, arm.layer)
+        return nullcontext(self.decoder.drafts[arm.model])
+
+    def _alignments(self, prompts: list[np.ndarray], outputs: list[np.ndarray]) -> dict[tuple, list[dict[str, float]]]:
+        """Per drafting model, per query: alignment of its own greedy output with the target's."""
+        aligned = {}
+        for key, arm in self._drafters().items():
+            with self._drafting_model(arm) as model:
+                own = self._outputs(model, prompts)
+            aligned[key] = [alignment_scores(d, y) for d, y in zip(own, outputs)]
+        return aligned
 
     def _counterfactual(self, prompts: list[np.ndarray], outputs: list[np.ndarray]) -> list[list[Measurement]]:
         n, M = len(prompts), self.decoder.max_new_tokens
         counts = np.zeros((n, len(self.arms), 3), dtype=np.int64)  # target calls, proposed, accepted
-        matches = {key: draft_matches_batch(self.decoder.drafts[key], prompts, outputs, batch_size=self.batch_size)
-                   for key in {arm.model for arm in self.arms if isinstance(arm, DraftModel)}}
+        matches = {}
+        for key, arm in self._drafters().items():
+            with self._drafting_model(arm) as model:
+                matches[key] = draft_matches_batch(model, prompts, outputs, batch_size=self.batch_size)
         for k, arm in enumerate(self.arms):
             for i in range(n):
                 if isinstance(arm, Autoregressive):
                     counts[i, k] = (outputs[i].size, 0, 0)
                     continue
-                if isinstance(arm, DraftModel):
-                    sim = simulate_arm(arm, matches[arm.model][i], max_new_tokens=M)
+                if isinstance(arm, _DRAFTING):
+                    sim = simulate_arm(arm, matches[_drafter_key(arm)][i], max_new_tokens=M)
                 else:
                     sim = simulate_prompt_lookup(prompts[i], outputs[i], num_tokens=arm.num_tokens,
                                                  max_ngram=arm.max_ngram, max_new_tokens=M, eos_token_id=self.eos_id)
@@ -152,11 +181,11 @@ class Collector:
         return [[r.measurement for r in self.decoder.measure(p, self.arms)] for p in prompts]
 
     def _with_alignment(self, row: list[Measurement], i: int, outputs: list[np.ndarray],
-                        aligned: dict[str, list[dict[str, float]]]) -> list[Measurement]:
+                        aligned: dict[tuple, list[dict[str, float]]]) -> list[Measurement]:
         out = []
         for arm, m in zip(self.arms, row):
-            if isinstance(arm, DraftModel):
-                scores = aligned[arm.model][i]
+            if isinstance(arm, _DRAFTING):
+                scores = aligned[_drafter_key(arm)][i]
             elif isinstance(arm, Autoregressive):
                 scores = dict.fromkeys(("token_match", "lcs", "accepted_prefix"), 1.0)
             else:

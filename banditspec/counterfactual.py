@@ -15,6 +15,13 @@ target call at ``n`` generated tokens verifies a block of ``k`` proposals at
 positions ``n .. n+k-1``, accepts the leading run of matches ``a`` and adds one
 token of its own, so ``n <- n + a + 1``.
 
+An early exit of the target (:class:`~banditspec.arms.EarlyExit`) is a draft
+like any other: its first ``k`` layers, the final norm and the output head,
+which is what transformers' ``EarlyExitCandidateGenerator`` runs when it sets
+the base model's ``config.num_hidden_layers`` to ``k`` while drafting.
+:func:`early_exit` gives that truncated view for a teacher-forced pass (or a
+greedy decode) and restores the model after it.
+
 Floating-point ties between a batched and an incremental forward can flip an
 argmax now and then; expect the simulation to agree with a measured decode on
 almost every query, not on all of them.
@@ -22,26 +29,32 @@ almost every query, not on all of them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from banditspec.arms import DraftModel
+from banditspec.arms import DraftModel, EarlyExit
 
 __all__ = [
     "MatchVector",
     "SimulatedDecode",
+    "check_early_exit",
     "confidence_threshold",
     "draft_matches",
     "draft_matches_batch",
+    "early_exit",
     "simulate_arm",
     "simulate_calls",
 ]
 
 #: Key of ``DraftModel.settings`` holding transformers' ``assistant_confidence_threshold`` (0 = off).
 THRESHOLD_SETTING = "confidence_threshold"
+
+#: Model types whose forward runs every layer whatever ``config.num_hidden_layers`` says.
+_ALL_LAYERS_ALWAYS = frozenset({"gpt2"})
 
 
 @dataclass(frozen=True)
@@ -219,13 +232,21 @@ def confidence_threshold(arm: DraftModel) -> float:
     return value
 
 
-def simulate_arm(arm: DraftModel, match: MatchVector, *, max_new_tokens: int | None = None) -> SimulatedDecode:
-    """:func:`simulate_calls` with a draft arm's block size, schedule and threshold.
+def simulate_arm(
+    arm: DraftModel | EarlyExit, match: MatchVector, *, max_new_tokens: int | None = None
+) -> SimulatedDecode:
+    """:func:`simulate_calls` with a drafting arm's block size, schedule and threshold.
 
-    A positive threshold adapts as transformers adapts it for an external draft.
+    A draft's positive threshold adapts as transformers adapts it for an
+    external draft. An early exit drafts at its constant block size with the
+    threshold off, as :class:`~banditspec.decoding.Decoder` runs it.
     """
+    if isinstance(arm, EarlyExit):
+        return simulate_calls(match.matches, arm.block_size, max_new_tokens=max_new_tokens)
     if not isinstance(arm, DraftModel):
-        raise ValueError(f"simulate_arm needs a DraftModel arm, got {type(arm).__name__} ({arm.name!r})")
+        raise ValueError(
+            f"simulate_arm needs a DraftModel or EarlyExit arm, got {type(arm).__name__} ({arm.name!r})"
+        )
     gate = confidence_threshold(arm)
     return simulate_calls(
         match.matches,
@@ -236,6 +257,51 @@ def simulate_arm(arm: DraftModel, match: MatchVector, *, max_new_tokens: int | N
         threshold=gate,
         adaptive_threshold=gate > 0,
     )
+
+
+def check_early_exit(model: torch.nn.Module, layer: int) -> None:
+    """Raise ValueError unless ``model`` can draft from its first ``layer`` layers.
+
+    The model must honour ``config.num_hidden_layers`` in its forward (Llama
+    and most decoder-only models do, GPT-2 does not) and have more than
+    ``layer`` layers.
+    """
+    model_type = model.config.model_type
+    if model_type in _ALL_LAYERS_ALWAYS:
+        raise ValueError(
+            f"{model_type} models ignore config.num_hidden_layers and would draft with every layer; "
+            "an early exit needs a Llama-style target"
+        )
+    layers = int(getattr(model, model.base_model_prefix).config.num_hidden_layers)
+    if not isinstance(layer, (int, np.integer)) or not 1 <= layer < layers:
+        raise ValueError(f"EarlyExit.layer must be in [1, {layers}) (the target's layers), got {layer!r}")
+
+
+@contextmanager
+def early_exit(model: torch.nn.Module, layer: int) -> Iterator[torch.nn.Module]:
+    """``model`` cut after its first ``layer`` layers (then the final norm and the head), restored on exit.
+
+    Sets the base model's ``config.num_hidden_layers`` to ``layer`` for the
+    duration, exactly as transformers' ``EarlyExitCandidateGenerator`` does
+    while drafting, so a forward or a ``generate()`` inside the block computes
+    the early exit's logits::
+
+        with early_exit(target, 2) as exit2:
+            matches = draft_matches_batch(exit2, prompts, outputs)
+
+    Raises
+    ------
+    ValueError
+        As :func:`check_early_exit`.
+    """
+    check_early_exit(model, layer)
+    config = getattr(model, model.base_model_prefix).config
+    layers = config.num_hidden_layers
+    config.num_hidden_layers = int(layer)
+    try:
+        yield model
+    finally:
+        config.num_hidden_layers = layers
 
 
 def _ids(name: str, ids: Sequence[int] | np.ndarray, vocab: int, *, allow_empty: bool) -> np.ndarray:

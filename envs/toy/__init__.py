@@ -12,17 +12,23 @@ few minutes and cached on disk (see ``docs/toy-world.md``)::
     inputs = world.tokenizer(queries[0].prompt, return_tensors="pt")
     out = world.target.generate(**inputs, assistant_model=world.drafts["expert-code"],
                                 do_sample=False, max_new_tokens=64)
+
+In :data:`SELF_DRAFT` the target is a Llama model trained with an early-exit loss,
+and its first layers draft for it (``assistant_early_exit=k``).
 """
 
 from envs.toy.cache import CorruptWorldError, ToyModels, build_world, cache_root, load_world
 from envs.toy.config import (
+    ARCHITECTURES,
     CODE_VERSION,
     DEFAULT,
     DEFAULT_DOMAINS,
+    SELF_DRAFT,
     SIZES,
     SPEC_BENCH,
     SPEC_BENCH_DOMAINS,
     TINY,
+    TINY_SELF_DRAFT,
     DraftSpec,
     ModelSpec,
     ToyConfig,
@@ -32,14 +38,17 @@ from envs.toy.domains import DOMAINS, Domain, register_domain
 from envs.toy.tasks import ToyQuery, sample_queries, split_of
 
 __all__ = [
+    "ARCHITECTURES",
     "CODE_VERSION",
     "DEFAULT",
     "DEFAULT_DOMAINS",
     "DOMAINS",
+    "SELF_DRAFT",
     "SIZES",
     "SPEC_BENCH",
     "SPEC_BENCH_DOMAINS",
     "TINY",
+    "TINY_SELF_DRAFT",
     "CorruptWorldError",
     "Domain",
     "DraftSpec",

@@ -4,7 +4,7 @@ A world lives in ``$BANDITSPEC_CACHE/toy/<key>/`` (default cache
 ``~/.cache/banditspec``), with ``<key>`` = :meth:`ToyConfig.key`::
 
     tokenizer/            PreTrainedTokenizerFast.save_pretrained
-    target/               GPT2LMHeadModel.save_pretrained (safetensors)
+    target/               save_pretrained of a GPT2LMHeadModel or LlamaForCausalLM (safetensors)
     drafts/<name>/        one per draft
     world.json            config, code version, parameter counts, losses,
                           build seconds and a manifest (size and SHA-256 of
@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import GPT2LMHeadModel, PreTrainedTokenizerFast
+from transformers import AutoModelForCausalLM, PreTrainedModel, PreTrainedTokenizerFast
 
 from envs.toy.config import CODE_VERSION, DEFAULT, ToyConfig
 from envs.toy.tasks import sample_queries
@@ -57,9 +57,10 @@ class ToyModels:
 
     Attributes
     ----------
-    target : GPT2LMHeadModel
-        The target, in eval mode.
-    drafts : dict of str to GPT2LMHeadModel
+    target : PreTrainedModel
+        The target (a ``GPT2LMHeadModel`` or ``LlamaForCausalLM``, as its spec's
+        ``arch`` says), in eval mode.
+    drafts : dict of str to PreTrainedModel
         The drafts by name (config order), in eval mode, sharing the target's tokenizer.
     tokenizer : PreTrainedTokenizerFast
         The shared tokenizer (left padding, ``<pad>`` and ``<eos>``).
@@ -71,8 +72,8 @@ class ToyModels:
         ``world.json`` without the manifest: parameter counts, final losses, build seconds.
     """
 
-    target: GPT2LMHeadModel
-    drafts: dict[str, GPT2LMHeadModel]
+    target: PreTrainedModel
+    drafts: dict[str, PreTrainedModel]
     tokenizer: PreTrainedTokenizerFast
     config: ToyConfig
     path: Path
@@ -150,8 +151,8 @@ def _load(config: ToyConfig, path: Path) -> ToyModels:
         if meta["key"] != config.key():
             raise CorruptWorldError(f"{path} holds world {meta['key']}, expected {config.key()}")
         tokenizer = PreTrainedTokenizerFast.from_pretrained(path / "tokenizer")
-        target = GPT2LMHeadModel.from_pretrained(path / "target").eval()
-        drafts = {d.name: GPT2LMHeadModel.from_pretrained(path / "drafts" / d.name).eval() for d in config.drafts}
+        target = AutoModelForCausalLM.from_pretrained(path / "target").eval()
+        drafts = {d.name: AutoModelForCausalLM.from_pretrained(path / "drafts" / d.name).eval() for d in config.drafts}
     except CorruptWorldError:
         raise
     except Exception as exc:  # any failure to read the entry means it is damaged

@@ -17,13 +17,16 @@ from typing import Any
 from envs.toy.domains import get_domain
 
 __all__ = [
+    "ARCHITECTURES",
     "CODE_VERSION",
     "DEFAULT",
     "DEFAULT_DOMAINS",
+    "SELF_DRAFT",
     "SIZES",
     "SPEC_BENCH",
     "SPEC_BENCH_DOMAINS",
     "TINY",
+    "TINY_SELF_DRAFT",
     "DraftSpec",
     "ModelSpec",
     "ToyConfig",
@@ -33,16 +36,20 @@ __all__ = [
 CODE_VERSION = "toy-5"
 DEFAULT_DOMAINS = ("arithmetic", "code", "translation", "sorting")
 SPEC_BENCH_DOMAINS = ("conversation", "translation", "summarisation", "qa", "arithmetic", "copy")
+#: Model architectures a :class:`ModelSpec` can build.
+ARCHITECTURES = ("gpt2", "llama")
 
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """Size and training of one GPT-2 model.
+    """Size and training of one GPT-2 or Llama model.
 
     Parameters
     ----------
     n_layer, n_embd, n_head : int
-        Transformer depth, width and heads (``n_embd % n_head == 0``).
+        Transformer depth, width and heads (``n_embd % n_head == 0``; for
+        Llama the head dimension ``n_embd / n_head`` must be even, for the
+        rotary embedding).
     steps : int
         Optimiser steps (AdamW, linear warm-up over ``warmup`` steps, then
         cosine decay to 10 % of ``lr``).
@@ -54,9 +61,14 @@ class ModelSpec:
         Warm-up steps.
     early_exit_loss : bool
         Add the LM loss of every intermediate layer (read out through the
-        final layer norm and the shared head), as LayerSkip does, so the
+        final norm and the shared head), as LayerSkip does, so the
         model's first layers can draft for it: the loss is
         :math:`\\frac{1}{L}\\sum_{l=1}^{L} \\mathrm{CE}(W\\,\\mathrm{LN}(h_l), y)`.
+    arch : {"gpt2", "llama"}, default "gpt2"
+        The architecture (:data:`ARCHITECTURES`). A Llama model's MLP is
+        2.5 times as wide as ``n_embd`` and its key-value heads are its heads.
+        Only Llama honours transformers' ``assistant_early_exit``, so only a
+        Llama target can draft for itself.
     """
 
     n_layer: int
@@ -67,6 +79,7 @@ class ModelSpec:
     lr: float = 3e-3
     warmup: int = 20
     early_exit_loss: bool = False
+    arch: str = "gpt2"
 
     def __post_init__(self) -> None:
         for name in ("n_layer", "n_embd", "n_head", "steps", "batch_size"):
@@ -79,6 +92,20 @@ class ModelSpec:
             raise ValueError(f"ModelSpec.lr must be > 0, got {self.lr!r}")
         if not isinstance(self.warmup, int) or self.warmup < 0:
             raise ValueError(f"ModelSpec.warmup must be a non-negative integer, got {self.warmup!r}")
+        if self.arch not in ARCHITECTURES:
+            raise ValueError(f"ModelSpec.arch must be one of {ARCHITECTURES}, got {self.arch!r}")
+        if self.arch == "llama" and (self.n_embd // self.n_head) % 2:
+            raise ValueError(
+                f"ModelSpec.n_embd / n_head ({self.n_embd // self.n_head}) must be even for arch 'llama' "
+                "(rotary embedding)"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable dict without ``arch`` when it is "gpt2" (the key of a GPT-2 world predates it)."""
+        data = asdict(self)
+        if self.arch == "gpt2":
+            del data["arch"]
+        return data
 
 
 @dataclass(frozen=True)
@@ -136,6 +163,9 @@ class ToyConfig:
         Torch threads while training (fixed, so results do not depend on the machine).
     n_positions : int
         Context length of every model.
+    exit_layers : tuple of int, default ()
+        Early exits of the target that draft for it (one ``EarlyExit`` arm
+        each): layers in ``[1, target.n_layer)``, unique; needs a Llama target.
     """
 
     domains: tuple[str, ...] = DEFAULT_DOMAINS
@@ -146,10 +176,12 @@ class ToyConfig:
     threads: int = 2
     n_positions: int = 256
     distill_examples: int = 1024
+    exit_layers: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "domains", tuple(self.domains))
         object.__setattr__(self, "drafts", tuple(self.drafts))
+        object.__setattr__(self, "exit_layers", tuple(self.exit_layers))
         if not self.domains or len(set(self.domains)) != len(self.domains):
             raise ValueError(f"ToyConfig.domains must be non-empty and unique, got {self.domains!r}")
         for name in self.domains:
@@ -166,14 +198,35 @@ class ToyConfig:
             zero_ok = name in ("seed", "distill_examples")
             if not isinstance(value, int) or value < (0 if zero_ok else 1):
                 raise ValueError(f"ToyConfig.{name} must be a {'non-negative' if zero_ok else 'positive'} integer, got {value!r}")
+        if self.exit_layers:
+            if self.target.arch != "llama":
+                raise ValueError(f"ToyConfig.exit_layers needs a target with arch 'llama', got {self.target.arch!r}")
+            if len(set(self.exit_layers)) != len(self.exit_layers) or not all(
+                isinstance(k, int) and 1 <= k < self.target.n_layer for k in self.exit_layers
+            ):
+                raise ValueError(
+                    f"ToyConfig.exit_layers must be unique integers in [1, {self.target.n_layer}) "
+                    f"(the target's layers), got {self.exit_layers!r}"
+                )
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-serialisable dict; :meth:`from_dict` inverts it."""
-        return asdict(self)
+        """A JSON-serialisable dict; :meth:`from_dict` inverts it.
+
+        Fields added since the first toy worlds (``ModelSpec.arch`` "gpt2",
+        empty ``exit_layers``) are left out at their defaults, so the keys of
+        the worlds built before them do not change.
+        """
+        data = asdict(self)
+        data["target"] = self.target.to_dict()
+        for draft, spec in zip(data["drafts"], self.drafts):
+            draft["model"] = spec.model.to_dict()
+        if not self.exit_layers:
+            del data["exit_layers"]
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ToyConfig:
-        """Rebuild a config from :meth:`to_dict` output."""
+        """Rebuild a config from :meth:`to_dict` output (with or without the fields added later)."""
         drafts = tuple(
             DraftSpec(d["name"], ModelSpec(**d["model"]), None if d["domains"] is None else tuple(d["domains"]), d["misaligned"])
             for d in data["drafts"]
@@ -227,4 +280,21 @@ TINY = replace(
     train_examples=256,
     distill_examples=64,
     threads=1,
+)
+
+#: A world whose target drafts for itself: a 6-layer Llama target (3.0M parameters) trained with the
+#: early-exit loss, early exits after layers 1, 2 and 3, and the default generalist draft (``reproduce self-draft``).
+SELF_DRAFT = replace(
+    DEFAULT,
+    target=replace(DEFAULT.target, arch="llama", early_exit_loss=True),
+    drafts=(DraftSpec("generalist", _DRAFT),),
+    exit_layers=(1, 2, 3),
+)
+
+#: :data:`SELF_DRAFT` for tests: :data:`TINY`'s sizes with a 2-layer Llama target and an exit after layer 1.
+TINY_SELF_DRAFT = replace(
+    TINY,
+    target=replace(TINY.target, arch="llama", early_exit_loss=True),
+    drafts=(TINY.draft("generalist"),),
+    exit_layers=(1,),
 )

@@ -1,6 +1,6 @@
 """Creating and training the toy world's models on the CPU.
 
-Models are transformers GPT-2 models created from a config
+Models are transformers GPT-2 or Llama models created from a config
 (:func:`create_model`). Training (:func:`train_model`) minimises the
 cross-entropy of the completion tokens (and the final ``<eos>``) given the
 prompt; prompt and padding positions carry no loss. Batches are drawn with
@@ -18,7 +18,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from tqdm.auto import tqdm
-from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+from transformers import (
+    GPT2Config,
+    GPT2LMHeadModel,
+    LlamaConfig,
+    LlamaForCausalLM,
+    PreTrainedModel,
+    PreTrainedTokenizerFast,
+)
 
 from banditspec.decoding import greedy_outputs
 from envs.toy.config import ModelSpec
@@ -92,7 +99,7 @@ def encode_queries(tokenizer: PreTrainedTokenizerFast, queries: Sequence[ToyQuer
 
 
 def distilled_pool(
-    target: GPT2LMHeadModel, tokenizer: PreTrainedTokenizerFast, queries: Sequence[ToyQuery], *,
+    target: PreTrainedModel, tokenizer: PreTrainedTokenizerFast, queries: Sequence[ToyQuery], *,
     max_new_tokens: int, batch_size: int = 64,
 ) -> EncodedPool:
     """Prompts with the *target's* greedy completions: sequence-level distillation data for drafts.
@@ -138,29 +145,55 @@ def misaligned_permutation(tokenizer: PreTrainedTokenizerFast, seed: int) -> np.
     return perm
 
 
-def create_model(spec: ModelSpec, tokenizer: PreTrainedTokenizerFast, n_positions: int, seed: int) -> GPT2LMHeadModel:
-    """A freshly initialised GPT-2 of ``spec``'s size (initialisation seeded by ``seed``)."""
-    config = GPT2Config(
-        vocab_size=len(tokenizer),
-        n_positions=n_positions,
-        n_embd=spec.n_embd,
-        n_layer=spec.n_layer,
-        n_head=spec.n_head,
-        resid_pdrop=0.0,
-        embd_pdrop=0.0,
-        attn_pdrop=0.0,
-        bos_token_id=tokenizer.eos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-    )
+def create_model(spec: ModelSpec, tokenizer: PreTrainedTokenizerFast, n_positions: int, seed: int) -> PreTrainedModel:
+    """A freshly initialised model of ``spec``'s architecture and size (initialisation seeded by ``seed``).
+
+    GPT-2: ``GPT2LMHeadModel`` with dropout 0. Llama: ``LlamaForCausalLM`` with
+    an MLP ``2.5 n_embd`` wide, as many key-value heads as heads, no dropout
+    and no biases. Both tie the output head to the input embeddings, so an
+    early exit reads out through the same head as the last layer.
+    """
+    special = {"bos_token_id": tokenizer.eos_token_id, "eos_token_id": tokenizer.eos_token_id,
+               "pad_token_id": tokenizer.pad_token_id}
+    if spec.arch == "llama":
+        model_class, config = LlamaForCausalLM, LlamaConfig(
+            vocab_size=len(tokenizer),
+            max_position_embeddings=n_positions,
+            hidden_size=spec.n_embd,
+            intermediate_size=5 * spec.n_embd // 2,
+            num_hidden_layers=spec.n_layer,
+            num_attention_heads=spec.n_head,
+            num_key_value_heads=spec.n_head,
+            tie_word_embeddings=True,
+            **special,
+        )
+    else:
+        model_class, config = GPT2LMHeadModel, GPT2Config(
+            vocab_size=len(tokenizer),
+            n_positions=n_positions,
+            n_embd=spec.n_embd,
+            n_layer=spec.n_layer,
+            n_head=spec.n_head,
+            resid_pdrop=0.0,
+            embd_pdrop=0.0,
+            attn_pdrop=0.0,
+            **special,
+        )
     torch.manual_seed(seed)
-    model = GPT2LMHeadModel(config)
+    model = model_class(config)
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     return model
 
 
-def _loss(model: GPT2LMHeadModel, ids: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor, early_exit: bool) -> torch.Tensor:
+def _final_norm(model: PreTrainedModel) -> torch.nn.Module:
+    """The norm before the output head (GPT-2 ``transformer.ln_f``, Llama ``model.norm``)."""
+    return model.transformer.ln_f if isinstance(model, GPT2LMHeadModel) else model.model.norm
+
+
+def _loss(
+    model: PreTrainedModel, ids: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor, early_exit: bool
+) -> torch.Tensor:
     """Mean next-token cross-entropy over labelled positions (averaged over all layers if ``early_exit``)."""
     out = model(input_ids=ids, attention_mask=mask, output_hidden_states=early_exit)
     shift = labels[:, 1:].reshape(-1)
@@ -170,13 +203,14 @@ def _loss(model: GPT2LMHeadModel, ids: torch.Tensor, labels: torch.Tensor, mask:
 
     if not early_exit:
         return cross_entropy(out.logits)
-    # hidden_states: embeddings, the intermediate layers, then the last layer after ln_f (already in out.logits)
-    exits = [model.lm_head(model.transformer.ln_f(h)) for h in out.hidden_states[1:-1]]
+    # hidden_states: embeddings, the intermediate layers, then the last layer after the final norm (in out.logits)
+    norm = _final_norm(model)
+    exits = [model.lm_head(norm(h)) for h in out.hidden_states[1:-1]]
     return torch.stack([cross_entropy(logits) for logits in [*exits, out.logits]]).mean()
 
 
 def train_model(
-    model: GPT2LMHeadModel, spec: ModelSpec, pool: EncodedPool, *, seed: int, progress: bool = True, desc: str = "train"
+    model: PreTrainedModel, spec: ModelSpec, pool: EncodedPool, *, seed: int, progress: bool = True, desc: str = "train"
 ) -> list[float]:
     """Train ``model`` in place for ``spec.steps`` steps; returns the loss of every step.
 

@@ -1,7 +1,8 @@
 """The toy world as a banditspec :class:`~banditspec.env.Environment`: real decoding, measured latency.
 
 Arms: AR, one expert draft per domain, the generalist, the misaligned draft
-(each at a constant block size) and prompt lookup. Queries are mixed-domain
+(each at a constant block size), one early exit of the target per
+``ToyConfig.exit_layers`` (same block size) and prompt lookup. Queries are mixed-domain
 prompts; their domain is kept in ``Queries.groups`` for reports and never given
 to a policy. Features come from the target's own prefill (mean-pooled hidden
 states) or from hashed character n-grams.
@@ -23,18 +24,19 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from banditspec.arms import Arm, ArmSet, Autoregressive, DraftModel, PromptLookup
+from banditspec.arms import Arm, ArmSet, Autoregressive, DraftModel, EarlyExit, PromptLookup
 from banditspec.decoding import Decoder
 from banditspec.env import Feedback, Measurement, Queries
 from banditspec.features import Featurizer, HashingFeaturizer, TargetHiddenStates
 from banditspec.rewards import Reward, SpeedupOverAR, measurement_columns
 from envs.toy.cache import load_world
-from envs.toy.config import DEFAULT, SIZES, SPEC_BENCH, TINY, ToyConfig
+from envs.toy.config import DEFAULT, SELF_DRAFT, SIZES, SPEC_BENCH, TINY, TINY_SELF_DRAFT, ToyConfig
 from envs.toy.tasks import sample_queries
 
 __all__ = ["ToyWorld"]
 
-CONFIGS = {"default": DEFAULT, "sizes": SIZES, "spec-bench": SPEC_BENCH, "tiny": TINY}
+CONFIGS = {"default": DEFAULT, "self-draft": SELF_DRAFT, "sizes": SIZES, "spec-bench": SPEC_BENCH, "tiny": TINY,
+           "tiny-self-draft": TINY_SELF_DRAFT}
 _CHUNK = 8  # queries per task when decoding in worker processes
 FEATURIZERS = ("target", "hashing")
 
@@ -49,15 +51,15 @@ class ToyWorld:
 
     Parameters
     ----------
-    config : ToyConfig or {"default", "tiny"}, default "default"
+    config : ToyConfig or a name in ``CONFIGS``, default "default"
         Which world to build or load from the cache.
     featurizer : {"target", "hashing"}, default "target"
         Context features: the target's prefill hidden states or hashed n-grams.
     max_new_tokens : int, default 48
         New tokens per decode.
     block_size : int, default 6
-        Constant draft block size of every draft arm (and prompt lookup's
-        ``num_tokens``).
+        Constant draft block size of every draft and early-exit arm (and
+        prompt lookup's ``num_tokens``).
     threads : int, default 1
         Torch threads while decoding (fixed for comparable timings).
     reward : Reward, optional
@@ -108,6 +110,9 @@ class ToyWorld:
         for name, draft in self.models.drafts.items():
             cost = sum(p.numel() for p in draft.parameters()) / target_params
             arms.append(DraftModel(name, model=name, block_size=block_size, cost=round(cost, 4)))
+        for layer in config.exit_layers:
+            arms.append(EarlyExit(f"exit-{layer}", layer=layer, block_size=block_size,
+                                  cost=round(layer / config.target.n_layer, 4)))
         arms.append(PromptLookup("prompt-lookup", num_tokens=block_size, max_ngram=2))
         self.arms = ArmSet(arms)
         self._warm = False

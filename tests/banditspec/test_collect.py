@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from banditspec.arms import Autoregressive
+from banditspec.arms import Autoregressive, EarlyExit
 from banditspec.cli import main
 from banditspec.collect import Collector, calibrate, collect
 from banditspec.decoding import greedy_outputs
@@ -11,6 +11,14 @@ from banditspec.data import LoggedDataset
 @pytest.fixture(scope="module")
 def latency(tiny_toy):
     return calibrate(tiny_toy, tiny_toy.queries(3, split="train", seed=99), progress=False)
+
+
+@pytest.fixture(scope="module")
+def self_draft(toy_cache):
+    """A tiny world whose Llama target drafts for itself from its first layer (arm ``exit-1``)."""
+    from envs.toy.world import ToyWorld
+
+    return ToyWorld("tiny-self-draft", max_new_tokens=24, block_size=4, cache_dir=str(toy_cache), progress=False)
 
 
 def test_batched_greedy_outputs_equal_batch_one_decoding(tiny_toy):
@@ -32,6 +40,23 @@ def test_counterfactual_calls_match_real_assisted_generation(tiny_toy, latency):
     measured = np.array([[r.measurement.target_calls for r in tiny_toy.decoder.measure(t, tiny_toy.arms)]
                          for t in queries.texts])
     assert np.mean(predicted == measured) >= 0.95
+
+
+def test_early_exit_counterfactual_matches_real_early_exit_decoding(self_draft):
+    queries = self_draft.queries(8, split="test", seed=5)
+    latency = calibrate(self_draft, self_draft.queries(3, split="train", seed=98), progress=False)
+    rows = Collector(self_draft, latency=latency).rows(queries)
+    K, exit1 = len(self_draft.arms), self_draft.arms.index("exit-1")
+    columns = ("target_calls", "proposed_tokens", "accepted_tokens")
+    predicted = np.stack([rows.columns[c].reshape(-1, K)[:, exit1] for c in columns], axis=1)
+    measured = np.array([[getattr(r.measurement, c) for c in columns]
+                         for r in (self_draft.decoder.measure(t, [self_draft.arms[exit1]])[0] for t in queries.texts)])
+    assert np.mean((predicted == measured).all(axis=1)) >= 0.85
+    assert predicted[:, 2].sum() > 0  # the exit drafts some accepted tokens
+    # alignment: the cut target's own greedy output against the target's
+    aligned = rows.columns["align_token_match"].reshape(-1, K)[:, exit1]
+    assert np.all((aligned >= 0) & (aligned <= 1)) and aligned.max() > 0
+    assert self_draft.decoder.target.config.num_hidden_layers == self_draft.config.target.n_layer
 
 
 def test_rows_layout_and_rewards(tiny_toy, latency):
@@ -71,3 +96,12 @@ def test_needs_an_ar_arm_and_a_latency_model(tiny_toy, latency):
     arms.set_available("ar", False)  # availability does not remove the arm: still collectable
     Collector(tiny_toy, latency=latency)
     arms.set_available("ar", True)
+
+
+def test_early_exit_needs_a_target_that_can_exit(tiny_toy, latency):
+    tiny_toy.arms.add(EarlyExit("exit-1", layer=1))  # the tiny world's target is GPT-2
+    try:
+        with pytest.raises(ValueError, match="Llama-style"):
+            Collector(tiny_toy, measure=True)
+    finally:
+        tiny_toy.arms.remove("exit-1")

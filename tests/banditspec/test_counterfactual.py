@@ -5,16 +5,21 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from transformers import LlamaConfig, LlamaForCausalLM
+from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
+from transformers.utils import logging
 
-from banditspec.arms import Autoregressive, DraftModel
+from banditspec.arms import Autoregressive, DraftModel, EarlyExit, PromptLookup
 from banditspec.counterfactual import (
     MatchVector,
     draft_matches,
     draft_matches_batch,
+    early_exit,
     simulate_arm,
     simulate_calls,
 )
+from banditspec.decoding import Decoder
+
+logging.set_verbosity_error()
 
 match_vectors = st.lists(st.booleans(), min_size=1, max_size=60).map(lambda v: np.array(v, dtype=bool))
 blocks = st.integers(1, 8)
@@ -89,8 +94,10 @@ def test_simulate_arm_uses_arm_settings():
     matches = MatchVector(np.ones(10, dtype=bool), np.full(10, 0.9))
     arm = DraftModel("d", model="m", block_size=4)
     assert simulate_arm(arm, matches) == simulate_calls(matches.matches, 4)
-    with pytest.raises(ValueError, match="needs a DraftModel"):
+    with pytest.raises(ValueError, match="needs a DraftModel or EarlyExit"):
         simulate_arm(Autoregressive("ar"), matches)
+    with pytest.raises(ValueError, match="needs a DraftModel or EarlyExit"):
+        simulate_arm(PromptLookup("pl"), matches)
     with pytest.raises(ValueError, match="confidence_threshold"):
         simulate_arm(DraftModel("d", model="m", settings={"confidence_threshold": 2.0}), matches)
 
@@ -111,14 +118,78 @@ def test_bad_simulation_input_raises(kwargs, message):
         simulate_calls(**kwargs)
 
 
-@pytest.fixture(scope="module")
-def tiny_model():
+@settings(max_examples=100, deadline=None)
+@given(match_vectors, blocks, st.integers(0, 5))
+def test_early_exit_drafts_at_a_constant_block_without_threshold(matches, g, extra):
+    # an unconfident early exit still proposes full blocks: the decoder turns the threshold off for it
+    vector = MatchVector(matches, np.zeros(matches.size))
+    sim = simulate_arm(EarlyExit("e", layer=1, block_size=g), vector, max_new_tokens=matches.size + extra)
+    assert sim == simulate_calls(matches, g, max_new_tokens=matches.size + extra)
+
+
+def llama(layers: int, vocab: int = 50) -> LlamaForCausalLM:
     torch.manual_seed(0)
     config = LlamaConfig(
-        vocab_size=50, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+        vocab_size=vocab, hidden_size=32, intermediate_size=64, num_hidden_layers=layers, num_attention_heads=4,
         num_key_value_heads=2, max_position_embeddings=128, bos_token_id=None, eos_token_id=None, pad_token_id=None,
     )
     return LlamaForCausalLM(config).eval()
+
+
+@pytest.fixture(scope="module")
+def tiny_model():
+    return llama(2)
+
+
+def test_early_exit_view_is_the_first_layers_then_norm_and_head():
+    model = llama(3)
+    ids = torch.randint(0, 50, (2, 9), generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        hidden = model(input_ids=ids, output_hidden_states=True).hidden_states
+        for layer in (1, 2):
+            with early_exit(model, layer) as view:
+                assert view is model and model.model.config.num_hidden_layers == layer
+                logits = view(input_ids=ids).logits
+            torch.testing.assert_close(logits, model.lm_head(model.model.norm(hidden[layer])))
+            assert model.config.num_hidden_layers == 3
+    with pytest.raises(RuntimeError, match="inside"), early_exit(model, 1):
+        raise RuntimeError("inside")
+    assert model.config.num_hidden_layers == 3  # restored after an error too
+
+
+def test_early_exit_needs_a_layer_below_the_top_and_a_model_that_honours_it(tiny_model):
+    for layer in (0, 2, 1.5):
+        with pytest.raises(ValueError, match="EarlyExit.layer"), early_exit(tiny_model, layer):
+            pass
+    gpt2 = GPT2LMHeadModel(GPT2Config(vocab_size=50, n_positions=32, n_embd=16, n_layer=2, n_head=2))
+    with pytest.raises(ValueError, match="Llama-style"), early_exit(gpt2, 1):
+        pass
+    assert tiny_model.config.num_hidden_layers == 2 and gpt2.config.n_layer == 2
+
+
+def test_early_exit_counts_match_real_early_exit_decoding():
+    # the simulation from one teacher-forced pass of the cut target against transformers' assistant_early_exit
+    target, max_new = llama(3, vocab=100), 20
+    decoder = Decoder(target, None, max_new_tokens=max_new, threads=1)
+    arms = [EarlyExit("exit1", layer=1, block_size=3), EarlyExit("exit2", layer=2, block_size=4),
+            EarlyExit("exit2-1", layer=2, block_size=1)]
+    rng = np.random.default_rng(0)
+    agree = total = accepted = proposed = 0
+    for _ in range(8):
+        prompt = rng.integers(0, 100, size=int(rng.integers(3, 12)))
+        reference, *results = decoder.measure(prompt, [Autoregressive("ar"), *arms])
+        for arm, result in zip(arms, results):
+            m = result.measurement
+            assert m.equals_ar
+            np.testing.assert_array_equal(result.ids, reference.ids)
+            with early_exit(target, arm.layer) as view:
+                vector = draft_matches_batch(view, [prompt], [reference.ids])[0]
+            sim = simulate_arm(arm, vector, max_new_tokens=max_new)
+            agree += counts(sim) == (m.target_calls, m.proposed_tokens, m.accepted_tokens)
+            total += 1
+            accepted, proposed = accepted + m.accepted_tokens, proposed + m.proposed_tokens
+    assert 0 < accepted < proposed  # the exits agree with the target often, not always
+    assert agree >= 0.9 * total
 
 
 def test_model_matches_its_own_greedy_output_and_batches_agree(tiny_model):

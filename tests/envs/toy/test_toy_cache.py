@@ -6,9 +6,10 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
+from transformers import GPT2LMHeadModel, LlamaForCausalLM
 
 import envs.toy.cache as cache
-from envs.toy import TINY, ToyConfig, cache_root, load_world
+from envs.toy import TINY, TINY_SELF_DRAFT, ToyConfig, cache_root, load_world
 
 
 def _weights(path: Path) -> dict[str, torch.Tensor]:
@@ -24,6 +25,13 @@ def test_tiny_world_builds_with_every_model(tiny_world):
     meta = json.loads((tiny_world.path / "world.json").read_text())
     assert ToyConfig.from_dict(meta["config"]) == TINY and "target/model.safetensors" in meta["manifest"]
     assert not [p for p in tiny_world.path.parent.iterdir() if p.name.startswith(".")]  # no temporary folder left
+
+
+def test_each_model_loads_as_its_architecture(tiny_world, tiny_cache):
+    assert isinstance(tiny_world.target, GPT2LMHeadModel)
+    world = load_world(TINY_SELF_DRAFT, cache_dir=tiny_cache, progress=False)
+    assert isinstance(world.target, LlamaForCausalLM) and isinstance(world.drafts["generalist"], GPT2LMHeadModel)
+    assert world.target.lm_head.weight is world.target.get_input_embeddings().weight
 
 
 def test_warm_load_reads_the_cache_without_training(tiny_world, tiny_cache, monkeypatch):

@@ -1,11 +1,14 @@
 from dataclasses import replace
 
 import numpy as np
+import pytest
 import torch
+from transformers import GPT2LMHeadModel, LlamaForCausalLM
 
-from envs.toy import TINY, sample_queries
+from banditspec.counterfactual import early_exit
+from envs.toy import TINY, TINY_SELF_DRAFT, sample_queries
 from envs.toy.tokenizer import build_tokenizer
-from envs.toy.train import IGNORE, create_model, encode_queries, misaligned_permutation, train_model
+from envs.toy.train import IGNORE, _loss, create_model, encode_queries, misaligned_permutation, train_model
 
 TOKENIZER = build_tokenizer(TINY.domains)
 
@@ -39,9 +42,40 @@ def test_misaligned_permutation_is_a_class_preserving_derangement():
     assert (moved.input_ids[~target] == pool.input_ids[~target]).all()
 
 
-def test_training_lowers_the_loss_and_is_reproducible():
+@pytest.mark.parametrize("config", [TINY, TINY_SELF_DRAFT], ids=["gpt2", "llama"])
+def test_models_of_each_architecture(config):
+    model = create_model(config.target, TOKENIZER, config.n_positions, seed=0)
+    assert isinstance(model, LlamaForCausalLM if config.target.arch == "llama" else GPT2LMHeadModel)
+    text = model.config.get_text_config()
+    assert text.num_hidden_layers == config.target.n_layer and text.hidden_size == config.target.n_embd
+    assert text.vocab_size == len(TOKENIZER) and text.max_position_embeddings == config.n_positions
+    assert (text.pad_token_id, text.eos_token_id, text.bos_token_id) == (0, 1, 1)
+    assert model.lm_head.weight is model.get_input_embeddings().weight  # tied: every exit reads out through it
+    if config.target.arch == "llama":
+        assert text.intermediate_size == 5 * config.target.n_embd // 2
+
+
+def test_llama_early_exit_loss_averages_every_exit():
+    spec = TINY_SELF_DRAFT.target
+    model = create_model(spec, TOKENIZER, TINY.n_positions, seed=1).eval()
+    pool = encode_queries(TOKENIZER, sample_queries(TINY, 4, split="train", seed=0), TINY.n_positions)
+    ids, labels = torch.from_numpy(pool.input_ids), torch.from_numpy(pool.labels)
+    mask = (torch.arange(ids.shape[1])[None, :] < torch.from_numpy(pool.lengths)[:, None]).long()
+    per_exit = []
+    with torch.no_grad():
+        for layer in range(1, spec.n_layer):
+            with early_exit(model, layer):  # what assistant_early_exit drafts with
+                per_exit.append(_loss(model, ids, labels, mask, early_exit=False))
+        per_exit.append(_loss(model, ids, labels, mask, early_exit=False))
+        combined = _loss(model, ids, labels, mask, early_exit=True)
+    torch.testing.assert_close(combined, torch.stack(per_exit).mean())
+    assert not torch.isclose(per_exit[0], per_exit[-1])
+
+
+@pytest.mark.parametrize("config", [TINY, TINY_SELF_DRAFT], ids=["gpt2", "llama"])
+def test_training_lowers_the_loss_and_is_reproducible(config):
     pool = encode_queries(TOKENIZER, sample_queries(TINY, 64, split="train", seed=0), TINY.n_positions)
-    spec = replace(TINY.target, steps=8, early_exit_loss=True)
+    spec = replace(config.target, steps=8, early_exit_loss=True)
     torch.set_num_threads(1)
     weights = []
     for _ in range(2):

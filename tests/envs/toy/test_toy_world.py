@@ -1,7 +1,13 @@
 import numpy as np
 import pytest
 
+from banditspec.arms import EarlyExit
 from envs.toy.world import ToyWorld
+
+
+@pytest.fixture(scope="module")
+def self_draft(toy_cache):
+    return ToyWorld("tiny-self-draft", max_new_tokens=24, block_size=4, cache_dir=str(toy_cache), progress=False)
 
 
 def test_arms_and_costs(tiny_toy):
@@ -10,6 +16,27 @@ def test_arms_and_costs(tiny_toy):
     assert all(n in names for n in tiny_toy.models.drafts)
     costs = dict(zip(names, tiny_toy.arms.costs))
     assert costs["ar"] == 1.0 and all(0 < costs[n] < 1 for n in tiny_toy.models.drafts)
+
+
+def test_early_exit_arms_come_after_the_drafts(self_draft):
+    assert self_draft.arms.names == ["ar", "generalist", "exit-1", "prompt-lookup"]
+    exit1 = self_draft.arms["exit-1"]
+    assert isinstance(exit1, EarlyExit) and (exit1.layer, exit1.block_size, exit1.cost) == (1, 4, 0.5)
+    assert self_draft.queries(2, split="test", seed=0).X.shape == (2, self_draft.config.target.n_embd)
+
+
+def test_early_exit_arms_decode_losslessly_in_workers_too(self_draft, toy_cache):
+    queries = self_draft.queries(9, split="test", seed=2)  # more than one chunk of queries
+    parallel = ToyWorld("tiny-self-draft", max_new_tokens=24, block_size=4, cache_dir=str(toy_cache), progress=False,
+                        workers=2)
+    counts = []
+    for world in (parallel, self_draft):
+        full = world.full_feedback(queries)
+        assert all(m.equals_ar for m in full.measurements)
+        counts.append([(m.arm, m.new_tokens, m.target_calls, m.accepted_tokens) for m in full.measurements])
+    assert counts[0] == counts[1]
+    exits = [c for c in counts[0] if c[0] == "exit-1"]
+    assert len(exits) == 9 and sum(c[3] for c in exits) > 0
 
 
 def test_queries_are_deterministic_featurized_and_labelled(tiny_toy):
