@@ -17,11 +17,12 @@ from typing import Any
 
 import numpy as np
 
+from banditspec.data import LoggedDataset
 from banditspec.demo import train_learners
 from banditspec.reproduce.common import Outcome, Setup
 from banditspec.reproduce.sweep import plot_sweep, run_sweep, sweep_table
 
-__all__ = ["ALPHAS", "PROXY_LEARNERS", "alpha_claims", "check_alphas", "run_alpha"]
+__all__ = ["ALPHAS", "PROXY_LEARNERS", "alpha_claims", "arm_terms", "check_alphas", "run_alpha"]
 
 #: Cost weights swept by default: the sizes world's choices move between 0.1 and 0.5 (AR -> large -> small drafts).
 ALPHAS = (0.0, 0.1, 0.2, 0.3, 0.5, 1.0, 2.0)
@@ -49,6 +50,20 @@ def alpha_claims(sweep: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def arm_terms(data: LoggedDataset) -> dict[str, dict[str, float]]:
+    """Per arm, over the training rows: mean token match (the proxy's first term), its cost, and
+    the counterfactual tokens per target call."""
+    terms = {}
+    for k, arm in enumerate(data.arm_names):
+        rows = data.actions == k
+        terms[arm] = {
+            "token_match": float(data.columns["align_token_match"][rows].mean()),
+            "cost": float(data.columns["cost"][rows].mean()),
+            "tokens_per_target_call": float(data.columns["new_tokens"][rows].sum() / data.columns["target_calls"][rows].sum()),
+        }
+    return terms
+
+
 def check_alphas(alphas: Sequence[float], n_train: int) -> None:
     """Raise ValueError unless ``alphas`` are at least two increasing cost weights >= 0."""
     if len(alphas) < 2 or any(not a >= 0 for a in alphas) or any(b <= a for a, b in zip(alphas, alphas[1:])):
@@ -64,5 +79,6 @@ def run_alpha(setup: Setup, out: Path) -> Outcome:
 
     result, sweep = run_sweep(setup, "alpha", alphas, train, PROXY_LEARNERS)
     claims = alpha_claims(sweep)
-    plot_sweep(result, sweep, out / "sweep.png", cost=True)
-    return Outcome(result, claims, sweep_table(result, sweep, claims), extra={"sweep": sweep}, standard_plots=False)
+    return Outcome(result, claims, sweep_table(result, sweep, claims),
+                   extra={"sweep": sweep, "training_arm_terms": arm_terms(setup.data)},
+                   plot=lambda report, folder: plot_sweep(report, folder / "sweep.png", cost=True))

@@ -69,16 +69,18 @@ class Setup:
 
 @dataclass
 class Outcome:
-    """What an experiment found: the comparison, its claims, its table, and extra report keys.
+    """What an experiment found: the comparison, its claims, its table, extra report keys and its figure.
 
     ``claims`` is ``{"per_learner": {column: {learner: value}}, "holds": {claim: bool}}``.
+    ``plot(report, out)`` draws the experiment's figures from the written
+    ``report.json`` content; ``None`` draws the standard speed-up and choice figures.
     """
 
     result: CompareResult
     claims: dict[str, Any]
     markdown: str
     extra: dict[str, Any] = field(default_factory=dict)
-    standard_plots: bool = True
+    plot: Callable[[dict[str, Any], Path], Any] | None = None
 
 
 @dataclass(frozen=True)

@@ -63,5 +63,5 @@ def run_examples(setup: Setup, out: Path) -> Outcome:
 
     result, sweep = run_sweep(setup, "queries", sizes, train, LEARNERS)
     claims = examples_claims(sweep)
-    plot_sweep(result, sweep, out / "sweep.png")
-    return Outcome(result, claims, sweep_table(result, sweep, claims), extra={"sweep": sweep}, standard_plots=False)
+    return Outcome(result, claims, sweep_table(result, sweep, claims), extra={"sweep": sweep},
+                   plot=lambda report, folder: plot_sweep(report, folder / "sweep.png"))
