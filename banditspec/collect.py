@@ -32,8 +32,8 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Sequence
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -53,7 +53,7 @@ from banditspec.prompt_lookup import simulate_prompt_lookup
 from banditspec.rewards import Reward, SpeedupOverAR, measurement_columns
 from banditspec.shards import merge, parse_shard, run_chunks
 
-__all__ = ["Collector", "DecodingWorld", "calibrate", "collect", "full_information_rows"]
+__all__ = ["Collector", "DecodingWorld", "calibrate", "collect", "full_information_rows", "torch_threads"]
 
 #: Arms that draft with a model: an external draft or an early exit of the target.
 _DRAFTING = (DraftModel, EarlyExit)
@@ -89,12 +89,18 @@ class Collector:
         Prices counterfactual counts; required unless ``measure``.
     measure : bool, default False
         Decode every arm for real and store measured seconds.
-    batch_size : int, default 32
+    batch_size : int, default 128
         Queries per batched forward / generate.
+    threads : int, optional
+        Torch threads for the batched passes (greedy outputs, alignment,
+        counterfactual acceptance); ``None`` keeps the current setting.
+        Measured decodes use the decoder's own thread count.
     """
 
     def __init__(self, world: DecodingWorld, *, reward: Reward | None = None, latency: LatencyModel | None = None,
-                 measure: bool = False, batch_size: int = 32) -> None:
+                 measure: bool = False, batch_size: int = 128, threads: int | None = None) -> None:
+        if threads is not None and (not isinstance(threads, int) or threads < 1):
+            raise ValueError(f"threads must be an integer >= 1 or None, got {threads!r}")
         self.arms = list(world.arms)
         self.names = world.arms.names
         ar = [k for k, arm in enumerate(self.arms) if isinstance(arm, Autoregressive)]
@@ -118,6 +124,7 @@ class Collector:
         self.latency = latency
         self.measure = measure
         self.batch_size = batch_size
+        self.threads = threads
         tokenizer = self.decoder.tokenizer
         self.pad_id = int(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id)
         self.eos_id = tokenizer.eos_token_id
@@ -200,11 +207,25 @@ class Collector:
         if queries.texts is None:
             raise ValueError("collection needs query texts (Queries.texts is None)")
         prompts = [self.decoder.encode(t) for t in queries.texts]
-        outputs = self._outputs(self.decoder.target, prompts)
-        aligned = self._alignments(prompts, outputs)
-        raw = self._measured(prompts) if self.measure else self._counterfactual(prompts, outputs)
+        with torch_threads(self.threads):
+            outputs = self._outputs(self.decoder.target, prompts)
+            aligned = self._alignments(prompts, outputs)
+            raw = None if self.measure else self._counterfactual(prompts, outputs)
+        raw = self._measured(prompts) if raw is None else raw
         table = [self._with_alignment(row, i, outputs, aligned) for i, row in enumerate(raw)]
         return full_information_rows(queries, table, self.names, self.reward, measured=self.measure)
+
+
+@contextmanager
+def torch_threads(threads: int | None) -> Iterator[None]:
+    """Run the block with ``threads`` torch threads (``None``: unchanged), then restore the previous count."""
+    previous = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def full_information_rows(queries: Queries, table: Sequence[Sequence[Measurement]], arm_names: Sequence[str],
@@ -269,13 +290,16 @@ def calibrate(world: DecodingWorld, queries: Queries, *, progress: bool = True) 
 def collect(
     world: DecodingWorld, out: str | Path, *, n: int, split: str = "train", seed: int = 0, measure: bool = False,
     calibration_queries: int = 16, shard: tuple[int, int] = (0, 1), chunk_size: int = 64, progress: bool = True,
-    config: dict[str, Any] | None = None,
+    config: dict[str, Any] | None = None, threads: int | None = None,
 ) -> Path:
     """Collect ``n`` queries of ``split`` into the folder ``out``, resumably.
 
     The latency model is calibrated once (on ``calibration_queries`` queries of
     the same split drawn with another seed) and saved as ``out/latency.json``;
     a resumed run reuses it, so its rows equal an uninterrupted run's.
+    ``threads`` torch threads featurize the queries and run the batched passes
+    (:class:`Collector`); give one per free core, fewer when several
+    collections share a machine. Timed decodes keep the decoder's count.
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -290,8 +314,9 @@ def collect(
             tmp = latency_file.with_suffix(".tmp")
             tmp.write_text(json.dumps(latency.to_dict(), indent=2))
             tmp.replace(latency_file)
-    collector = Collector(world, latency=latency, measure=measure)
-    queries = world.queries(n, split=split, seed=seed)
+    collector = Collector(world, latency=latency, measure=measure, threads=threads)
+    with torch_threads(threads):
+        queries = world.queries(n, split=split, seed=seed)
     job = {"n": n, "split": split, "seed": seed, "measure": measure, "arms": world.arms.describe(), **(config or {})}
     run_chunks(len(queries), lambda positions: collector.rows(queries.subset(positions)), out, config=job,
                chunk_size=chunk_size, shard=shard, progress=progress)
@@ -324,6 +349,8 @@ def add_collect_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--calibration", type=int, default=16, help="queries measured to calibrate the latency model")
     parser.add_argument("--shard", default="0/1", help="i/N: compute every N-th chunk starting at chunk i")
     parser.add_argument("--chunk-size", type=int, default=64)
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads for the batched passes (default: torch's); one per free core")
     parser.add_argument("--out", required=True, help="output folder (rerun with the same options to resume)")
 
 
@@ -337,7 +364,7 @@ def run_collect(args: argparse.Namespace) -> int:
             raise ValueError(f"environment {args.env!r} does not decode real queries (it lacks {attribute!r})")
     collect(world, args.out, n=args.n, split=args.split, seed=args.seed, measure=args.measure,
             calibration_queries=args.calibration, shard=shard, chunk_size=args.chunk_size,
-            config={"env": args.env, "env_args": kwargs})
+            config={"env": args.env, "env_args": kwargs}, threads=args.threads)
     print(f"collected into {args.out}; join shards with: banditspec merge {args.out} --out data.parquet")
     return 0
 

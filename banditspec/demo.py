@@ -144,7 +144,7 @@ def run_demo(args: argparse.Namespace) -> int:
                                 block_size=args.block_size, threads=args.threads, workers=args.workers)
     print(f"toy world: arms {world.arms.names}")
     data_dir = collect(world, out / "train-data", n=args.n_train, split="train", seed=args.seed,
-                       calibration_queries=args.calibration, chunk_size=128,
+                       calibration_queries=args.calibration, chunk_size=128, threads=os.cpu_count(),
                        config={"config": args.config, "max_new_tokens": args.max_new_tokens})
     data = LoggedDataset.load(data_dir)
     latency = LatencyModel.from_dict(json.loads((data_dir / "latency.json").read_text()))

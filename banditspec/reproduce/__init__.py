@@ -126,7 +126,7 @@ def run_reproduce(args: argparse.Namespace) -> int:
     world = _open_world(args, spec)
     print(f"{args.experiment}: {spec.question}\narms: {world.arms.names}")
     data_dir = collect(world, out / "train-data", n=n_train, split="train", seed=0,
-                       calibration_queries=args.calibration, chunk_size=128,
+                       calibration_queries=args.calibration, chunk_size=128, threads=os.cpu_count(),
                        config={"experiment": args.experiment, "config": args.config or spec.world})
     data = LoggedDataset.load(data_dir)
     hashing = HashingFeaturizer()

@@ -1,9 +1,10 @@
 import numpy as np
 import pytest
+import torch
 
 from banditspec.arms import Autoregressive, EarlyExit
 from banditspec.cli import main
-from banditspec.collect import Collector, calibrate, collect
+from banditspec.collect import Collector, calibrate, collect, torch_threads
 from banditspec.decoding import greedy_outputs
 from banditspec.data import LoggedDataset
 
@@ -74,6 +75,22 @@ def test_rows_layout_and_rewards(tiny_toy, latency):
     calls, accepted = data.columns["target_calls"], data.columns["accepted_tokens"]
     np.testing.assert_array_equal(calls + accepted, data.columns["new_tokens"])
     assert list(data.groups[::K]) == list(queries.groups)
+
+
+def test_batched_passes_use_the_asked_threads_and_restore_them(tiny_toy, latency, monkeypatch):
+    queries = tiny_toy.queries(3, split="train", seed=3)
+    before = torch.get_num_threads()
+    seen = []
+    real = Collector._outputs
+    monkeypatch.setattr(Collector, "_outputs", lambda self, *a: seen.append(torch.get_num_threads()) or real(self, *a))
+    rows = Collector(tiny_toy, latency=latency, threads=before + 1).rows(queries)
+    assert seen and set(seen) == {before + 1} and torch.get_num_threads() == before
+    np.testing.assert_array_equal(rows.query_ids, np.repeat(queries.ids, len(tiny_toy.arms)))
+    with pytest.raises(ValueError, match="threads must be an integer >= 1"):
+        Collector(tiny_toy, latency=latency, threads=0)
+    with pytest.raises(RuntimeError), torch_threads(before + 1):
+        raise RuntimeError
+    assert torch.get_num_threads() == before
 
 
 def test_collect_resumes_to_the_same_rows_and_merges(tiny_toy, tmp_path):
