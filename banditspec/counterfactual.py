@@ -264,17 +264,19 @@ def check_early_exit(model: torch.nn.Module, layer: int) -> None:
 
     The model must honour ``config.num_hidden_layers`` in its forward (Llama
     and most decoder-only models do, GPT-2 does not) and have more than
-    ``layer`` layers.
+    ``layer`` layers; ``layer`` must be an integer >= 1 (not a bool).
     """
     model_type = model.config.model_type
     if model_type in _ALL_LAYERS_ALWAYS:
         raise ValueError(
-            f"{model_type} models ignore config.num_hidden_layers and would draft with every layer; "
-            "an early exit needs a Llama-style target"
+            f"{model_type} models ignore transformers' assistant_early_exit (their forward runs every layer "
+            "whatever config.num_hidden_layers says) and would draft with every layer; an early exit needs a "
+            "Llama-style target"
         )
     layers = int(getattr(model, model.base_model_prefix).config.num_hidden_layers)
-    if not isinstance(layer, (int, np.integer)) or not 1 <= layer < layers:
-        raise ValueError(f"EarlyExit.layer must be in [1, {layers}) (the target's layers), got {layer!r}")
+    integer = isinstance(layer, (int, np.integer)) and not isinstance(layer, bool)
+    if not integer or not 1 <= layer < layers:
+        raise ValueError(f"EarlyExit.layer must be < the target's {layers} layers (an integer >= 1), got {layer!r}")
 
 
 @contextmanager

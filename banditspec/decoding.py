@@ -19,10 +19,12 @@ arm                 ``generate()`` arguments
 ==================  ==============================================================
 
 For a ``DraftModel`` with the target's vocabulary, a constant block size and no
-confidence threshold, the decoder (``lean_drafting=True``) gives transformers'
-assisted-decoding loop a :class:`~banditspec.drafting.GreedyDraft` candidate
-generator, which proposes exactly the tokens transformers' own would, without a
-full ``generate()`` call per round.
+confidence threshold, and for every ``EarlyExit`` arm, the decoder
+(``lean_drafting=True``) gives transformers' assisted-decoding loop a
+:class:`~banditspec.drafting.GreedyDraft` candidate generator, which proposes
+exactly the tokens transformers' own would, without a full ``generate()`` call
+per round; an early exit drafts with the target inside
+:func:`~banditspec.counterfactual.early_exit`, only while it drafts.
 
 transformers reads the drafting settings from the *assistant's* generation
 config and writes the heuristic schedule's state back there after each call; the
@@ -43,20 +45,18 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any
 
 import numpy as np
 import torch
 
 from banditspec.arms import Arm, Autoregressive, DraftModel, EarlyExit, PromptLookup
-from banditspec.counterfactual import confidence_threshold
+from banditspec.counterfactual import check_early_exit, confidence_threshold, early_exit
 from banditspec.drafting import GreedyDraft
 from banditspec.env import Measurement
 
 __all__ = ["DecodeResult", "Decoder", "Prompt", "greedy_outputs"]
-
-#: Model types whose forward ignores ``config.num_hidden_layers``, so early exit cannot draft with them.
-_NO_EARLY_EXIT = frozenset({"gpt2"})
 
 #: A prompt: text (encoded with the target's tokenizer) or token ids.
 Prompt = str | Sequence[int] | np.ndarray
@@ -170,9 +170,11 @@ class Decoder:
     lean_drafting : bool, default True
         Draft with :class:`~banditspec.drafting.GreedyDraft` (a plain cached
         forward loop) instead of transformers' ``AssistedCandidateGenerator``
-        where both propose the same tokens: a draft with the target's
-        vocabulary, a constant block size and no confidence threshold. The
-        target's assisted-decoding loop is transformers' either way.
+        or ``EarlyExitCandidateGenerator`` where both propose the same tokens:
+        a draft with the target's vocabulary, a constant block size and no
+        confidence threshold, and every early exit (always run at a constant
+        block size without a threshold).
+        The target's assisted-decoding loop is transformers' either way.
 
     Raises
     ------
@@ -273,16 +275,10 @@ class Decoder:
         if isinstance(arm, PromptLookup):
             return {"prompt_lookup_num_tokens": arm.num_tokens, "max_matching_ngram_size": arm.max_ngram}, None, {}
         if isinstance(arm, EarlyExit):
-            if self.target.config.model_type in _NO_EARLY_EXIT:
-                raise ValueError(
-                    f"arm {arm.name!r}: {self.target.config.model_type} models ignore transformers' "
-                    "assistant_early_exit and would draft with every layer; use a Llama-style target"
-                )
-            layers = int(self.target.config.get_text_config().num_hidden_layers)
-            if arm.layer >= layers:
-                raise ValueError(
-                    f"EarlyExit.layer must be < the target's {layers} layers, got {arm.layer} (arm {arm.name!r})"
-                )
+            try:
+                check_early_exit(self.target, arm.layer)
+            except ValueError as error:
+                raise ValueError(f"arm {arm.name!r}: {error}") from None
             settings = {"num_assistant_tokens": arm.block_size, **constant}
             return {"assistant_early_exit": arm.layer}, self.target, settings
         if isinstance(arm, DraftModel):
@@ -314,22 +310,24 @@ class Decoder:
 
     def _drafter(self, arm: Arm, settings: Mapping[str, Any]) -> Callable[..., GreedyDraft] | None:
         """A builder of :class:`GreedyDraft` for ``arm`` where lean drafting applies, else None."""
-        lean = (
-            self.lean_drafting
-            and isinstance(arm, DraftModel)
-            and arm.model not in self.draft_tokenizers
-            and settings["num_assistant_tokens_schedule"] == "constant"
-            and settings["assistant_confidence_threshold"] == 0.0
+        constant = (
+            settings.get("num_assistant_tokens_schedule") == "constant"
+            and settings.get("assistant_confidence_threshold") == 0.0
         )
-        if not lean:
+        if not (self.lean_drafting and constant):
             return None
-        draft = self.drafts[arm.model]
+        if isinstance(arm, EarlyExit):
+            draft, view = self.target, partial(early_exit, self.target, arm.layer)
+        elif isinstance(arm, DraftModel) and arm.model not in self.draft_tokenizers:
+            draft, view = self.drafts[arm.model], nullcontext
+        else:
+            return None
 
         def build(*, generation_config: Any, **_: Any) -> GreedyDraft:
             eos = generation_config.eos_token_id
             eos = () if eos is None else [eos] if isinstance(eos, int) else list(eos)
             return GreedyDraft(draft, block_size=arm.block_size, max_length=generation_config.max_length,
-                               eos_token_ids=eos)
+                               eos_token_ids=eos, view=view)
 
         return build
 

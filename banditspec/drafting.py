@@ -14,12 +14,21 @@ still valid after the target's verification, as transformers does. The target's
 own assisted-decoding loop (verification, acceptance, cache cropping) is
 unchanged. It serves drafts that share the target's vocabulary at a constant
 block size; the decoder uses transformers' generator for everything else.
+
+The draft may be a view of another model: ``view`` wraps each round's draft
+forwards. An early exit drafts with the target itself inside
+:func:`~banditspec.counterfactual.early_exit`, the truncation that
+transformers' ``EarlyExitCandidateGenerator`` applies around its per-round
+``generate()``; it is active only while the round drafts, so the target's
+verification forward, which follows ``get_candidates``, sees every layer.
 """
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Collection
+from collections.abc import Callable, Collection
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any
 
 import torch
 from transformers import DynamicCache
@@ -34,7 +43,8 @@ class GreedyDraft(CandidateGenerator):
     Parameters
     ----------
     draft : transformers causal LM
-        The draft model (same vocabulary as the target).
+        The model that drafts (same vocabulary as the target): a draft, or the
+        target itself under an early-exit ``view``.
     block_size : int
         Draft tokens per round (constant).
     max_length : int
@@ -42,17 +52,25 @@ class GreedyDraft(CandidateGenerator):
         proposes past ``max_length - 1``, as transformers' generator does.
     eos_token_ids : collection of int, optional
         A proposal ends after any of these tokens.
+    view : callable returning a context manager, optional
+        Entered around every round's draft forwards (and the cache's
+        creation), e.g. ``functools.partial(early_exit, target, k)`` to draft
+        with the target's first ``k`` layers; it must restore the model on
+        exit. Default: the model as it is.
     """
 
     def __init__(self, draft: torch.nn.Module, *, block_size: int, max_length: int,
-                 eos_token_ids: Collection[int] = ()) -> None:
+                 eos_token_ids: Collection[int] = (),
+                 view: Callable[[], AbstractContextManager[Any]] = nullcontext) -> None:
         if not isinstance(block_size, int) or block_size < 1:
             raise ValueError(f"block_size must be an integer >= 1, got {block_size!r}")
         self.draft = draft
         self.block_size = block_size
         self.max_length = max_length
         self.eos_token_ids = frozenset(int(t) for t in eos_token_ids)
-        self._cache = DynamicCache(config=draft.config)
+        self.view = view
+        with view():  # a cache shaped for the model as it drafts
+            self._cache = DynamicCache(config=draft.config)
         # transformers renamed ``past_key_values`` to ``cache`` (5.x); use what this model's forward takes
         self._cache_arg = "cache" if "cache" in inspect.signature(draft.forward).parameters else "past_key_values"
         self._cached_ids = torch.empty((1, 0), dtype=torch.long)
@@ -76,14 +94,15 @@ class GreedyDraft(CandidateGenerator):
             self._cache.crop(-stale)
         feed = input_ids[:, keep:]
         proposal = []
-        for _ in range(n_new):
-            step = {self._cache_arg: self._cache}
-            logits = self.draft(input_ids=feed, use_cache=True, logits_to_keep=1, **step).logits
-            token = logits[:, -1].argmax(-1, keepdim=True)
-            proposal.append(token)
-            if int(token) in self.eos_token_ids:
-                break
-            feed = token
+        with self.view():
+            for _ in range(n_new):
+                step = {self._cache_arg: self._cache}
+                logits = self.draft(input_ids=feed, use_cache=True, logits_to_keep=1, **step).logits
+                token = logits[:, -1].argmax(-1, keepdim=True)
+                proposal.append(token)
+                if int(token) in self.eos_token_ids:
+                    break
+                feed = token
         candidates = torch.cat([input_ids, *proposal], dim=1)
         self._cached_ids = candidates[:, :-1]
         return candidates, None

@@ -15,10 +15,10 @@ logging.set_verbosity_error()
 MAX_NEW = 20
 
 
-def tiny_llama(vocab: int, seed: int, **overrides) -> LlamaForCausalLM:
+def tiny_llama(vocab: int, seed: int, layers: int = 2, **overrides) -> LlamaForCausalLM:
     torch.manual_seed(seed)
     config = LlamaConfig(
-        vocab_size=vocab, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+        vocab_size=vocab, hidden_size=32, intermediate_size=64, num_hidden_layers=layers, num_attention_heads=4,
         num_key_value_heads=2, max_position_embeddings=64, bos_token_id=None, eos_token_id=None,
         pad_token_id=None, **overrides,
     )
@@ -140,6 +140,8 @@ def test_bad_inputs_raise_before_decoding(decoder, models):
         decoder.measure([1, 2, 3], [Autoregressive("ar"), DraftModel("d", model="missing")])
     with pytest.raises(ValueError, match="EarlyExit.layer must be < the target's 2 layers"):
         decoder.generate(EarlyExit("e", layer=2), [1, 2, 3])
+    with pytest.raises(ValueError, match="'e': EarlyExit.layer .* got True"):
+        decoder.generate(EarlyExit("e", layer=True), [1, 2, 3])
     with pytest.raises(ValueError, match="has kind 'custom'"):
         decoder.generate(Arm("mine"), [1, 2, 3])
     other = tiny_llama(80, seed=5)

@@ -1,9 +1,13 @@
+from functools import partial
+
 import numpy as np
 import pytest
 import torch
+from transformers.generation.candidate_generator import EarlyExitCandidateGenerator
 from transformers.utils import logging
 
-from banditspec.arms import DraftModel
+from banditspec.arms import Autoregressive, DraftModel, EarlyExit
+from banditspec.counterfactual import early_exit
 from banditspec.decoding import Decoder
 from banditspec.drafting import GreedyDraft
 from tests.banditspec.test_decoding import perturbed, prompts, tiny_llama
@@ -16,6 +20,11 @@ MAX_NEW = 20
 def models():
     target = tiny_llama(100, seed=3)
     return target, {"close": perturbed(target, 0.003, seed=4), "far": perturbed(target, 0.05, seed=5)}
+
+
+@pytest.fixture(scope="module")
+def three_layers():
+    return tiny_llama(100, seed=6, layers=3)
 
 
 def counts(result):
@@ -47,6 +56,74 @@ def test_lean_drafting_is_used_only_where_it_proposes_the_same_tokens(models):
     assert decoder._drafter(DraftModel("c", model="close"), {**settings, "assistant_confidence_threshold": 0.4}) is None
     off = Decoder(target, None, drafts, max_new_tokens=MAX_NEW, lean_drafting=False)
     assert off._drafter(DraftModel("c", model="close", block_size=4), settings) is None
+
+
+@pytest.mark.parametrize("block_size", [1, 3, 6])
+def test_lean_early_exit_proposes_exactly_what_transformers_does(three_layers, block_size):
+    lean = Decoder(three_layers, max_new_tokens=MAX_NEW, threads=1)
+    reference = Decoder(three_layers, max_new_tokens=MAX_NEW, threads=1, lean_drafting=False)
+    for layer in (1, 2):
+        arm = EarlyExit(f"exit{layer}", layer=layer, block_size=block_size)
+        accepted = rejected = 0
+        for prompt in prompts(3, seed=10 + block_size):
+            ar = lean.generate(Autoregressive("ar"), prompt)
+            fast, slow = lean.generate(arm, prompt, reference=ar), reference.generate(arm, prompt, reference=ar)
+            assert counts(fast) == counts(slow)
+            assert fast.measurement.equals_ar and slow.measurement.equals_ar
+            assert three_layers.config.num_hidden_layers == 3
+            accepted += fast.measurement.accepted_tokens
+            rejected += fast.measurement.proposed_tokens - fast.measurement.accepted_tokens
+        assert accepted > 0 and rejected > 0  # rounds that accept and rounds that crop the draft's cache
+
+
+def test_early_exit_truncates_only_the_draft_forwards(three_layers):
+    layers_seen, top_layer_calls = [], []
+    hooks = [
+        three_layers.register_forward_hook(lambda *_: layers_seen.append(three_layers.model.config.num_hidden_layers)),
+        three_layers.model.layers[1].register_forward_hook(lambda *_: top_layer_calls.append(1)),
+    ]
+    try:
+        result = Decoder(three_layers, max_new_tokens=MAX_NEW, threads=1).generate(
+            EarlyExit("exit1", layer=1, block_size=3), prompts(1, seed=20)[0]
+        )
+    finally:
+        for hook in hooks:
+            hook.remove()
+    m = result.measurement
+    # the target verifies with all its layers; every other forward is a draft step through layer 1 alone
+    assert layers_seen.count(3) == len(top_layer_calls) == m.target_calls
+    assert set(layers_seen) == {1, 3} and layers_seen.count(1) == m.proposed_tokens > 0
+    assert three_layers.config.num_hidden_layers == 3
+
+
+def test_early_exit_is_restored_after_an_error_while_drafting(three_layers):
+    def fail(*_):
+        raise RuntimeError("draft")
+
+    generator = GreedyDraft(three_layers, block_size=2, max_length=64, view=partial(early_exit, three_layers, 1))
+    hook = three_layers.model.norm.register_forward_hook(fail)
+    try:
+        with pytest.raises(RuntimeError, match="draft"):
+            generator.get_candidates(torch.tensor([[1, 2, 3]]))
+    finally:
+        hook.remove()
+    assert three_layers.config.num_hidden_layers == 3
+
+
+def test_transformers_drafts_early_exits_without_lean_drafting(three_layers, monkeypatch):
+    rounds = []
+    original = EarlyExitCandidateGenerator.get_candidates
+
+    def counted(self, *args, **kwargs):
+        rounds.append(1)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(EarlyExitCandidateGenerator, "get_candidates", counted)
+    arm, prompt = EarlyExit("exit1", layer=1, block_size=3), prompts(1, seed=21)[0]
+    Decoder(three_layers, max_new_tokens=MAX_NEW, threads=1).generate(arm, prompt)
+    assert not rounds
+    Decoder(three_layers, max_new_tokens=MAX_NEW, threads=1, lean_drafting=False).generate(arm, prompt)
+    assert rounds
 
 
 def test_cache_is_cropped_to_the_verified_prefix(models):
