@@ -52,14 +52,22 @@ def check_sizes(sizes: Sequence[float], n_train: int) -> None:
 
 
 def run_examples(setup: Setup, out: Path) -> Outcome:
-    """Train every learner on subsets of the collected queries and compare them measured."""
-    query_ids = np.unique(setup.data.query_ids)
-    sizes = setup.sweep or default_sizes(len(query_ids))
-    check_sizes(sizes, len(query_ids))
+    """Train every learner on subsets of the collected queries and compare them measured.
+
+    A collected query is ``K`` consecutive rows (one per arm, in arm order); a
+    prompt sampled twice counts as two training queries, as in the collection.
+    """
+    K = setup.data.n_arms
+    n_queries = len(setup.data) // K
+    if not np.array_equal(setup.data.actions, np.tile(np.arange(K), n_queries)):
+        raise ValueError("the examples experiment needs full-information rows: K consecutive rows per query, in arm order")
+    sizes = setup.sweep or default_sizes(n_queries)
+    check_sizes(sizes, n_queries)
 
     def train(n: float, seed: int) -> tuple[dict[str, Any], dict[str, float]]:
-        keep = np.isin(setup.data.query_ids, np.random.default_rng([seed, int(n)]).choice(query_ids, int(n), replace=False))
-        return train_learners(setup.data.subset(keep), setup.hashed[keep], alpha=0.5, seed=seed, learners=LEARNERS)
+        picked = np.random.default_rng([seed, int(n)]).choice(n_queries, int(n), replace=False)
+        rows = (np.sort(picked)[:, None] * K + np.arange(K)).ravel()
+        return train_learners(setup.data.subset(rows), setup.hashed[rows], alpha=0.5, seed=seed, learners=LEARNERS)
 
     result, sweep = run_sweep(setup, "queries", sizes, train, LEARNERS)
     claims = examples_claims(sweep)
