@@ -77,7 +77,7 @@ def run_alpha(setup: Setup, out: Path) -> Outcome:
     def train(alpha: float, seed: int) -> tuple[dict[str, Any], dict[str, float]]:
         return train_learners(setup.data, setup.hashed, alpha=alpha, seed=seed, learners=PROXY_LEARNERS)
 
-    result, sweep = run_sweep(setup, "alpha", alphas, train, PROXY_LEARNERS)
+    result, sweep = run_sweep(setup, "alpha", alphas, train, PROXY_LEARNERS, axis_label="alpha (cost weight of the proxy reward)")
     claims = alpha_claims(sweep)
     return Outcome(result, claims, sweep_table(result, sweep, claims),
                    extra={"sweep": sweep, "training_arm_terms": arm_terms(setup.data)},

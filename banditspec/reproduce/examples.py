@@ -69,7 +69,7 @@ def run_examples(setup: Setup, out: Path) -> Outcome:
         rows = (np.sort(picked)[:, None] * K + np.arange(K)).ravel()
         return train_learners(setup.data.subset(rows), setup.hashed[rows], alpha=0.5, seed=seed, learners=LEARNERS)
 
-    result, sweep = run_sweep(setup, "queries", sizes, train, LEARNERS)
+    result, sweep = run_sweep(setup, "queries", sizes, train, LEARNERS, axis_label="training queries")
     claims = examples_claims(sweep)
     return Outcome(result, claims, sweep_table(result, sweep, claims), extra={"sweep": sweep},
                    plot=lambda report, folder: plot_sweep(report, folder / "sweep.png"))

@@ -31,16 +31,18 @@ def label(learner: str, parameter: str, value: float) -> str:
 
 def run_sweep(
     setup: Setup, parameter: str, values: Sequence[float], train: Train,
-    learners: Mapping[str, tuple[str, str, str]],
+    learners: Mapping[str, tuple[str, str, str]], *, axis_label: str | None = None,
 ) -> tuple[CompareResult, dict[str, Any]]:
     """Train and evaluate every learner at every value; returns the comparison and the curves.
+
+    ``axis_label`` names the parameter on the figure's x axis (default: ``parameter``).
 
     Returns
     -------
     result : CompareResult
         One learner per (learner, value), named by :func:`label`.
     sweep : dict
-        ``{"parameter", "values", "learners": {learner: {"speedup_vs_ar", "speedup_vs_ar_std",
+        ``{"parameter", "axis_label", "values", "learners": {learner: {"speedup_vs_ar", "speedup_vs_ar_std",
         "share_of_oracle", "mean_cost", "mean_cost_std", "arm_share": {arm: [...]}}}}``, one entry
         per value in every list; ``mean_cost`` is the mean :attr:`Arm.cost` of the chosen arms and
         ``arm_share`` the share of held-out queries sent to each arm (means over seeds).
@@ -73,7 +75,8 @@ def run_sweep(
             "mean_cost_std": [float(np.std(c)) for c in cost],
             "arm_share": {arm: [float(m[a]) for m in mix] for a, arm in enumerate(result.arm_names)},
         }
-    return result, {"parameter": parameter, "values": [float(v) for v in values], "learners": curves}
+    return result, {"parameter": parameter, "axis_label": axis_label or parameter, "values": [float(v) for v in values],
+                    "learners": curves}
 
 
 def plot_sweep(report: Mapping[str, Any], path: str | Path, *, cost: bool = False, mix_of: str = "reinforce") -> Path:
@@ -90,7 +93,7 @@ def plot_sweep(report: Mapping[str, Any], path: str | Path, *, cost: bool = Fals
     x = np.arange(len(values))
     ticks = [f"{v:g}" for v in values]
     panels = 3 if cost else 2
-    fig, axes = plt.subplots(1, panels, figsize=(5.2 * panels, 4.6), layout="constrained")
+    fig, axes = plt.subplots(1, panels, figsize=(5.2 * panels, 5.6), layout="constrained")
     mix_ax, speed_ax = axes[0], axes[-1]
     bottom = np.zeros(len(values))
     for arm, share in sweep["learners"][mix_of]["arm_share"].items():
@@ -100,7 +103,8 @@ def plot_sweep(report: Mapping[str, Any], path: str | Path, *, cost: bool = Fals
     mix_ax.set_title(f"{mix_of}: arm chosen on held-out queries")
     mix_ax.set_ylabel("share of held-out queries")
     mix_ax.set_ylim(0, 1)
-    mix_ax.legend(fontsize="small", title="arm")
+    below = {"loc": "upper center", "bbox_to_anchor": (0.5, -0.14), "fontsize": "small"}
+    mix_ax.legend(title="arm", ncol=3, **below)
     for learner, curve in sweep["learners"].items():
         speed_ax.errorbar(x, curve["speedup_vs_ar"], yerr=curve["speedup_vs_ar_std"], marker="o", capsize=3,
                           label=learner)
@@ -110,7 +114,7 @@ def plot_sweep(report: Mapping[str, Any], path: str | Path, *, cost: bool = Fals
         axes[1].set_title("cost of the chosen arm")
         axes[1].set_ylabel("mean arm cost (parameters / target's), log scale")
         axes[1].set_yscale("symlog", linthresh=0.001)  # AR costs 1, drafts a few hundredths
-        axes[1].legend(fontsize="small", title="learner (mean ± std over seeds)")
+        axes[1].legend(title="learner (mean ± std over seeds)", ncol=3, **below)
     oracle = report["oracle"]["speedup_vs_ar"]
     fixed = report["fixed_arms"]
     best = max(fixed, key=lambda arm: fixed[arm]["speedup_vs_ar"])
@@ -120,10 +124,10 @@ def plot_sweep(report: Mapping[str, Any], path: str | Path, *, cost: bool = Fals
     speed_ax.axhline(1.0, color="grey", linestyle=":", label="AR (1x)")
     speed_ax.set_title(f"measured speed-up, {len(report['seeds'])} seeds")
     speed_ax.set_ylabel("speed-up over AR (x, sum AR s / sum chosen s)")
-    speed_ax.legend(fontsize="small", title="learner (mean ± std over seeds)")
+    speed_ax.legend(title="learner (mean ± std over seeds)", ncol=2, **below)
     for ax in axes:
         ax.set_xticks(x, ticks)
-        ax.set_xlabel(parameter)
+        ax.set_xlabel(sweep.get("axis_label", parameter))
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return Path(path)
