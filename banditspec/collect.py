@@ -301,6 +301,8 @@ def collect(
     (:class:`Collector`); give one per free core, fewer when several
     collections share a machine. Timed decodes keep the decoder's count.
     """
+    if threads is not None and (not isinstance(threads, int) or threads < 1):
+        raise ValueError(f"threads must be an integer >= 1 or None, got {threads!r}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     latency = None
