@@ -55,7 +55,7 @@ LEARNERS: dict[str, tuple[str, str, str]] = {
 
 
 def train_learners(
-    data: LoggedDataset, hashed: np.ndarray, *, alpha: float, seed: int,
+    data: LoggedDataset, hashed: np.ndarray | None, *, alpha: float, seed: int,
     learners: Mapping[str, tuple[str, str, str]] = LEARNERS,
 ) -> tuple[dict[str, Any], dict[str, float]]:
     """Fit every learner on the collected rows; returns the policies and their fit seconds.
@@ -64,8 +64,8 @@ def train_learners(
     ----------
     data : LoggedDataset
         Collected rows (features: the target's hidden states).
-    hashed : np.ndarray
-        The same rows' hashed n-gram features.
+    hashed : np.ndarray or None
+        The same rows' hashed n-gram features (``None`` if no learner uses them).
     alpha : float
         Cost weight of the paper's proxy reward.
     seed : int
@@ -79,11 +79,17 @@ def train_learners(
     for name, (registered, features, reward) in learners.items():
         start = time.perf_counter()
         policy = POLICIES.create(registered, n_arms=data.n_arms, seed=seed)
-        X = data.X if features == "target" else hashed
+        X = data.X if features == "target" else _hashing_features(hashed, name)
         policy.fit(X, data.actions, data.rewards if reward == "speedup" else proxy, data.propensities)
         seconds[name] = time.perf_counter() - start
         policies[name] = policy
     return policies, seconds
+
+
+def _hashing_features(hashed: np.ndarray | None, learner: str) -> np.ndarray:
+    if hashed is None:
+        raise ValueError(f"learner {learner!r} uses hashed n-gram features; pass them (hashed is None)")
+    return hashed
 
 
 def _counterfactual_check(world: Any, test: Queries, full: Feedback, latency: LatencyModel) -> dict[str, Any]:
@@ -104,7 +110,7 @@ def _counterfactual_check(world: Any, test: Queries, full: Feedback, latency: La
 
 def evaluate_measured(
     result: CompareResult, policies: Mapping[str, Any], fit_seconds: Mapping[str, float], test: Queries,
-    hashed_test: np.ndarray, full: Feedback, seed: int, learners: Mapping[str, tuple[str, str, str]] = LEARNERS,
+    hashed_test: np.ndarray | None, full: Feedback, seed: int, learners: Mapping[str, tuple[str, str, str]] = LEARNERS,
 ) -> dict[str, np.ndarray]:
     """Score every learner, every fixed arm and the oracle on one seed's measured test decodes.
 
@@ -124,7 +130,7 @@ def evaluate_measured(
     rng = np.random.default_rng([seed, 0x71E])
     chosen = {}
     for name, policy in policies.items():
-        X = hashed_test if learners[name][1] == "hashing" else test.X
+        X = _hashing_features(hashed_test, name) if learners[name][1] == "hashing" else test.X
         start = time.perf_counter()
         choice = greedy(policy.predict_proba(X), rng)
         decision_us = 1e6 * (time.perf_counter() - start) / len(test)

@@ -36,17 +36,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any
 
 from banditspec.collect import collect
 from banditspec.data import LoggedDataset
 from banditspec.env import ENVIRONMENTS
-from banditspec.features import HashingFeaturizer
 from banditspec.report import format_table, write_report
-from banditspec.reproduce.alpha import check_alphas, run_alpha
-from banditspec.reproduce.common import LEARNERS, Experiment, MeasuredTest, Setup
-from banditspec.reproduce.examples import check_sizes, run_examples
+from banditspec.reproduce.alpha import ALPHAS, PROXY_LEARNERS, check_alphas, run_alpha
+from banditspec.reproduce.common import Experiment, MeasuredTest, Setup
+from banditspec.reproduce.examples import check_sizes, default_sizes, run_examples
 from banditspec.reproduce.standard import (
     ar_option_claims,
     domains_claims,
@@ -66,12 +66,14 @@ EXPERIMENTS: dict[str, Experiment] = {
         world="default", arms=None, n_train=1000, n_test=60, run=standard(domains_claims)),
     "alpha": Experiment(
         "As the cost weight alpha of the paper's proxy reward grows, does the policy move to smaller drafts?",
-        world="sizes", arms=None, n_train=1000, n_test=60, run=run_alpha, check_sweep=check_alphas),
+        world="sizes", arms=None, n_train=1000, n_test=60, run=run_alpha, learners=PROXY_LEARNERS,
+        default_sweep=lambda n_train: list(ALPHAS), check_sweep=check_alphas),
     "examples": Experiment(
         "How many training queries does the policy need?",
         world="default", arms=("ar", "expert-arithmetic", "expert-code", "expert-translation", "expert-sorting",
                                "generalist", "prompt-lookup"),
-        n_train=5000, n_test=64, run=run_examples, shared_test=True, check_sweep=check_sizes),
+        n_train=5000, n_test=64, run=run_examples, shared_test=True, default_sweep=default_sizes,
+        check_sweep=check_sizes),
     "ar-option": Experiment(
         "Does the policy learn to skip drafting (choose AR) where no draft helps?",
         world="default", arms=("ar", "expert-arithmetic", "expert-code", "misaligned"), n_train=1000, n_test=80,
@@ -103,46 +105,46 @@ def _open_world(args: argparse.Namespace, spec: Experiment) -> Any:
     return world
 
 
-def _measured_tests(world: Any, spec: Experiment, n_test: int, seeds: list[int],
-                    hashing: HashingFeaturizer) -> dict[int, MeasuredTest]:
+def _measured_tests(world: Any, spec: Experiment, n_test: int, seeds: list[int]) -> dict[int, MeasuredTest]:
     """Every seed's held-out set, every arm decoded; one shared set if ``spec.shared_test``."""
     tests: dict[int, MeasuredTest] = {}
     for seed in seeds[:1] if spec.shared_test else seeds:
         queries = world.queries(n_test, split="test", seed=seed)
-        tests[seed] = MeasuredTest(queries, hashing.transform(queries.texts), world.full_feedback(queries, seed=seed))
+        tests[seed] = MeasuredTest(queries, world.full_feedback(queries, seed=seed))
     return {seed: tests[seeds[0]] for seed in seeds} if spec.shared_test else tests
 
 
 def run_reproduce(args: argparse.Namespace) -> int:
     """Run ``banditspec reproduce``."""
+    started = time.perf_counter()
     spec = EXPERIMENTS[args.experiment]
-    n_test, n_train = args.n_test or spec.n_test, args.n_train or spec.n_train
+    n_test = spec.n_test if args.n_test is None else args.n_test
+    n_train = spec.n_train if args.n_train is None else args.n_train
     seeds = list(args.seeds or ([0, 1, 2, 3, 4] if args.experiment == "examples" else [0, 1, 2]))
     out = Path(args.out or f"results/{args.experiment}")
-    if args.sweep is not None:
-        if spec.check_sweep is None:
-            raise ValueError(f"the {args.experiment} experiment sweeps nothing; --sweep is for alpha and examples")
-        spec.check_sweep(args.sweep, n_train)
+    if args.sweep is not None and spec.check_sweep is None:
+        raise ValueError(f"the {args.experiment} experiment sweeps nothing; --sweep is for alpha and examples")
+    sweep = args.sweep if args.sweep is not None else spec.default_sweep(n_train) if spec.default_sweep else None
+    if sweep is not None:
+        spec.check_sweep(sweep, n_train)
     world = _open_world(args, spec)
     print(f"{args.experiment}: {spec.question}\narms: {world.arms.names}")
     data_dir = collect(world, out / "train-data", n=n_train, split="train", seed=0,
                        calibration_queries=args.calibration, chunk_size=128, threads=os.cpu_count(),
                        config={"experiment": args.experiment, "config": args.config or spec.world})
     data = LoggedDataset.load(data_dir)
-    hashing = HashingFeaturizer()
     config = {"experiment": args.experiment, "env": "toy", "world": args.config or spec.world,
               "arms": world.arms.describe(), "n_train_queries": n_train,
               ("n_test_queries" if spec.shared_test else "n_test_queries_per_seed"): n_test,
               "max_new_tokens": args.max_new_tokens, "block_size": args.block_size, "workers": args.workers,
-              "learners": {k: list(v) for k, v in LEARNERS.items()}}
-    tests = _measured_tests(world, spec, n_test, seeds, hashing)
-    setup = Setup(world, data, hashing.transform(list(data.columns["prompt"])), tests, seeds, config,
-                  sweep=args.sweep)
+              "learners": {k: list(v) for k, v in spec.learners.items()}}
+    tests = _measured_tests(world, spec, n_test, seeds)
+    setup = Setup(world, data, tests, seeds, config, sweep=sweep)
     outcome = spec.run(setup, out)
     equal = all(m.equals_ar for t in tests.values() for m in t.feedback.measurements)
     paths = write_report(outcome.result, out, plots=outcome.plot is None,
                          extra={"claims": outcome.claims, "question": spec.question, "outputs_equal_ar": equal,
-                                **outcome.extra})
+                                "wall_seconds": round(time.perf_counter() - started, 1), **outcome.extra})
     if outcome.plot is not None:
         outcome.plot(json.loads(paths["json"].read_text()), out)
     (out / "results.md").write_text(outcome.markdown)
@@ -151,6 +153,17 @@ def run_reproduce(args: argparse.Namespace) -> int:
     print(f"every speculative output equals AR's: {equal}")
     print(f"report: {out / 'report.json'}; table: {out / 'results.md'}")
     return 0
+
+
+def _positive(text: str) -> int:
+    """An argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}")
+    return value
 
 
 def add_reproduce_arguments(parser: argparse.ArgumentParser) -> None:
@@ -162,15 +175,17 @@ def add_reproduce_arguments(parser: argparse.ArgumentParser) -> None:
                              "tiny for a quick check)")
     parser.add_argument("--seeds", type=int, nargs="+", default=None,
                         help="learner and test-sample seeds (default: 0 1 2; examples: 0 1 2 3 4)")
-    parser.add_argument("--n-train", type=int, default=None,
+    parser.add_argument("--n-train", type=_positive, default=None,
                         help="training queries collected (default: 1000; examples: 5000)")
-    parser.add_argument("--n-test", type=int, default=None, help="held-out queries per seed (default per experiment)")
+    parser.add_argument("--n-test", type=_positive, default=None,
+                        help="held-out queries per seed, or in the one shared set of examples and multitask "
+                             "(default per experiment)")
     parser.add_argument("--sweep", type=float, nargs="+", default=None,
                         help="values of the swept parameter: cost weights for alpha "
                              "(default 0 0.1 0.2 0.3 0.5 1 2), training-set sizes for examples (default: 8 log-spaced "
                              "from 10 to --n-train)")
-    parser.add_argument("--max-new-tokens", type=int, default=48)
-    parser.add_argument("--block-size", type=int, default=6)
-    parser.add_argument("--calibration", type=int, default=16, help="queries measured to calibrate the latency model")
-    parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1),
+    parser.add_argument("--max-new-tokens", type=_positive, default=48)
+    parser.add_argument("--block-size", type=_positive, default=6)
+    parser.add_argument("--calibration", type=_positive, default=16, help="queries measured to calibrate the latency model")
+    parser.add_argument("--workers", type=_positive, default=min(2, os.cpu_count() or 1),
                         help="processes decoding held-out queries in parallel (default: 2)")

@@ -20,7 +20,7 @@ import numpy as np
 from banditspec.data import LoggedDataset
 from banditspec.demo import train_learners
 from banditspec.reproduce.common import Outcome, Setup
-from banditspec.reproduce.sweep import plot_sweep, run_sweep, sweep_table
+from banditspec.reproduce.sweep import check_distinct_labels, plot_sweep, run_sweep, sweep_table
 
 __all__ = ["ALPHAS", "PROXY_LEARNERS", "alpha_claims", "arm_terms", "check_alphas", "run_alpha"]
 
@@ -68,14 +68,16 @@ def check_alphas(alphas: Sequence[float], n_train: int) -> None:
     """Raise ValueError unless ``alphas`` are at least two increasing cost weights >= 0."""
     if len(alphas) < 2 or any(not a >= 0 for a in alphas) or any(b <= a for a, b in zip(alphas, alphas[1:])):
         raise ValueError(f"--sweep must give at least two increasing alphas >= 0, got {list(alphas)}")
+    check_distinct_labels(alphas)
 
 
 def run_alpha(setup: Setup, out: Path) -> Outcome:
     """Train every learner at every ``alpha`` of ``setup.sweep`` (default :data:`ALPHAS`) and compare them measured."""
     alphas = setup.sweep or list(ALPHAS)
+    check_alphas(alphas, len(setup.data))
 
     def train(alpha: float, seed: int) -> tuple[dict[str, Any], dict[str, float]]:
-        return train_learners(setup.data, setup.hashed, alpha=alpha, seed=seed, learners=PROXY_LEARNERS)
+        return train_learners(setup.data, None, alpha=alpha, seed=seed, learners=PROXY_LEARNERS)
 
     result, sweep = run_sweep(setup, "alpha", alphas, train, PROXY_LEARNERS, axis_label="alpha (cost weight of the proxy reward)")
     claims = alpha_claims(sweep)

@@ -28,7 +28,6 @@ class MeasuredTest:
     """Held-out queries with every arm decoded for real (AR first, same process)."""
 
     queries: Queries
-    hashed: np.ndarray
     feedback: Feedback
 
 
@@ -42,20 +41,17 @@ class Setup:
         Its arms are the experiment's arms.
     data : LoggedDataset
         The collected training set (counterfactual acceptance, full information).
-    hashed : np.ndarray
-        The training rows' hashed n-gram features.
     tests : dict of int to MeasuredTest
         The held-out set each seed is evaluated on (one shared set, or one per seed).
     seeds : list of int
     config : dict
         The run's settings, for ``report.json``.
     sweep : list of float, optional
-        Values of the swept parameter asked for on the command line (``None``: the experiment's default).
+        Values of the swept parameter (``None`` for experiments that sweep nothing).
     """
 
     world: Any
     data: LoggedDataset
-    hashed: np.ndarray
     tests: dict[int, MeasuredTest]
     seeds: list[int]
     config: dict[str, Any]
@@ -100,9 +96,12 @@ class Experiment:
         ``run(setup, out) -> Outcome``; may write figures under ``out``.
     shared_test : bool
         Evaluate every seed on one held-out set (the seeds then vary training only).
+    learners : mapping
+        Learner name -> (registered policy, features, reward), as ``train_learners`` takes them.
+    default_sweep : callable, optional
+        ``default_sweep(n_train)``: the values swept when none are given; ``None``: it sweeps nothing.
     check_sweep : callable, optional
-        ``check_sweep(values, n_train)`` raises ValueError for values the
-        experiment cannot sweep; ``None``: it sweeps nothing.
+        ``check_sweep(values, n_train)`` raises ValueError for values the experiment cannot sweep.
     """
 
     question: str
@@ -112,6 +111,8 @@ class Experiment:
     n_test: int
     run: Callable[[Setup, Path], Outcome]
     shared_test: bool = False
+    learners: Mapping[str, tuple[str, str, str]] = field(default_factory=lambda: dict(LEARNERS))
+    default_sweep: Callable[[int], list[float]] | None = None
     check_sweep: Callable[[Sequence[float], int], None] | None = None
 
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from banditspec.demo import train_learners
 from banditspec.reproduce.common import LEARNERS, Outcome, Setup
-from banditspec.reproduce.sweep import plot_sweep, run_sweep, sweep_table
+from banditspec.reproduce.sweep import check_distinct_labels, plot_sweep, run_sweep, sweep_table
 
 __all__ = ["check_sizes", "default_sizes", "examples_claims", "run_examples"]
 
@@ -49,6 +49,7 @@ def check_sizes(sizes: Sequence[float], n_train: int) -> None:
     if len(sizes) < 2 or not increasing or sizes[0] < 1 or sizes[-1] > n_train or any(n != int(n) for n in sizes):
         raise ValueError(f"--sweep must give at least two increasing whole numbers of queries in [1, {n_train}] "
                          f"(--n-train), got {list(sizes)}")
+    check_distinct_labels(sizes)
 
 
 def run_examples(setup: Setup, out: Path) -> Outcome:
@@ -67,7 +68,7 @@ def run_examples(setup: Setup, out: Path) -> Outcome:
     def train(n: float, seed: int) -> tuple[dict[str, Any], dict[str, float]]:
         picked = np.random.default_rng([seed, int(n)]).choice(n_queries, int(n), replace=False)
         rows = (np.sort(picked)[:, None] * K + np.arange(K)).ravel()
-        return train_learners(setup.data.subset(rows), setup.hashed[rows], alpha=0.5, seed=seed, learners=LEARNERS)
+        return train_learners(setup.data.subset(rows), None, alpha=0.5, seed=seed, learners=LEARNERS)
 
     result, sweep = run_sweep(setup, "queries", sizes, train, LEARNERS, axis_label="training queries")
     claims = examples_claims(sweep)

@@ -18,7 +18,7 @@ from banditspec.demo import evaluate_measured
 from banditspec.reproduce.common import Setup, claims_lines
 from banditspec.report import pyplot
 
-__all__ = ["Train", "label", "plot_sweep", "run_sweep", "sweep_table"]
+__all__ = ["Train", "check_distinct_labels", "label", "plot_sweep", "run_sweep", "sweep_table"]
 
 #: ``train(value, seed) -> (policies by learner name, fit seconds by learner name)``
 Train = Callable[[float, int], tuple[dict[str, Any], dict[str, float]]]
@@ -27,6 +27,13 @@ Train = Callable[[float, int], tuple[dict[str, Any], dict[str, float]]]
 def label(learner: str, parameter: str, value: float) -> str:
     """The name a learner trained at one value of the parameter has in the report, e.g. ``"reinforce alpha=0.5"``."""
     return f"{learner} {parameter}={value:g}"
+
+
+def check_distinct_labels(values: Sequence[float]) -> None:
+    """Raise ValueError if two values would share a :func:`label` (and overwrite each other's results)."""
+    shown = [f"{v:g}" for v in values]
+    if len(set(shown)) != len(shown):
+        raise ValueError(f"--sweep values must differ in their first 6 significant digits, got {list(values)}")
 
 
 def run_sweep(
@@ -43,7 +50,8 @@ def run_sweep(
         One learner per (learner, value), named by :func:`label`.
     sweep : dict
         ``{"parameter", "axis_label", "values", "learners": {learner: {"speedup_vs_ar", "speedup_vs_ar_std",
-        "share_of_oracle", "mean_cost", "mean_cost_std", "arm_share": {arm: [...]}}}}``, one entry
+        "share_of_oracle", "share_of_oracle_std", "mean_cost", "mean_cost_std", "arm_share": {arm: [...]}}}}``,
+        one entry
         per value in every list; ``mean_cost`` is the mean :attr:`Arm.cost` of the chosen arms and
         ``arm_share`` the share of held-out queries sent to each arm (means over seeds).
     """
@@ -58,7 +66,7 @@ def run_sweep(
             for name, policy in trained.items():
                 key = label(name, parameter, value)
                 policies[key], seconds[key], mapping[key] = policy, fit_seconds[name], learners[name]
-        chosen = evaluate_measured(result, policies, seconds, test.queries, test.hashed, test.feedback, seed,
+        chosen = evaluate_measured(result, policies, seconds, test.queries, None, test.feedback, seed,
                                    learners=mapping)
         for key, choice in chosen.items():
             shares.setdefault(key, []).append(np.bincount(choice, minlength=len(costs)) / len(choice))

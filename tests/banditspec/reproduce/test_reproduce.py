@@ -18,15 +18,16 @@ def test_ar_option_end_to_end_on_the_tiny_world(toy_cache, tmp_path, monkeypatch
     assert report["arms"] == ["ar", "expert-arithmetic", "expert-code", "misaligned"]
     assert report["seeds"] == [0, 1] and report["outputs_equal_ar"] is True
     assert set(report["policies"]) == {"reinforce", "linucb", "egreedy"}
+    assert report["config"]["learners"]["reinforce"] == ["reinforce", "target", "speedup"]
+    assert report["wall_seconds"] > 0
     claims, columns = report["claims"], report["claims"]["per_learner"]
-    groups, ar = report["groups"], report["arms"].index("ar")
     for name, stats in report["policies"].items():
-        shares = np.array([[stats["choice_shares"][g][a] for a in report["arms"]] for g in groups])
-        draftless = [groups.index(g) for g in ("translation", "sorting") if g in groups]
-        assert np.isclose(columns["AR share, draft-less domains"][name], shares[draftless, ar].mean())
+        assert 0 <= columns["AR share, draft-less domains"][name] <= 1
         assert columns["slowest seed"][name] <= stats["speedup_vs_ar"] + 1e-9
     slowest = columns["slowest seed"].values()
     assert claims["holds"]["never_slower_than_ar"] == all(v >= 1 for v in slowest)
+    share = columns["AR share, draft-less domains"].values()
+    assert claims["holds"]["ar_on_at_least_90_percent_of_draftless_queries"] == all(v >= 0.9 for v in share)
     table = (out / "results.md").read_text()
     assert table.startswith("| learner |") and "arm: misaligned" in table
 
@@ -65,6 +66,9 @@ def test_alpha_sweeps_the_proxy_cost_weight(toy_cache, tmp_path, monkeypatch):
     report = json.loads((out / "report.json").read_text())
     sweep = report["sweep"]
     assert sweep["parameter"] == "alpha" and sweep["values"] == [0, 2, 50]
+    assert report["config"]["learners"]["reinforce"] == ["reinforce", "target", "proxy"]
+    assert set(report["training_arm_terms"]) == set(report["arms"])
+    assert report["training_arm_terms"]["ar"] == {"token_match": 1.0, "cost": 1.0, "tokens_per_target_call": 1.0}
     assert set(report["policies"]) == {f"{l} alpha={a}" for l in ("reinforce", "linucb", "egreedy") for a in (0, 2, 50)}
     costs = np.array([arm["cost"] for arm in report["config"]["arms"]])
     for learner, curve in sweep["learners"].items():
@@ -93,6 +97,20 @@ def test_examples_reports_the_95_percent_point(toy_cache, tmp_path, monkeypatch)
     assert report["oracle"]["speedup_vs_ar_std"] == 0.0
 
 
+def test_self_draft_runs_the_exits_of_a_llama_target(toy_cache, tmp_path, monkeypatch):
+    monkeypatch.setenv("BANDITSPEC_CACHE", str(toy_cache))
+    out = tmp_path / "self-draft"
+    assert main(["reproduce", "self-draft", "--config", "tiny-self-draft", "--n-train", "16", "--n-test", "4",
+                 "--seeds", "0", "--calibration", "3", "--max-new-tokens", "8", "--block-size", "2", "--workers", "1",
+                 "--out", str(out)]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert "exit-1" in report["arms"] and report["outputs_equal_ar"] is True
+    share = report["claims"]["per_learner"]["early-exit share of held-out queries"]
+    for name, stats in report["policies"].items():
+        per_group = [stats["choice_shares"][g]["exit-1"] for g in report["groups"]]
+        assert min(per_group) - 1e-9 <= share[name] <= max(per_group) + 1e-9
+
+
 @pytest.mark.parametrize("experiment, sweep, message", [
     ("alpha", ["1", "0.5"], "increasing alphas"),
     ("alpha", ["-1", "2"], "alphas >= 0"),
@@ -104,3 +122,19 @@ def test_bad_sweep_is_refused_before_any_work(experiment, sweep, message, tmp_pa
     assert main(["reproduce", experiment, "--sweep", *sweep, "--out", str(tmp_path / "x")]) == 2
     assert re.search(message, capsys.readouterr().err)
     assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["examples", "--n-train", "9"], "at least 10 training queries"),
+    (["alpha", "--sweep", "0.1", "0.1000001"], "differ in their first 6 significant digits"),
+])
+def test_bad_sizes_are_refused_before_any_work(args, message, tmp_path, capsys):
+    assert main(["reproduce", *args, "--out", str(tmp_path / "x")]) == 2
+    assert message in capsys.readouterr().err and not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("option", ["--n-test", "--n-train", "--workers"])
+def test_counts_must_be_positive(option, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["reproduce", "domains", option, "0"])
+    assert exit_.value.code == 2 and "must be an integer >= 1" in capsys.readouterr().err
