@@ -105,6 +105,12 @@ def _open_world(args: argparse.Namespace, spec: Experiment) -> Any:
     return world
 
 
+def _models(world: Any) -> dict[str, Any]:
+    """The world's cache key and parameter counts, where it reports them (the toy world's ``models.info``)."""
+    info = getattr(getattr(world, "models", None), "info", None) or {}
+    return {k: info[k] for k in ("key", "params") if k in info}
+
+
 def _measured_tests(world: Any, spec: Experiment, n_test: int, seeds: list[int]) -> dict[int, MeasuredTest]:
     """Every seed's held-out set, every arm decoded; one shared set if ``spec.shared_test``."""
     tests: dict[int, MeasuredTest] = {}
@@ -137,7 +143,7 @@ def run_reproduce(args: argparse.Namespace) -> int:
               "arms": world.arms.describe(), "n_train_queries": n_train,
               ("n_test_queries" if spec.shared_test else "n_test_queries_per_seed"): n_test,
               "max_new_tokens": args.max_new_tokens, "block_size": args.block_size, "workers": args.workers,
-              "learners": {k: list(v) for k, v in spec.learners.items()}}
+              "learners": {k: list(v) for k, v in spec.learners.items()}, "models": _models(world)}
     tests = _measured_tests(world, spec, n_test, seeds)
     setup = Setup(world, data, tests, seeds, config, sweep=sweep)
     outcome = spec.run(setup, out)

@@ -20,6 +20,7 @@ def test_ar_option_end_to_end_on_the_tiny_world(toy_cache, tmp_path, monkeypatch
     assert set(report["policies"]) == {"reinforce", "linucb", "egreedy"}
     assert report["config"]["learners"]["reinforce"] == ["reinforce", "target", "speedup"]
     assert report["wall_seconds"] > 0
+    assert report["config"]["models"]["params"]["target"] > report["config"]["models"]["params"]["expert-code"] > 0
     claims, columns = report["claims"], report["claims"]["per_learner"]
     for name, stats in report["policies"].items():
         assert 0 <= columns["AR share, draft-less domains"][name] <= 1
