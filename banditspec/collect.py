@@ -44,9 +44,10 @@ from tqdm.auto import tqdm
 
 from banditspec.alignment import alignment_scores
 from banditspec.arms import Arm, ArmSet, Autoregressive, DraftModel, EarlyExit, PromptLookup
-from banditspec.counterfactual import check_early_exit, draft_matches_batch, early_exit, simulate_arm
+from banditspec.counterfactual import draft_matches_batch, simulate_arm
 from banditspec.data import LoggedDataset, arm_seconds_column
 from banditspec.decoding import Decoder, greedy_outputs
+from banditspec.early_exit import check_early_exit, early_exit
 from banditspec.env import ENVIRONMENTS, Measurement, Queries
 from banditspec.latency import LatencyModel
 from banditspec.prompt_lookup import simulate_prompt_lookup

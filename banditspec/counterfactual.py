@@ -19,8 +19,8 @@ An early exit of the target (:class:`~banditspec.arms.EarlyExit`) is a draft
 like any other: its first ``k`` layers, the final norm and the output head,
 which is what transformers' ``EarlyExitCandidateGenerator`` runs when it sets
 the base model's ``config.num_hidden_layers`` to ``k`` while drafting.
-:func:`early_exit` gives that truncated view for a teacher-forced pass (or a
-greedy decode) and restores the model after it.
+:func:`~banditspec.early_exit.early_exit` gives that truncated view for a
+teacher-forced pass.
 
 Floating-point ties between a batched and an incremental forward can flip an
 argmax now and then; expect the simulation to agree with a measured decode on
@@ -29,8 +29,7 @@ almost every query, not on all of them.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -41,21 +40,15 @@ from banditspec.arms import DraftModel, EarlyExit
 __all__ = [
     "MatchVector",
     "SimulatedDecode",
-    "check_early_exit",
     "confidence_threshold",
     "draft_matches",
     "draft_matches_batch",
-    "early_exit",
     "simulate_arm",
     "simulate_calls",
 ]
 
 #: Key of ``DraftModel.settings`` holding transformers' ``assistant_confidence_threshold`` (0 = off).
 THRESHOLD_SETTING = "confidence_threshold"
-
-#: Model types whose forward runs every layer whatever ``config.num_hidden_layers`` says.
-_ALL_LAYERS_ALWAYS = frozenset({"gpt2"})
-
 
 @dataclass(frozen=True)
 class MatchVector:
@@ -257,53 +250,6 @@ def simulate_arm(
         threshold=gate,
         adaptive_threshold=gate > 0,
     )
-
-
-def check_early_exit(model: torch.nn.Module, layer: int) -> None:
-    """Raise ValueError unless ``model`` can draft from its first ``layer`` layers.
-
-    The model must honour ``config.num_hidden_layers`` in its forward (Llama
-    and most decoder-only models do, GPT-2 does not) and have more than
-    ``layer`` layers; ``layer`` must be an integer >= 1 (not a bool).
-    """
-    model_type = model.config.model_type
-    if model_type in _ALL_LAYERS_ALWAYS:
-        raise ValueError(
-            f"{model_type} models ignore transformers' assistant_early_exit (their forward runs every layer "
-            "whatever config.num_hidden_layers says) and would draft with every layer; an early exit needs a "
-            "Llama-style target"
-        )
-    layers = int(getattr(model, model.base_model_prefix).config.num_hidden_layers)
-    integer = isinstance(layer, (int, np.integer)) and not isinstance(layer, bool)
-    if not integer or not 1 <= layer < layers:
-        raise ValueError(f"EarlyExit.layer must be < the target's {layers} layers (an integer >= 1), got {layer!r}")
-
-
-@contextmanager
-def early_exit(model: torch.nn.Module, layer: int) -> Iterator[torch.nn.Module]:
-    """``model`` cut after its first ``layer`` layers (then the final norm and the head), restored on exit.
-
-    Sets the base model's ``config.num_hidden_layers`` to ``layer`` for the
-    duration, exactly as transformers' ``EarlyExitCandidateGenerator`` does
-    while drafting, so a forward or a ``generate()`` inside the block computes
-    the early exit's logits::
-
-        with early_exit(target, 2) as exit2:
-            matches = draft_matches_batch(exit2, prompts, outputs)
-
-    Raises
-    ------
-    ValueError
-        As :func:`check_early_exit`.
-    """
-    check_early_exit(model, layer)
-    config = getattr(model, model.base_model_prefix).config
-    layers = config.num_hidden_layers
-    config.num_hidden_layers = int(layer)
-    try:
-        yield model
-    finally:
-        config.num_hidden_layers = layers
 
 
 def _ids(name: str, ids: Sequence[int] | np.ndarray, vocab: int, *, allow_empty: bool) -> np.ndarray:

@@ -24,7 +24,7 @@ confidence threshold, and for every ``EarlyExit`` arm, the decoder
 :class:`~banditspec.drafting.GreedyDraft` candidate generator, which proposes
 exactly the tokens transformers' own would, without a full ``generate()`` call
 per round; an early exit drafts with the target inside
-:func:`~banditspec.counterfactual.early_exit`, only while it drafts.
+:func:`~banditspec.early_exit.early_exit`, only while it drafts.
 
 transformers reads the drafting settings from the *assistant's* generation
 config and writes the heuristic schedule's state back there after each call; the
@@ -52,8 +52,9 @@ import numpy as np
 import torch
 
 from banditspec.arms import Arm, Autoregressive, DraftModel, EarlyExit, PromptLookup
-from banditspec.counterfactual import check_early_exit, confidence_threshold, early_exit
+from banditspec.counterfactual import confidence_threshold
 from banditspec.drafting import GreedyDraft
+from banditspec.early_exit import check_early_exit, early_exit
 from banditspec.env import Measurement
 
 __all__ = ["DecodeResult", "Decoder", "Prompt", "greedy_outputs"]

@@ -17,7 +17,7 @@ block size; the decoder uses transformers' generator for everything else.
 
 The draft may be a view of another model: ``view`` wraps each round's draft
 forwards. An early exit drafts with the target itself inside
-:func:`~banditspec.counterfactual.early_exit`, the truncation that
+:func:`~banditspec.early_exit.early_exit`, the truncation that
 transformers' ``EarlyExitCandidateGenerator`` applies around its per-round
 ``generate()``; it is active only while the round drafts, so the target's
 verification forward, which follows ``get_candidates``, sees every layer.

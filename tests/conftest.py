@@ -19,3 +19,11 @@ def tiny_toy(toy_cache: Path):
     from envs.toy.world import ToyWorld
 
     return ToyWorld("tiny", max_new_tokens=24, block_size=4, cache_dir=str(toy_cache), progress=False)
+
+
+@pytest.fixture(scope="session")
+def self_draft(toy_cache: Path):
+    """The tiny self-draft world: a 2-layer Llama target whose first layer drafts for it (arm ``exit-1``)."""
+    from envs.toy.world import ToyWorld
+
+    return ToyWorld("tiny-self-draft", max_new_tokens=24, block_size=4, cache_dir=str(toy_cache), progress=False)

@@ -165,7 +165,8 @@ class ToyConfig:
         Context length of every model.
     exit_layers : tuple of int, default ()
         Early exits of the target that draft for it (one ``EarlyExit`` arm
-        each): layers in ``[1, target.n_layer)``, unique; needs a Llama target.
+        each): integer layers (not bools) in ``[1, target.n_layer)``, unique;
+        needs a Llama target.
     """
 
     domains: tuple[str, ...] = DEFAULT_DOMAINS
@@ -202,7 +203,7 @@ class ToyConfig:
             if self.target.arch != "llama":
                 raise ValueError(f"ToyConfig.exit_layers needs a target with arch 'llama', got {self.target.arch!r}")
             if len(set(self.exit_layers)) != len(self.exit_layers) or not all(
-                isinstance(k, int) and 1 <= k < self.target.n_layer for k in self.exit_layers
+                isinstance(k, int) and not isinstance(k, bool) and 1 <= k < self.target.n_layer for k in self.exit_layers
             ):
                 raise ValueError(
                     f"ToyConfig.exit_layers must be unique integers in [1, {self.target.n_layer}) "

@@ -1,11 +1,11 @@
 """The toy world as a banditspec :class:`~banditspec.env.Environment`: real decoding, measured latency.
 
-Arms: AR, one expert draft per domain, the generalist, the misaligned draft
-(each at a constant block size), one early exit of the target per
-``ToyConfig.exit_layers`` (same block size) and prompt lookup. Queries are mixed-domain
-prompts; their domain is kept in ``Queries.groups`` for reports and never given
-to a policy. Features come from the target's own prefill (mean-pooled hidden
-states) or from hashed character n-grams.
+Arms: AR, the world's drafts (whatever ``ToyConfig.drafts`` holds, each at a
+constant block size), its early exits if any (one per ``ToyConfig.exit_layers``,
+same block size) and prompt lookup. Queries are mixed-domain prompts; their
+domain is kept in ``Queries.groups`` for reports and never given to a policy.
+Features come from the target's own prefill (mean-pooled hidden states) or from
+hashed character n-grams.
 
 ``step`` and ``full_feedback`` decode for real with
 :class:`~banditspec.decoding.Decoder` (batch size 1, greedy, AR first as the

@@ -14,14 +14,6 @@ def latency(tiny_toy):
     return calibrate(tiny_toy, tiny_toy.queries(3, split="train", seed=99), progress=False)
 
 
-@pytest.fixture(scope="module")
-def self_draft(toy_cache):
-    """A tiny world whose Llama target drafts for itself from its first layer (arm ``exit-1``)."""
-    from envs.toy.world import ToyWorld
-
-    return ToyWorld("tiny-self-draft", max_new_tokens=24, block_size=4, cache_dir=str(toy_cache), progress=False)
-
-
 def test_batched_greedy_outputs_equal_batch_one_decoding(tiny_toy):
     queries = tiny_toy.queries(6, split="test", seed=1)
     prompts = [tiny_toy.decoder.encode(t) for t in queries.texts]

@@ -5,7 +5,6 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
 from transformers.utils import logging
 
 from banditspec.arms import Autoregressive, DraftModel, EarlyExit, PromptLookup
@@ -13,11 +12,12 @@ from banditspec.counterfactual import (
     MatchVector,
     draft_matches,
     draft_matches_batch,
-    early_exit,
     simulate_arm,
     simulate_calls,
 )
 from banditspec.decoding import Decoder
+from banditspec.early_exit import early_exit
+from tests.banditspec.test_decoding import tiny_llama
 
 logging.set_verbosity_error()
 
@@ -127,49 +127,14 @@ def test_early_exit_drafts_at_a_constant_block_without_threshold(matches, g, ext
     assert sim == simulate_calls(matches, g, max_new_tokens=matches.size + extra)
 
 
-def llama(layers: int, vocab: int = 50) -> LlamaForCausalLM:
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=vocab, hidden_size=32, intermediate_size=64, num_hidden_layers=layers, num_attention_heads=4,
-        num_key_value_heads=2, max_position_embeddings=128, bos_token_id=None, eos_token_id=None, pad_token_id=None,
-    )
-    return LlamaForCausalLM(config).eval()
-
-
 @pytest.fixture(scope="module")
 def tiny_model():
-    return llama(2)
-
-
-def test_early_exit_view_is_the_first_layers_then_norm_and_head():
-    model = llama(3)
-    ids = torch.randint(0, 50, (2, 9), generator=torch.Generator().manual_seed(0))
-    with torch.inference_mode():
-        hidden = model(input_ids=ids, output_hidden_states=True).hidden_states
-        for layer in (1, 2):
-            with early_exit(model, layer) as view:
-                assert view is model and model.model.config.num_hidden_layers == layer
-                logits = view(input_ids=ids).logits
-            torch.testing.assert_close(logits, model.lm_head(model.model.norm(hidden[layer])))
-            assert model.config.num_hidden_layers == 3
-    with pytest.raises(RuntimeError, match="inside"), early_exit(model, 1):
-        raise RuntimeError("inside")
-    assert model.config.num_hidden_layers == 3  # restored after an error too
-
-
-def test_early_exit_needs_a_layer_below_the_top_and_a_model_that_honours_it(tiny_model):
-    for layer in (0, 2, 1.5):
-        with pytest.raises(ValueError, match="EarlyExit.layer"), early_exit(tiny_model, layer):
-            pass
-    gpt2 = GPT2LMHeadModel(GPT2Config(vocab_size=50, n_positions=32, n_embd=16, n_layer=2, n_head=2))
-    with pytest.raises(ValueError, match="Llama-style"), early_exit(gpt2, 1):
-        pass
-    assert tiny_model.config.num_hidden_layers == 2 and gpt2.config.n_layer == 2
+    return tiny_llama(50, seed=0, layers=2)
 
 
 def test_early_exit_counts_match_real_early_exit_decoding():
     # the simulation from one teacher-forced pass of the cut target against transformers' assistant_early_exit
-    target, max_new = llama(3, vocab=100), 20
+    target, max_new = tiny_llama(100, seed=0, layers=3), 20
     decoder = Decoder(target, None, max_new_tokens=max_new, threads=1)
     arms = [EarlyExit("exit1", layer=1, block_size=3), EarlyExit("exit2", layer=2, block_size=4),
             EarlyExit("exit2-1", layer=2, block_size=1)]

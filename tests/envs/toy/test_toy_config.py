@@ -74,6 +74,6 @@ def test_validation_names_the_field():
         ModelSpec(n_layer=1, n_embd=36, n_head=4, steps=1, arch="llama")
     with pytest.raises(ValueError, match="exit_layers needs a target with arch 'llama'"):
         replace(TINY, exit_layers=(1,))
-    for layers in ((0,), (2,), (1, 1), (1.0,)):
+    for layers in ((0,), (2,), (1, 1), (1.0,), (True,)):
         with pytest.raises(ValueError, match="exit_layers must be unique integers in \\[1, 2\\)"):
             replace(TINY_SELF_DRAFT, exit_layers=layers)

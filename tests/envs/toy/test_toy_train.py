@@ -5,7 +5,7 @@ import pytest
 import torch
 from transformers import GPT2LMHeadModel, LlamaForCausalLM
 
-from banditspec.counterfactual import early_exit
+from banditspec.early_exit import early_exit
 from envs.toy import TINY, TINY_SELF_DRAFT, sample_queries
 from envs.toy.tokenizer import build_tokenizer
 from envs.toy.train import IGNORE, _loss, create_model, encode_queries, misaligned_permutation, train_model

@@ -5,11 +5,6 @@ from banditspec.arms import EarlyExit
 from envs.toy.world import ToyWorld
 
 
-@pytest.fixture(scope="module")
-def self_draft(toy_cache):
-    return ToyWorld("tiny-self-draft", max_new_tokens=24, block_size=4, cache_dir=str(toy_cache), progress=False)
-
-
 def test_arms_and_costs(tiny_toy):
     names = tiny_toy.arms.names
     assert names[0] == "ar" and names[-1] == "prompt-lookup"
