@@ -18,8 +18,8 @@ arm                 ``generate()`` arguments
                     config gets the block size and the threshold off
 ==================  ==============================================================
 
-For a ``DraftModel`` with the target's vocabulary, a constant block size and no
-confidence threshold, and for every ``EarlyExit`` arm, the decoder
+For a ``DraftModel`` with the target's vocabulary and no confidence threshold
+(a constant block size or the heuristic schedule), and for every ``EarlyExit`` arm, the decoder
 (``lean_drafting=True``) gives transformers' assisted-decoding loop a
 :class:`~banditspec.drafting.GreedyDraft` candidate generator, which proposes
 exactly the tokens transformers' own would, without a full ``generate()`` call
@@ -53,7 +53,7 @@ import torch
 
 from banditspec.arms import Arm, Autoregressive, DraftModel, EarlyExit, PromptLookup
 from banditspec.counterfactual import confidence_threshold
-from banditspec.drafting import GreedyDraft
+from banditspec.drafting import SCHEDULES, GreedyDraft
 from banditspec.early_exit import check_early_exit, early_exit
 from banditspec.env import Measurement
 
@@ -172,8 +172,8 @@ class Decoder:
         Draft with :class:`~banditspec.drafting.GreedyDraft` (a plain cached
         forward loop) instead of transformers' ``AssistedCandidateGenerator``
         or ``EarlyExitCandidateGenerator`` where both propose the same tokens:
-        a draft with the target's vocabulary, a constant block size and no
-        confidence threshold, and every early exit (always run at a constant
+        a draft with the target's vocabulary and no confidence threshold
+        (constant or heuristic schedule), and every early exit (always run at a constant
         block size without a threshold).
         The target's assisted-decoding loop is transformers' either way.
 
@@ -311,11 +311,8 @@ class Decoder:
 
     def _drafter(self, arm: Arm, settings: Mapping[str, Any]) -> Callable[..., GreedyDraft] | None:
         """A builder of :class:`GreedyDraft` for ``arm`` where lean drafting applies, else None."""
-        constant = (
-            settings.get("num_assistant_tokens_schedule") == "constant"
-            and settings.get("assistant_confidence_threshold") == 0.0
-        )
-        if not (self.lean_drafting and constant):
+        schedule = settings.get("num_assistant_tokens_schedule")
+        if not (self.lean_drafting and schedule in SCHEDULES and settings.get("assistant_confidence_threshold") == 0.0):
             return None
         if isinstance(arm, EarlyExit):
             draft, view = self.target, partial(early_exit, self.target, arm.layer)
@@ -328,7 +325,7 @@ class Decoder:
             eos = generation_config.eos_token_id
             eos = () if eos is None else [eos] if isinstance(eos, int) else list(eos)
             return GreedyDraft(draft, block_size=arm.block_size, max_length=generation_config.max_length,
-                               eos_token_ids=eos, view=view)
+                               eos_token_ids=eos, view=view, schedule=schedule)
 
         return build
 

@@ -12,8 +12,10 @@ with a plain loop: one cached forward of the draft per token, argmax. It keeps
 the draft's key/value cache across rounds and crops it to the prefix that is
 still valid after the target's verification, as transformers does. The target's
 own assisted-decoding loop (verification, acceptance, cache cropping) is
-unchanged. It serves drafts that share the target's vocabulary at a constant
-block size; the decoder uses transformers' generator for everything else.
+unchanged. It serves drafts that share the target's vocabulary, at a constant
+block size or with transformers' "heuristic" schedule (two more tokens after a
+round whose every proposal was accepted, one fewer, down to one, after any
+other round); the decoder uses transformers' generator for everything else.
 
 The draft may be a view of another model: ``view`` wraps each round's draft
 forwards. An early exit drafts with the target itself inside
@@ -34,7 +36,10 @@ import torch
 from transformers import DynamicCache
 from transformers.generation.candidate_generator import CandidateGenerator
 
-__all__ = ["GreedyDraft"]
+__all__ = ["SCHEDULES", "GreedyDraft"]
+
+#: Draft-length schedules that :class:`GreedyDraft` follows exactly as transformers does.
+SCHEDULES = ("constant", "heuristic")
 
 
 class GreedyDraft(CandidateGenerator):
@@ -46,7 +51,7 @@ class GreedyDraft(CandidateGenerator):
         The model that drafts (same vocabulary as the target): a draft, or the
         target itself under an early-exit ``view``.
     block_size : int
-        Draft tokens per round (constant).
+        Draft tokens in the first round (in every round with ``schedule="constant"``).
     max_length : int
         Length (prompt + new tokens) at which the target stops; a round never
         proposes past ``max_length - 1``, as transformers' generator does.
@@ -61,9 +66,13 @@ class GreedyDraft(CandidateGenerator):
 
     def __init__(self, draft: torch.nn.Module, *, block_size: int, max_length: int,
                  eos_token_ids: Collection[int] = (),
-                 view: Callable[[], AbstractContextManager[Any]] = nullcontext) -> None:
+                 view: Callable[[], AbstractContextManager[Any]] = nullcontext,
+                 schedule: str = "constant") -> None:
         if not isinstance(block_size, int) or block_size < 1:
             raise ValueError(f"block_size must be an integer >= 1, got {block_size!r}")
+        if schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
+        self.schedule = schedule
         self.draft = draft
         self.block_size = block_size
         self.max_length = max_length
@@ -106,3 +115,13 @@ class GreedyDraft(CandidateGenerator):
         candidates = torch.cat([input_ids, *proposal], dim=1)
         self._cached_ids = candidates[:, :-1]
         return candidates, None
+
+    def update_candidate_strategy(self, input_ids: torch.LongTensor, scores: torch.Tensor, num_matches: int) -> None:
+        """Adapt the block size after a round, as transformers' "heuristic" schedule does.
+
+        ``scores`` holds the target's logits at every proposed position and
+        one more, so ``scores.shape[1] - 1`` tokens were proposed.
+        """
+        if self.schedule == "heuristic":
+            proposed = scores.shape[1] - 1
+            self.block_size = self.block_size + 2 if num_matches == proposed else max(1, self.block_size - 1)

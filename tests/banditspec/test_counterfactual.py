@@ -17,7 +17,7 @@ from banditspec.counterfactual import (
 )
 from banditspec.decoding import Decoder
 from banditspec.early_exit import early_exit
-from tests.banditspec.test_decoding import tiny_llama
+from tests.banditspec.test_decoding import perturbed, tiny_llama
 
 logging.set_verbosity_error()
 
@@ -154,6 +154,29 @@ def test_early_exit_counts_match_real_early_exit_decoding():
             total += 1
             accepted, proposed = accepted + m.accepted_tokens, proposed + m.proposed_tokens
     assert 0 < accepted < proposed  # the exits agree with the target often, not always
+    assert agree >= 0.9 * total
+
+
+@pytest.mark.parametrize("schedule", ["constant", "heuristic"])
+def test_draft_counts_match_real_assisted_generation(schedule):
+    # the simulation from one teacher-forced pass of each draft against transformers' assisted generation
+    target, max_new = tiny_llama(100, seed=3), 20
+    drafts = {"close": perturbed(target, 0.003, seed=4), "far": perturbed(target, 0.05, seed=5)}
+    decoder = Decoder(target, None, drafts, max_new_tokens=max_new, threads=1)
+    arms = [DraftModel(f"{key}{g}", model=key, block_size=g, schedule=schedule) for key in drafts for g in (2, 5)]
+    rng = np.random.default_rng(1)
+    agree = total = accepted = proposed = 0
+    for _ in range(6):
+        prompt = rng.integers(0, 100, size=int(rng.integers(3, 12)))
+        reference, *results = decoder.measure(prompt, [Autoregressive("ar"), *arms])
+        for arm, result in zip(arms, results):
+            m = result.measurement
+            vector = draft_matches_batch(drafts[arm.model], [prompt], [reference.ids])[0]
+            sim = simulate_arm(arm, vector, max_new_tokens=max_new)
+            agree += counts(sim) == (m.target_calls, m.proposed_tokens, m.accepted_tokens)
+            total += 1
+            accepted, proposed = accepted + m.accepted_tokens, proposed + m.proposed_tokens
+    assert 0 < accepted < proposed  # rounds that accept and rounds that reject
     assert agree >= 0.9 * total
 
 

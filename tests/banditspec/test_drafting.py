@@ -32,19 +32,38 @@ def counts(result):
     return result.ids.tolist(), m.target_calls, m.proposed_tokens, m.accepted_tokens
 
 
+@pytest.mark.parametrize("schedule", ["constant", "heuristic"])
 @pytest.mark.parametrize("block_size", [1, 3, 7])
-def test_lean_drafting_proposes_exactly_what_transformers_does(models, block_size):
+def test_lean_drafting_proposes_exactly_what_transformers_does(models, block_size, schedule):
     target, drafts = models
     lean = Decoder(target, None, drafts, max_new_tokens=MAX_NEW, threads=1)
     reference = Decoder(target, None, drafts, max_new_tokens=MAX_NEW, threads=1, lean_drafting=False)
-    accepted = 0
+    accepted = rejected = 0
     for key in drafts:
-        arm = DraftModel(key, model=key, block_size=block_size)
+        arm = DraftModel(key, model=key, block_size=block_size, schedule=schedule)
         for prompt in prompts(4, seed=block_size):
             fast, slow = lean.generate(arm, prompt), reference.generate(arm, prompt)
             assert counts(fast) == counts(slow)
             accepted += fast.measurement.accepted_tokens
-    assert accepted > 0  # the comparison covered rounds that accept tokens
+            rejected += fast.measurement.proposed_tokens - fast.measurement.accepted_tokens
+    assert accepted > 0 and rejected > 0  # rounds that grow and rounds that shrink a heuristic block
+
+
+def test_heuristic_lean_drafting_restarts_from_the_block_size_every_call(models):
+    target, drafts = models
+    decoder = Decoder(target, None, drafts, max_new_tokens=MAX_NEW, threads=1)
+    arm = DraftModel("close", model="close", block_size=2, schedule="heuristic")
+    prompt = prompts(1, seed=11)[0]
+    first = counts(decoder.generate(arm, prompt))
+    for other in prompts(3, seed=12):
+        decoder.generate(arm, other)
+    assert counts(decoder.generate(arm, prompt)) == first
+
+
+def test_greedy_draft_refuses_an_unknown_schedule(models):
+    target, drafts = models
+    with pytest.raises(ValueError, match="schedule must be one of"):
+        GreedyDraft(drafts["close"], block_size=2, max_length=40, schedule="dynamic")
 
 
 def test_lean_drafting_is_used_only_where_it_proposes_the_same_tokens(models):
@@ -52,7 +71,8 @@ def test_lean_drafting_is_used_only_where_it_proposes_the_same_tokens(models):
     decoder = Decoder(target, None, drafts, max_new_tokens=MAX_NEW)
     settings = {"num_assistant_tokens_schedule": "constant", "assistant_confidence_threshold": 0.0}
     assert decoder._drafter(DraftModel("c", model="close", block_size=4), settings) is not None
-    assert decoder._drafter(DraftModel("c", model="close"), {**settings, "num_assistant_tokens_schedule": "heuristic"}) is None
+    heuristic = {**settings, "num_assistant_tokens_schedule": "heuristic"}
+    assert decoder._drafter(DraftModel("c", model="close", schedule="heuristic"), heuristic) is not None
     assert decoder._drafter(DraftModel("c", model="close"), {**settings, "assistant_confidence_threshold": 0.4}) is None
     off = Decoder(target, None, drafts, max_new_tokens=MAX_NEW, lean_drafting=False)
     assert off._drafter(DraftModel("c", model="close", block_size=4), settings) is None
