@@ -1,4 +1,5 @@
 import math
+from contextlib import nullcontext
 
 import numpy as np
 import pytest
@@ -132,27 +133,40 @@ def tiny_model():
     return tiny_llama(50, seed=0, layers=2)
 
 
-def test_early_exit_counts_match_real_early_exit_decoding():
-    # the simulation from one teacher-forced pass of the cut target against transformers' assistant_early_exit
-    target, max_new = tiny_llama(100, seed=0, layers=3), 20
-    decoder = Decoder(target, None, max_new_tokens=max_new, threads=1)
-    arms = [EarlyExit("exit1", layer=1, block_size=3), EarlyExit("exit2", layer=2, block_size=4),
-            EarlyExit("exit2-1", layer=2, block_size=1)]
-    rng = np.random.default_rng(0)
+def simulated_against_measured(decoder, arms, drafting_model, *, n_prompts, seed):
+    """Decode random prompts with AR and ``arms``; compare each arm's simulated counts with the measured ones.
+
+    ``drafting_model(arm)`` is a context manager giving the model whose
+    teacher-forced pass yields the arm's match vector. Returns the number of
+    decodes whose counts agree, the number of decodes, and the accepted and
+    proposed draft tokens measured in all.
+    """
+    rng = np.random.default_rng(seed)
     agree = total = accepted = proposed = 0
-    for _ in range(8):
+    for _ in range(n_prompts):
         prompt = rng.integers(0, 100, size=int(rng.integers(3, 12)))
         reference, *results = decoder.measure(prompt, [Autoregressive("ar"), *arms])
         for arm, result in zip(arms, results):
             m = result.measurement
             assert m.equals_ar
             np.testing.assert_array_equal(result.ids, reference.ids)
-            with early_exit(target, arm.layer) as view:
-                vector = draft_matches_batch(view, [prompt], [reference.ids])[0]
-            sim = simulate_arm(arm, vector, max_new_tokens=max_new)
+            with drafting_model(arm) as model:
+                vector = draft_matches_batch(model, [prompt], [reference.ids])[0]
+            sim = simulate_arm(arm, vector, max_new_tokens=decoder.max_new_tokens)
             agree += counts(sim) == (m.target_calls, m.proposed_tokens, m.accepted_tokens)
             total += 1
             accepted, proposed = accepted + m.accepted_tokens, proposed + m.proposed_tokens
+    return agree, total, accepted, proposed
+
+
+def test_early_exit_counts_match_real_early_exit_decoding():
+    # the simulation from one teacher-forced pass of the cut target against transformers' assistant_early_exit
+    target = tiny_llama(100, seed=0, layers=3)
+    decoder = Decoder(target, None, max_new_tokens=20, threads=1)
+    arms = [EarlyExit("exit1", layer=1, block_size=3), EarlyExit("exit2", layer=2, block_size=4),
+            EarlyExit("exit2-1", layer=2, block_size=1)]
+    agree, total, accepted, proposed = simulated_against_measured(
+        decoder, arms, lambda arm: early_exit(target, arm.layer), n_prompts=8, seed=0)
     assert 0 < accepted < proposed  # the exits agree with the target often, not always
     assert agree >= 0.9 * total
 
@@ -160,22 +174,12 @@ def test_early_exit_counts_match_real_early_exit_decoding():
 @pytest.mark.parametrize("schedule", ["constant", "heuristic"])
 def test_draft_counts_match_real_assisted_generation(schedule):
     # the simulation from one teacher-forced pass of each draft against transformers' assisted generation
-    target, max_new = tiny_llama(100, seed=3), 20
+    target = tiny_llama(100, seed=3)
     drafts = {"close": perturbed(target, 0.003, seed=4), "far": perturbed(target, 0.05, seed=5)}
-    decoder = Decoder(target, None, drafts, max_new_tokens=max_new, threads=1)
+    decoder = Decoder(target, None, drafts, max_new_tokens=20, threads=1)
     arms = [DraftModel(f"{key}{g}", model=key, block_size=g, schedule=schedule) for key in drafts for g in (2, 5)]
-    rng = np.random.default_rng(1)
-    agree = total = accepted = proposed = 0
-    for _ in range(6):
-        prompt = rng.integers(0, 100, size=int(rng.integers(3, 12)))
-        reference, *results = decoder.measure(prompt, [Autoregressive("ar"), *arms])
-        for arm, result in zip(arms, results):
-            m = result.measurement
-            vector = draft_matches_batch(drafts[arm.model], [prompt], [reference.ids])[0]
-            sim = simulate_arm(arm, vector, max_new_tokens=max_new)
-            agree += counts(sim) == (m.target_calls, m.proposed_tokens, m.accepted_tokens)
-            total += 1
-            accepted, proposed = accepted + m.accepted_tokens, proposed + m.proposed_tokens
+    agree, total, accepted, proposed = simulated_against_measured(
+        decoder, arms, lambda arm: nullcontext(drafts[arm.model]), n_prompts=6, seed=1)
     assert 0 < accepted < proposed  # rounds that accept and rounds that reject
     assert agree >= 0.9 * total
 
