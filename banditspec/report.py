@@ -21,7 +21,7 @@ import numpy as np
 if TYPE_CHECKING:
     from banditspec.compare import CompareResult
 
-__all__ = ["RUN_FIELDS", "format_table", "machine_info", "plot_choices", "plot_speedups", "pyplot", "write_report"]
+__all__ = ["RUN_FIELDS", "cpu_model", "format_table", "machine_info", "plot_choices", "plot_speedups", "pyplot", "write_report"]
 
 #: Columns of ``runs.csv``, one row per learner per seed.
 RUN_FIELDS = ("policy", "seed", "arm", "speedup_vs_ar", "share_of_oracle", "mean_reward", "regret",
@@ -43,12 +43,33 @@ def _clean(value: Any) -> Any:
     return value
 
 
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo`` where there is one), else the platform's processor string."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
 def machine_info() -> dict[str, Any]:
-    """Where the comparison ran: platform, CPUs, Python and library versions."""
+    """Where the comparison ran: platform, CPU model and count, load, Python and library versions.
+
+    ``load_average`` (1, 5 and 15 minutes, ``None`` where the OS has none) is
+    read when the report is written: a busy machine makes every timing slower.
+    """
+    try:
+        load: list[float] | None = [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        load = None
     info: dict[str, Any] = {
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
+        "cpu_model": cpu_model(),
         "cpu_count": os.cpu_count(),
+        "load_average": load,
         "python": sys.version.split()[0],
     }
     for package in ("numpy", "torch", "scikit-learn"):

@@ -18,20 +18,13 @@ import argparse
 import platform
 import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from banditspec.collect import collect
 from banditspec.env import ENVIRONMENTS
-
-
-def _cpu() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
+from banditspec.report import cpu_model
 
 
 def main() -> None:
@@ -54,7 +47,7 @@ def main() -> None:
     cf, real = np.median(times["counterfactual"]), np.median(times["measured"])
     print(f"toy world {args.config!r}: {len(world.arms)} arms {world.arms.names}, {args.n} queries, "
           f"{world.decoder.max_new_tokens} new tokens, median of {args.repeats} runs each")
-    print(f"machine: {_cpu()}, {torch.get_num_threads()} torch threads, python {platform.python_version()}, "
+    print(f"machine: {cpu_model()}, {torch.get_num_threads()} torch threads, python {platform.python_version()}, "
           f"torch {torch.__version__}")
     print()
     print("| collection | seconds (median) | seconds per query |")

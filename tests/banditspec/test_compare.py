@@ -126,7 +126,10 @@ def test_report_files(result):
         for key in ("speedup_vs_ar", "share_of_oracle", "mean_reward", "fit_seconds", "decision_us"):
             assert isinstance(entry[key], float)
     assert set(report["fixed_arms"]) == set(WORLD.arms.names) and report["seeds"] == [0, 1]
-    assert report["machine"]["cpu_count"] >= 1
+    machine = report["machine"]
+    assert machine["cpu_count"] >= 1 and machine["cpu_model"]
+    assert machine["load_average"] is None or (len(machine["load_average"]) == 3
+                                               and min(machine["load_average"]) >= 0)
     with open(out / "runs.csv") as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == 2 * len(NAMES) and {r["policy"] for r in rows} == set(NAMES)
