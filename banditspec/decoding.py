@@ -32,18 +32,16 @@ settings are set before and restored after every call, so no query's history
 leaks into the next one.
 
 A :class:`Measurement` records the wall time of the whole ``generate()``
-(``time.perf_counter``), the new tokens, the target's forward calls (a forward
-hook that ignores calls made while drafting, so a draft that *is* the target is
-not counted twice), and the proposed and accepted draft tokens, read exactly from
-transformers' candidate generator: the candidate length of every
-``get_candidates`` and the ``num_matches`` of every ``update_candidate_strategy``.
+(``time.perf_counter``), the new tokens, and the target's forward calls and the
+proposed and accepted draft tokens as
+:class:`~banditspec.observer.GenerateObserver` counts them.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager, nullcontext
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
@@ -56,6 +54,7 @@ from banditspec.counterfactual import confidence_threshold
 from banditspec.drafting import SCHEDULES, GreedyDraft
 from banditspec.early_exit import check_early_exit, early_exit
 from banditspec.env import Measurement
+from banditspec.observer import GenerateObserver, generation_settings
 
 __all__ = ["DecodeResult", "Decoder", "Prompt", "greedy_outputs"]
 
@@ -70,73 +69,6 @@ class DecodeResult:
     ids: np.ndarray
     text: str
     measurement: Measurement
-
-
-class _Observer:
-    """Counts target forward calls and draft proposals/acceptances during one ``generate()``.
-
-    A forward hook on the target counts calls outside drafting; the target's
-    ``_get_candidate_generator`` is shadowed for the duration so that the
-    candidate generator it returns reports every round. ``drafter``, if given,
-    builds the candidate generator instead of transformers (same keyword
-    arguments as ``_get_candidate_generator``).
-    """
-
-    def __init__(self, target: torch.nn.Module, drafter: Callable[..., Any] | None = None) -> None:
-        self.target = target
-        self.drafter = drafter
-        self.target_calls = 0
-        self.proposed = 0
-        self.accepted = 0
-        self._drafting = False
-
-    def _on_forward(self, *_: Any) -> None:
-        if not self._drafting:
-            self.target_calls += 1
-
-    def _observe(self, generator: Any) -> Any:
-        get_candidates, update = generator.get_candidates, generator.update_candidate_strategy
-
-        def observed_get_candidates(input_ids: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
-            self._drafting = True
-            try:
-                candidates, logits = get_candidates(input_ids, *args, **kwargs)
-            finally:
-                self._drafting = False
-            self.proposed += int(candidates.shape[1] - input_ids.shape[1])
-            return candidates, logits
-
-        def observed_update(input_ids: torch.Tensor, scores: torch.Tensor, num_matches: int) -> Any:
-            self.accepted += int(num_matches)
-            return update(input_ids, scores, num_matches)
-
-        generator.get_candidates = observed_get_candidates
-        generator.update_candidate_strategy = observed_update
-        return generator
-
-    def __enter__(self) -> _Observer:
-        build = self.drafter or self.target._get_candidate_generator
-        self.target._get_candidate_generator = lambda *a, **k: self._observe(build(*a, **k))
-        self._hook = self.target.register_forward_hook(self._on_forward)
-        return self
-
-    def __exit__(self, *_: Any) -> None:
-        self._hook.remove()
-        del self.target._get_candidate_generator
-
-
-@contextmanager
-def _generation_settings(model: torch.nn.Module, **values: Any) -> Iterator[None]:
-    """Set fields of ``model.generation_config`` for one call and restore them after."""
-    config = model.generation_config
-    saved = {key: getattr(config, key, None) for key in values}
-    for key, value in values.items():
-        setattr(config, key, value)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            setattr(config, key, value)
 
 
 def _vocab_size(model: torch.nn.Module) -> int:
@@ -358,9 +290,9 @@ class Decoder:
             "num_beams": 1,
             **kwargs,
         }
-        settings_scope = nullcontext() if drafting_model is None else _generation_settings(drafting_model, **settings)
+        settings_scope = nullcontext() if drafting_model is None else generation_settings(drafting_model, **settings)
         drafter = self._drafter(arm, settings)
-        with settings_scope, _Observer(self.target, drafter) as observer, torch.inference_mode():
+        with settings_scope, GenerateObserver(self.target, drafter) as observer, torch.inference_mode():
             start = time.perf_counter()
             output = self.target.generate(**call)
             seconds = time.perf_counter() - start
