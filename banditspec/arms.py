@@ -22,7 +22,11 @@ __all__ = [
     "DraftModel",
     "EarlyExit",
     "PromptLookup",
+    "SCHEDULES",
 ]
+
+#: Draft-length schedules of transformers' assisted generation that a drafting arm may use.
+SCHEDULES = ("constant", "heuristic")
 
 
 @dataclass(frozen=True)
@@ -89,7 +93,7 @@ class DraftModel(Arm):
         super().__post_init__()
         if self.block_size < 1:
             raise ValueError(f"DraftModel.block_size must be >= 1, got {self.block_size} for arm {self.name!r}")
-        if self.schedule not in ("constant", "heuristic"):
+        if self.schedule not in SCHEDULES:
             raise ValueError(
                 f"DraftModel.schedule must be 'constant' or 'heuristic', got {self.schedule!r} for arm {self.name!r}"
             )

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from banditspec.arms import DraftModel, EarlyExit
+from banditspec.arms import SCHEDULES, DraftModel, EarlyExit
 
 __all__ = [
     "MatchVector",
@@ -166,7 +166,7 @@ def simulate_calls(
     limit = total if max_new_tokens is None else int(max_new_tokens)
     if limit < total:
         raise ValueError(f"max_new_tokens must be >= the output length {total}, got {max_new_tokens}")
-    if schedule not in ("constant", "heuristic"):
+    if schedule not in SCHEDULES:
         raise ValueError(f"schedule must be 'constant' or 'heuristic', got {schedule!r}")
     gate = float(threshold or 0.0)
     if not np.isfinite(gate) or gate < 0:

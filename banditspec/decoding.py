@@ -49,9 +49,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from banditspec.arms import Arm, Autoregressive, DraftModel, EarlyExit, PromptLookup
+from banditspec.arms import SCHEDULES, Arm, Autoregressive, DraftModel, EarlyExit, PromptLookup
 from banditspec.counterfactual import confidence_threshold
-from banditspec.drafting import SCHEDULES, GreedyDraft
+from banditspec.drafting import GreedyDraft
 from banditspec.early_exit import check_early_exit, early_exit
 from banditspec.env import Measurement
 from banditspec.observer import GenerateObserver, generation_settings

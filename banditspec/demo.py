@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from banditspec.arms import SCHEDULES
 from banditspec.collect import Collector, collect, full_information_rows
 from banditspec.compare import CompareResult, choice_metrics, greedy, group_shares
 from banditspec.data import LoggedDataset
@@ -147,7 +148,8 @@ def run_demo(args: argparse.Namespace) -> int:
     """Run ``banditspec demo``."""
     out = Path(args.out)
     world = ENVIRONMENTS.create("toy", config=args.config, max_new_tokens=args.max_new_tokens,
-                                block_size=args.block_size, threads=args.threads, workers=args.workers)
+                                block_size=args.block_size, schedule=args.schedule, threads=args.threads,
+                                workers=args.workers)
     print(f"toy world: arms {world.arms.names}")
     data_dir = collect(world, out / "train-data", n=args.n_train, split="train", seed=args.seed,
                        calibration_queries=args.calibration, chunk_size=128, threads=os.cpu_count(),
@@ -160,7 +162,8 @@ def run_demo(args: argparse.Namespace) -> int:
     test = world.queries(args.n_test, split="test", seed=args.seed)
     full = world.full_feedback(test, seed=args.seed)
     config = {"env": "toy", "world": args.config, "n_train_queries": args.n_train, "n_test_queries": args.n_test,
-              "max_new_tokens": args.max_new_tokens, "block_size": args.block_size, "alpha": args.alpha,
+              "max_new_tokens": args.max_new_tokens, "block_size": args.block_size,
+              "schedule": args.schedule, "alpha": args.alpha,
               "threads": args.threads, "workers": args.workers, "learners": {k: list(v) for k, v in LEARNERS.items()},
               "arms": world.arms.describe(), "latency_model": latency.to_dict()}
     K = len(world.arms)
@@ -192,7 +195,9 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n-train", type=int, default=2000, help="training queries collected (default: 2000)")
     parser.add_argument("--n-test", type=int, default=200, help="held-out queries decoded for real (default: 200)")
     parser.add_argument("--max-new-tokens", type=int, default=48)
-    parser.add_argument("--block-size", type=int, default=6, help="constant draft block size (default: 6)")
+    parser.add_argument("--block-size", type=int, default=6, help="draft block size (default: 6)")
+    parser.add_argument("--schedule", default="constant", choices=SCHEDULES,
+                        help="draft-length schedule of the draft arms (default: constant)")
     parser.add_argument("--alpha", type=float, default=0.5, help="cost weight of the offline proxy reward")
     parser.add_argument("--calibration", type=int, default=16, help="queries measured to calibrate the latency model")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per decoding process (default: 1)")

@@ -36,10 +36,9 @@ import torch
 from transformers import DynamicCache
 from transformers.generation.candidate_generator import CandidateGenerator
 
-__all__ = ["SCHEDULES", "GreedyDraft"]
+from banditspec.arms import SCHEDULES
 
-#: Draft-length schedules that :class:`GreedyDraft` follows exactly as transformers does.
-SCHEDULES = ("constant", "heuristic")
+__all__ = ["GreedyDraft"]
 
 
 class GreedyDraft(CandidateGenerator):

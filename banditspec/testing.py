@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from hypothesis.errors import Flaky
 from hypothesis.extra.numpy import arrays
 
-from banditspec.arms import Arm, ArmSet, Autoregressive, DraftModel, EarlyExit, PromptLookup
+from banditspec.arms import SCHEDULES, Arm, ArmSet, Autoregressive, DraftModel, EarlyExit, PromptLookup
 from banditspec.data import LoggedDataset
 from banditspec.env import Measurement
 from banditspec.policy import POLICIES, Policy
@@ -123,7 +123,7 @@ def _arms(name: str) -> st.SearchStrategy[Arm]:
     return st.one_of(
         st.builds(Autoregressive, st.just(name)),
         st.builds(DraftModel, st.just(name), cost, model=_names, block_size=st.integers(1, 20),
-                  schedule=st.sampled_from(["constant", "heuristic"])),
+                  schedule=st.sampled_from(SCHEDULES)),
         st.builds(PromptLookup, st.just(name), num_tokens=st.integers(1, 20), max_ngram=st.integers(1, 4)),
         st.builds(EarlyExit, st.just(name), cost, layer=st.integers(1, 32), block_size=st.integers(1, 20)),
     )

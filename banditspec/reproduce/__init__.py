@@ -40,6 +40,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from banditspec.arms import SCHEDULES
 from banditspec.collect import collect
 from banditspec.data import LoggedDataset
 from banditspec.env import ENVIRONMENTS
@@ -90,7 +91,7 @@ EXPERIMENTS: dict[str, Experiment] = {
 def _open_world(args: argparse.Namespace, spec: Experiment) -> Any:
     """The experiment's toy world with only its arms."""
     world = ENVIRONMENTS.create("toy", config=args.config or spec.world, max_new_tokens=args.max_new_tokens,
-                                block_size=args.block_size, threads=1, workers=args.workers)
+                                block_size=args.block_size, schedule=args.schedule, threads=1, workers=args.workers)
     keep = spec.arms or world.arms.names
     if args.config and args.config != spec.world:  # a stand-in world (a quick check): keep the arms it has
         dropped = [a for a in keep if a not in world.arms]
@@ -142,7 +143,8 @@ def run_reproduce(args: argparse.Namespace) -> int:
     config = {"experiment": args.experiment, "env": "toy", "world": args.config or spec.world,
               "arms": world.arms.describe(), "n_train_queries": n_train,
               ("n_test_queries" if spec.shared_test else "n_test_queries_per_seed"): n_test,
-              "max_new_tokens": args.max_new_tokens, "block_size": args.block_size, "workers": args.workers,
+              "max_new_tokens": args.max_new_tokens, "block_size": args.block_size,
+              "schedule": args.schedule, "workers": args.workers,
               "learners": {k: list(v) for k, v in spec.learners.items()}, "models": _models(world)}
     tests = _measured_tests(world, spec, n_test, seeds)
     setup = Setup(world, data, tests, seeds, config, sweep=sweep)
@@ -192,6 +194,8 @@ def add_reproduce_arguments(parser: argparse.ArgumentParser) -> None:
                              "from 10 to --n-train)")
     parser.add_argument("--max-new-tokens", type=_positive, default=48)
     parser.add_argument("--block-size", type=_positive, default=6)
+    parser.add_argument("--schedule", default="constant", choices=SCHEDULES,
+                        help="draft-length schedule of the draft arms (default: constant)")
     parser.add_argument("--calibration", type=_positive, default=16, help="queries measured to calibrate the latency model")
     parser.add_argument("--workers", type=_positive, default=min(2, os.cpu_count() or 1),
                         help="processes decoding held-out queries in parallel (default: 2)")

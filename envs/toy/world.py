@@ -1,7 +1,7 @@
 """The toy world as a banditspec :class:`~banditspec.env.Environment`: real decoding, measured latency.
 
-Arms: AR, the world's drafts (whatever ``ToyConfig.drafts`` holds, each at a
-constant block size), its early exits if any (one per ``ToyConfig.exit_layers``,
+Arms: AR, the world's drafts (whatever ``ToyConfig.drafts`` holds, each at one
+block size and draft-length schedule), its early exits if any (one per ``ToyConfig.exit_layers``,
 same block size) and prompt lookup. Queries are mixed-domain prompts; their
 domain is kept in ``Queries.groups`` for reports and never given to a policy.
 Features come from the target's own prefill (mean-pooled hidden states) or from
@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from banditspec.arms import Arm, ArmSet, Autoregressive, DraftModel, EarlyExit, PromptLookup
+from banditspec.arms import SCHEDULES, Arm, ArmSet, Autoregressive, DraftModel, EarlyExit, PromptLookup
 from banditspec.decoding import Decoder
 from banditspec.env import Feedback, Measurement, Queries
 from banditspec.features import Featurizer, HashingFeaturizer, TargetHiddenStates
@@ -58,8 +58,12 @@ class ToyWorld:
     max_new_tokens : int, default 48
         New tokens per decode.
     block_size : int, default 6
-        Constant draft block size of every draft and early-exit arm (and
-        prompt lookup's ``num_tokens``).
+        Draft block size of every draft and early-exit arm (and prompt
+        lookup's ``num_tokens``).
+    schedule : {"constant", "heuristic"}, default "constant"
+        Draft-length schedule of every draft arm (transformers'
+        ``num_assistant_tokens_schedule``; "heuristic" starts each query at
+        ``block_size``). Early exits keep a constant block.
     threads : int, default 1
         Torch threads while decoding (fixed for comparable timings).
     reward : Reward, optional
@@ -84,6 +88,7 @@ class ToyWorld:
         featurizer: str = "target",
         max_new_tokens: int = 48,
         block_size: int = 6,
+        schedule: str = "constant",
         threads: int = 1,
         reward: Reward | None = None,
         cache_dir: str | None = None,
@@ -96,11 +101,13 @@ class ToyWorld:
             config = CONFIGS[config]
         if featurizer not in FEATURIZERS:
             raise ValueError(f"featurizer must be one of {FEATURIZERS}, got {featurizer!r}")
+        if schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
         if not isinstance(workers, int) or workers < 1:
             raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
         self.workers = workers
         self._settings = {"config": config, "max_new_tokens": max_new_tokens, "block_size": block_size,
-                          "threads": threads, "cache_dir": cache_dir}
+                          "schedule": schedule, "threads": threads, "cache_dir": cache_dir}
         self.models = load_world(config, cache_dir=cache_dir, progress=progress)
         self.config = config
         self.progress = progress
@@ -109,7 +116,7 @@ class ToyWorld:
         arms = [Autoregressive("ar", cost=1.0)]
         for name, draft in self.models.drafts.items():
             cost = sum(p.numel() for p in draft.parameters()) / target_params
-            arms.append(DraftModel(name, model=name, block_size=block_size, cost=round(cost, 4)))
+            arms.append(DraftModel(name, model=name, block_size=block_size, schedule=schedule, cost=round(cost, 4)))
         for layer in config.exit_layers:
             arms.append(EarlyExit(f"exit-{layer}", layer=layer, block_size=block_size,
                                   cost=round(layer / config.target.n_layer, 4)))

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from banditspec.arms import EarlyExit
+from banditspec.arms import DraftModel, EarlyExit
 from envs.toy.world import ToyWorld
 
 
@@ -32,6 +32,16 @@ def test_early_exit_arms_decode_losslessly_in_workers_too(self_draft, toy_cache)
     assert counts[0] == counts[1]
     exits = [c for c in counts[0] if c[0] == "exit-1"]
     assert len(exits) == 9 and sum(c[3] for c in exits) > 0
+
+
+def test_draft_arms_take_the_schedule_and_a_bad_one_is_refused_before_loading(toy_cache, tmp_path):
+    world = ToyWorld("tiny-self-draft", block_size=3, schedule="heuristic", cache_dir=str(toy_cache), progress=False)
+    drafts = [a for a in world.arms if isinstance(a, DraftModel)]
+    assert drafts and all((a.schedule, a.block_size) == ("heuristic", 3) for a in drafts)
+    assert world.arms["exit-1"].block_size == 3  # early exits keep a constant block
+    with pytest.raises(ValueError, match="schedule must be one of"):
+        ToyWorld("tiny", schedule="dynamic", cache_dir=str(tmp_path / "cache"))
+    assert not (tmp_path / "cache").exists()
 
 
 def test_queries_are_deterministic_featurized_and_labelled(tiny_toy):
