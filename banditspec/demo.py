@@ -147,20 +147,25 @@ def evaluate_measured(
 def run_demo(args: argparse.Namespace) -> int:
     """Run ``banditspec demo``."""
     out = Path(args.out)
+    clock = _PhaseClock()
     world = ENVIRONMENTS.create("toy", config=args.config, max_new_tokens=args.max_new_tokens,
                                 block_size=args.block_size, schedule=args.schedule, threads=args.threads,
                                 workers=args.workers)
     print(f"toy world: arms {world.arms.names}")
+    clock.lap("world")
     data_dir = collect(world, out / "train-data", n=args.n_train, split="train", seed=args.seed,
                        calibration_queries=args.calibration, chunk_size=128, threads=os.cpu_count(),
                        config={"config": args.config, "max_new_tokens": args.max_new_tokens})
     data = LoggedDataset.load(data_dir)
+    clock.lap("collection")
     latency = LatencyModel.from_dict(json.loads((data_dir / "latency.json").read_text()))
     hashing = HashingFeaturizer()
     policies, fit_seconds = train_learners(data, hashing.transform(list(data.columns["prompt"])), alpha=args.alpha,
                                            seed=args.seed)
+    clock.lap("training")
     test = world.queries(args.n_test, split="test", seed=args.seed)
     full = world.full_feedback(test, seed=args.seed)
+    clock.lap("decoding")
     config = {"env": "toy", "world": args.config, "n_train_queries": args.n_train, "n_test_queries": args.n_test,
               "max_new_tokens": args.max_new_tokens, "block_size": args.block_size,
               "schedule": args.schedule, "alpha": args.alpha,
@@ -181,11 +186,33 @@ def run_demo(args: argparse.Namespace) -> int:
         "ar_tokens_per_s": ar_tokens_per_s,
         "counterfactual_check": _counterfactual_check(world, test, full, latency),
     }
+    extra["wall_seconds"] = clock.laps()
     write_report(result, out, extra=extra)
     print(format_table(result))
     print(f"AR: {ar_tokens_per_s:.1f} tokens/s; every speculative output equals AR's: {extra['outputs_equal_ar']}")
     print(f"report: {out / 'report.json'}; figures: {out / 'speedup.png'}, {out / 'choices.png'}")
+    phases = ", ".join(f"{name} {s:.0f} s" for name, s in extra["wall_seconds"].items() if name != "total")
+    print(f"wall time: {extra['wall_seconds']['total']:.0f} s ({phases})")
     return 0
+
+
+class _PhaseClock:
+    """Wall seconds of consecutive phases of a run (``time.perf_counter``)."""
+
+    def __init__(self) -> None:
+        self._start = self._last = time.perf_counter()
+        self._laps: dict[str, float] = {}
+
+    def lap(self, name: str) -> None:
+        """End phase ``name`` now."""
+        now = time.perf_counter()
+        self._laps[name] = now - self._last
+        self._last = now
+
+    def laps(self) -> dict[str, float]:
+        """Every phase's seconds, the time since the last lap (``"scoring"``) and ``"total"``."""
+        now = time.perf_counter()
+        return {**self._laps, "scoring": now - self._last, "total": now - self._start}
 
 
 def add_demo_arguments(parser: argparse.ArgumentParser) -> None:

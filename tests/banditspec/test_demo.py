@@ -22,6 +22,9 @@ def test_demo_end_to_end_on_the_tiny_world(toy_cache, tmp_path, monkeypatch):
         assert stats["share_of_oracle"] <= 1.0 + 1e-9
     assert np.isclose(report["fixed_arms"]["ar"]["speedup_vs_ar"], 1.0)
     assert report["config"]["schedule"] == "heuristic"
+    phases = report["wall_seconds"]
+    assert list(phases) == ["world", "collection", "training", "decoding", "scoring", "total"]
+    assert min(phases.values()) >= 0 and np.isclose(sum(phases.values()) - phases["total"], phases["total"])
     assert {arm["schedule"] for arm in report["config"]["arms"] if arm["kind"] == "draft"} == {"heuristic"}
     calls_equal = report["counterfactual_check"]["target_calls_equal_share"]
     assert set(calls_equal) == set(report["arms"]) and min(calls_equal.values()) >= 0.8
