@@ -1,0 +1,12 @@
+"""A fast simulated world: domains, drafts, and latency from the speculative-decoding cost model.
+
+:class:`SyntheticWorld` (:mod:`envs.synthetic.world`) simulates assisted
+generation for 10^5 queries in seconds; :mod:`envs.synthetic.drafts` holds its
+drafting strategies (:class:`DraftSpec`, :func:`default_drafts`) and the cost
+model (:func:`speedup_factor`).
+"""
+
+from envs.synthetic.drafts import DEFAULT_DOMAINS, DraftSpec, default_drafts, make_arm, speedup_factor
+from envs.synthetic.world import SyntheticWorld
+
+__all__ = ["DEFAULT_DOMAINS", "DraftSpec", "SyntheticWorld", "default_drafts", "make_arm", "speedup_factor"]
