@@ -41,6 +41,7 @@ __all__ = [
     "SpeedupOverAR",
     "TokensPerSecond",
     "measurement_columns",
+    "measurements_from_columns",
     "paper_reward",
 ]
 
@@ -48,6 +49,8 @@ Monotonicity = Literal["decreasing", "increasing", "independent", "unknown"]
 Columns = Mapping[str, np.ndarray]
 
 _MEASUREMENT_FIELDS = [f.name for f in fields(Measurement) if f.name != "alignment"]
+_CASTS = {"arm": str, "equals_ar": bool, "new_tokens": int, "target_calls": int, "accepted_tokens": int,
+          "proposed_tokens": int}  # every other field is a float
 
 
 def measurement_columns(measurements: Sequence[Measurement]) -> dict[str, np.ndarray]:
@@ -66,6 +69,31 @@ def measurement_columns(measurements: Sequence[Measurement]) -> dict[str, np.nda
     for metric in metrics:
         columns[f"align_{metric}"] = np.array([m.alignment.get(metric, np.nan) for m in measurements], dtype=float)
     return columns
+
+
+def measurements_from_columns(columns: Columns) -> list[Measurement]:
+    """The inverse of :func:`measurement_columns`: one :class:`Measurement` per row.
+
+    NaN ``ar_wall_seconds`` becomes ``None``; ``align_<metric>`` columns become
+    the ``alignment`` mapping, without the metrics that are NaN on that row.
+
+    Raises
+    ------
+    MissingColumnError
+        If a measurement field has no column.
+    """
+    missing = [name for name in _MEASUREMENT_FIELDS if name not in columns]
+    if missing:
+        raise MissingColumnError(f"measurement columns {missing} are missing; columns are {sorted(columns)}")
+    metrics = [name for name in columns if name.startswith("align_")]
+    rows = []
+    for i in range(len(columns["arm"])):
+        values = {name: _CASTS.get(name, float)(columns[name][i]) for name in _MEASUREMENT_FIELDS}
+        if np.isnan(values["ar_wall_seconds"]):
+            values["ar_wall_seconds"] = None
+        alignment = {m[len("align_"):]: float(columns[m][i]) for m in metrics if not np.isnan(columns[m][i])}
+        rows.append(Measurement(**values, alignment=alignment))
+    return rows
 
 
 class MissingColumnError(KeyError, ValueError):

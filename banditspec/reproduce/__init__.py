@@ -44,6 +44,7 @@ from banditspec.arms import SCHEDULES
 from banditspec.collect import collect
 from banditspec.data import LoggedDataset
 from banditspec.env import ENVIRONMENTS
+from banditspec.measured import measure_every_arm
 from banditspec.report import format_table, write_report
 from banditspec.reproduce.alpha import ALPHAS, PROXY_LEARNERS, check_alphas, run_alpha
 from banditspec.reproduce.common import Experiment, MeasuredTest, Setup
@@ -112,12 +113,15 @@ def _models(world: Any) -> dict[str, Any]:
     return {k: info[k] for k in ("key", "params") if k in info}
 
 
-def _measured_tests(world: Any, spec: Experiment, n_test: int, seeds: list[int]) -> dict[int, MeasuredTest]:
-    """Every seed's held-out set, every arm decoded; one shared set if ``spec.shared_test``."""
+def _measured_tests(world: Any, spec: Experiment, n_test: int, seeds: list[int], folder: Path,
+                    config: dict[str, Any]) -> dict[int, MeasuredTest]:
+    """Every seed's held-out set, every arm decoded, resumably under ``folder``; one set if ``spec.shared_test``."""
     tests: dict[int, MeasuredTest] = {}
     for seed in seeds[:1] if spec.shared_test else seeds:
         queries = world.queries(n_test, split="test", seed=seed)
-        tests[seed] = MeasuredTest(queries, world.full_feedback(queries, seed=seed))
+        feedback, _ = measure_every_arm(world, queries, folder / f"seed-{seed}", chunk_size=40, config=config)
+        tests[seed] = MeasuredTest(queries, feedback)
+    world.close()
     return {seed: tests[seeds[0]] for seed in seeds} if spec.shared_test else tests
 
 
@@ -146,7 +150,9 @@ def run_reproduce(args: argparse.Namespace) -> int:
               "max_new_tokens": args.max_new_tokens, "block_size": args.block_size,
               "schedule": args.schedule, "workers": args.workers,
               "learners": {k: list(v) for k, v in spec.learners.items()}, "models": _models(world)}
-    tests = _measured_tests(world, spec, n_test, seeds)
+    tests = _measured_tests(world, spec, n_test, seeds, out / "test-data",
+                            {"experiment": args.experiment, "config": args.config or spec.world,
+                             "max_new_tokens": args.max_new_tokens})
     setup = Setup(world, data, tests, seeds, config, sweep=sweep)
     outcome = spec.run(setup, out)
     equal = all(m.equals_ar for t in tests.values() for m in t.feedback.measurements)

@@ -28,7 +28,8 @@ from banditspec.arms import SCHEDULES, Arm, ArmSet, Autoregressive, DraftModel, 
 from banditspec.decoding import Decoder
 from banditspec.env import Feedback, Measurement, Queries
 from banditspec.features import Featurizer, HashingFeaturizer, TargetHiddenStates
-from banditspec.rewards import Reward, SpeedupOverAR, measurement_columns
+from banditspec.measured import full_feedback
+from banditspec.rewards import Reward, SpeedupOverAR
 from envs.toy.cache import load_world
 from envs.toy.config import DEFAULT, SELF_DRAFT, SIZES, SPEC_BENCH, TINY, TINY_SELF_DRAFT, ToyConfig
 from envs.toy.tasks import sample_queries
@@ -37,7 +38,7 @@ __all__ = ["ToyWorld"]
 
 CONFIGS = {"default": DEFAULT, "self-draft": SELF_DRAFT, "sizes": SIZES, "spec-bench": SPEC_BENCH, "tiny": TINY,
            "tiny-self-draft": TINY_SELF_DRAFT}
-_CHUNK = 8  # queries per task when decoding in worker processes
+_TASK = 4  # queries per task when decoding in worker processes: small tasks keep the workers evenly busy
 FEATURIZERS = ("target", "hashing")
 
 
@@ -78,7 +79,9 @@ class ToyWorld:
         runs one torch thread of its own; a query's arms (AR first) are always
         decoded back to back in one process, so its speed-ups are same-run
         ratios. Give at most one worker per free core: workers that share a
-        core slow each other down unevenly.
+        core slow each other down unevenly. The worker processes start with
+        the first such measurement and are kept for the next ones; ``close()``
+        (or leaving a ``with`` block) stops them.
     """
 
     def __init__(
@@ -123,6 +126,7 @@ class ToyWorld:
         arms.append(PromptLookup("prompt-lookup", num_tokens=block_size, max_ngram=2))
         self.arms = ArmSet(arms)
         self._warm = False
+        self._pool: ProcessPoolExecutor | None = None
         self.decoder = Decoder(self.models.target, self.models.tokenizer, self.models.drafts,
                                max_new_tokens=max_new_tokens, threads=threads)
         self.featurizer: Featurizer = (
@@ -145,7 +149,7 @@ class ToyWorld:
         """Decode every query with AR (the same-run reference) and then arm ``actions[i]``, or every arm."""
         if queries.texts is None:
             raise ValueError("toy queries need texts")
-        if self.workers > 1 and len(queries) > _CHUNK:
+        if self.workers > 1 and len(queries) > _TASK:
             return self._measure_in_workers(queries.texts, actions)
         everything = list(self.arms)
         if not self._warm:  # once per world: later timings are warm
@@ -158,32 +162,50 @@ class ToyWorld:
         return rows
 
     def _measure_in_workers(self, texts: Sequence[str], actions: np.ndarray | None) -> list[list[Measurement]]:
-        """:meth:`measure` split into chunks of queries decoded by ``workers`` processes."""
-        starts = range(0, len(texts), _CHUNK)
-        chunks = [(texts[i : i + _CHUNK], None if actions is None else actions[i : i + _CHUNK]) for i in starts]
-        context = multiprocessing.get_context("spawn")
-        rows: list[list[list[Measurement]]] = [[] for _ in chunks]
-        with ProcessPoolExecutor(self.workers, mp_context=context, initializer=_start_worker,
-                                 initargs=(self._settings,)) as pool, \
-                tqdm(total=len(texts), desc=f"decoding ({self.workers} workers)", unit="query",
-                     disable=not self.progress) as bar:
-            arms = list(self.arms)  # as they are now: arms may have been added or removed since construction
-            futures = {pool.submit(_measure_chunk, *chunk, arms): i for i, chunk in enumerate(chunks)}
-            for future in as_completed(futures):
-                rows[futures[future]] = future.result()
-                bar.update(len(rows[futures[future]]))
-        return [row for chunk in rows for row in chunk]
+        """:meth:`measure` split into tasks of a few queries decoded by ``workers`` processes."""
+        starts = range(0, len(texts), _TASK)
+        tasks = [(texts[i : i + _TASK], None if actions is None else actions[i : i + _TASK]) for i in starts]
+        rows: list[list[list[Measurement]]] = [[] for _ in tasks]
+        pool = self._worker_pool()
+        arms = list(self.arms)  # as they are now: arms may have been added or removed since construction
+        try:
+            with tqdm(total=len(texts), desc=f"decoding ({self.workers} workers)", unit="query",
+                      disable=not self.progress) as bar:
+                futures = {pool.submit(_measure_chunk, *task, arms): i for i, task in enumerate(tasks)}
+                for future in as_completed(futures):
+                    rows[futures[future]] = future.result()
+                    bar.update(len(rows[futures[future]]))
+        except BaseException:  # a failed or interrupted measurement leaves no busy workers behind
+            pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+            raise
+        return [row for task in rows for row in task]
+
+    def _worker_pool(self) -> ProcessPoolExecutor:
+        """The worker processes: started on first use, each loading the world and warming up once, then kept."""
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
+                                             initializer=_start_worker, initargs=(self._settings,))
+        return self._pool
+
+    def close(self) -> None:
+        """Stop the worker processes, if any (a later measurement starts new ones)."""
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+
+    def __enter__(self) -> ToyWorld:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
 
     def _feedback(self, measurements: list[list[Measurement]], actions: np.ndarray | None) -> Feedback:
-        flat = [m for row in measurements for m in row]
-        columns = measurement_columns(flat)
-        shape = (len(measurements), len(measurements[0]))
-        rewards = self.reward(columns).reshape(shape)
-        seconds = columns["wall_seconds"].reshape(shape)
-        ar_seconds = columns["ar_wall_seconds"].reshape(shape)[:, 0]
-        if actions is not None:
-            rewards, seconds = rewards[:, 0], seconds[:, 0]
-        return Feedback(rewards=rewards, seconds=seconds, ar_seconds=ar_seconds, actions=actions, measurements=flat)
+        full = full_feedback([m for row in measurements for m in row], len(measurements[0]), self.reward)
+        if actions is None:
+            return full
+        return Feedback(rewards=full.rewards[:, 0], seconds=full.seconds[:, 0], ar_seconds=full.ar_seconds,
+                        actions=actions, measurements=full.measurements)
 
     def step(self, queries: Queries, actions: np.ndarray, *, seed: int = 0) -> Feedback:
         """Decode query ``i`` with arm ``actions[i]`` (and AR as the reference), measured."""

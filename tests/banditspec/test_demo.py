@@ -30,10 +30,15 @@ def test_demo_end_to_end_on_the_tiny_world(toy_cache, tmp_path, monkeypatch):
     assert set(calls_equal) == set(report["arms"]) and min(calls_equal.values()) >= 0.8
     assert (out / "speedup.png").stat().st_size > 0 and (out / "choices.png").stat().st_size > 0
     # the measurements behind the report are kept, and every fixed arm's speed-up follows from them
-    data = LoggedDataset.load(out / "test-data.parquet")
+    data = LoggedDataset.load(out / "test-data")
     arms = report["arms"]
     assert len(data) == 6 * len(arms) and data.columns["measured"].all()
     seconds = {a: data.columns[arm_seconds_column(a)][:: len(arms)] for a in arms}
+    domains = data.groups[:: len(arms)]
     for arm in arms:
         expected = seconds["ar"].sum() / seconds[arm].sum()
         assert np.isclose(report["fixed_arms"][arm]["speedup_vs_ar"], expected)
+        for domain in set(domains):
+            rows = domains == domain
+            assert np.isclose(report["fixed_arms_by_domain"][domain][arm],
+                              seconds["ar"][rows].sum() / seconds[arm][rows].sum())

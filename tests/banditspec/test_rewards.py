@@ -13,7 +13,9 @@ from banditspec.rewards import (
     Reward,
     SpeedupOverAR,
     TokensPerSecond,
+    MissingColumnError,
     measurement_columns,
+    measurements_from_columns,
     paper_reward,
 )
 from banditspec.testing import measurements
@@ -189,3 +191,17 @@ def test_measurement_columns_fill_missing_values_with_nan():
 def test_base_reward_must_be_subclassed():
     with pytest.raises(NotImplementedError):
         Reward()(M)
+
+
+@FAST
+@given(st.lists(measurements(arm_names=["ar", "d1"]) | measurements(with_reference=False), min_size=1, max_size=6))
+def test_measurements_survive_the_columns_and_back(ms):
+    ms = [replace(m, alignment=dict(list(m.alignment.items())[: i % 4])) for i, m in enumerate(ms)]  # some lack metrics
+    assert measurements_from_columns(measurement_columns(ms)) == ms
+
+
+def test_measurements_from_columns_names_a_missing_field():
+    columns = measurement_columns([M])
+    del columns["target_calls"]
+    with pytest.raises(MissingColumnError, match="target_calls"):
+        measurements_from_columns(columns)
