@@ -95,7 +95,7 @@ class DraftModel(Arm):
             raise ValueError(f"DraftModel.block_size must be >= 1, got {self.block_size} for arm {self.name!r}")
         if self.schedule not in SCHEDULES:
             raise ValueError(
-                f"DraftModel.schedule must be 'constant' or 'heuristic', got {self.schedule!r} for arm {self.name!r}"
+                f"DraftModel.schedule must be one of {SCHEDULES}, got {self.schedule!r} for arm {self.name!r}"
             )
 
 

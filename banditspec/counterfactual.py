@@ -167,7 +167,7 @@ def simulate_calls(
     if limit < total:
         raise ValueError(f"max_new_tokens must be >= the output length {total}, got {max_new_tokens}")
     if schedule not in SCHEDULES:
-        raise ValueError(f"schedule must be 'constant' or 'heuristic', got {schedule!r}")
+        raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
     gate = float(threshold or 0.0)
     if not np.isfinite(gate) or gate < 0:
         raise ValueError(f"threshold must be finite and >= 0, got {threshold!r}")

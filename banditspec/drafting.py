@@ -50,7 +50,9 @@ class GreedyDraft(CandidateGenerator):
         The model that drafts (same vocabulary as the target): a draft, or the
         target itself under an early-exit ``view``.
     block_size : int
-        Draft tokens in the first round (in every round with ``schedule="constant"``).
+        Draft tokens in the first round (in every round with
+        ``schedule="constant"``). Under ``"heuristic"`` the attribute
+        ``block_size`` then changes round by round.
     max_length : int
         Length (prompt + new tokens) at which the target stops; a round never
         proposes past ``max_length - 1``, as transformers' generator does.
@@ -61,6 +63,12 @@ class GreedyDraft(CandidateGenerator):
         creation), e.g. ``functools.partial(early_exit, target, k)`` to draft
         with the target's first ``k`` layers; it must restore the model on
         exit. Default: the model as it is.
+    schedule : {"constant", "heuristic"}, default "constant"
+        How the block size changes between rounds, as transformers'
+        ``num_assistant_tokens_schedule``: "heuristic" adds two tokens after a
+        round whose every proposal was accepted and removes one (down to one)
+        after any other round. A new generator, i.e. every ``generate()``
+        call, starts again from ``block_size``.
     """
 
     def __init__(self, draft: torch.nn.Module, *, block_size: int, max_length: int,

@@ -23,11 +23,27 @@ __all__ = ["GenerateObserver", "generation_settings"]
 class GenerateObserver:
     """Counts target forward calls and draft proposals/acceptances during one ``generate()``.
 
-    A forward hook on the target counts calls outside drafting; the target's
-    ``_get_candidate_generator`` is shadowed for the duration so that the
-    candidate generator it returns reports every round. ``drafter``, if given,
-    builds the candidate generator instead of transformers (same keyword
-    arguments as ``_get_candidate_generator``).
+    Use as a context manager around the call. A forward hook on the target
+    counts calls outside drafting; the target's ``_get_candidate_generator`` is
+    shadowed for the duration so that the candidate generator it returns
+    reports every round. Both are removed on exit.
+
+    Parameters
+    ----------
+    target : transformers causal LM
+        The model whose ``generate()`` is observed.
+    drafter : callable, optional
+        Builds the candidate generator instead of transformers (same keyword
+        arguments as ``_get_candidate_generator``), e.g. a lean drafter.
+
+    Attributes
+    ----------
+    target_calls : int
+        Forward calls of the target, not counting those made while drafting.
+    proposed : int
+        Draft tokens proposed, summed over the rounds.
+    accepted : int
+        Draft tokens the target accepted, summed over the rounds.
     """
 
     def __init__(self, target: torch.nn.Module, drafter: Callable[..., Any] | None = None) -> None:

@@ -62,7 +62,7 @@ def machine_info() -> dict[str, Any]:
     """
     try:
         load: list[float] | None = [round(x, 2) for x in os.getloadavg()]
-    except OSError:
+    except (AttributeError, OSError):  # no load average on this OS (Windows has no os.getloadavg)
         load = None
     info: dict[str, Any] = {
         "platform": platform.platform(),

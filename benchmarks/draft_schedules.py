@@ -24,12 +24,9 @@ from collections import Counter, defaultdict
 
 import torch
 
-from banditspec.arms import Autoregressive, DraftModel
+from banditspec.arms import SCHEDULES, Autoregressive, DraftModel
 from banditspec.env import ENVIRONMENTS
 from banditspec.report import cpu_model
-
-SCHEDULES = ("constant", "heuristic")
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -20,9 +20,9 @@ from banditspec.policy import POLICIES, Policy
 from banditspec.rewards import Reward
 from banditspec.rewards import measurement_columns as _to_columns
 from banditspec.testing.strategies import (
-    _masks,
-    _names,
-    _seconds,
+    availability_masks,
+    positive_seconds,
+    short_names,
     feature_matrices,
     logged_datasets,
     measurements,
@@ -150,8 +150,8 @@ def check_reward_function(
 
     _run(finite_deterministic_bounded, {"m": ms}, max_examples, seed, f"reward {name}")
     if mono != "unknown":
-        _run(monotone, {"m": ms, "t1": _seconds, "t2": _seconds}, max_examples, seed, f"reward {name}")
-    _run(name_free, {"m": ms, "other": _names}, max_examples, seed, f"reward {name}")
+        _run(monotone, {"m": ms, "t1": positive_seconds, "t2": positive_seconds}, max_examples, seed, f"reward {name}")
+    _run(name_free, {"m": ms, "other": short_names}, max_examples, seed, f"reward {name}")
     if is_reward:
         batches = st.lists(ms, min_size=1, max_size=8).flatmap(
             lambda b: st.tuples(st.just(b), st.permutations(list(range(len(b))))))
@@ -296,7 +296,7 @@ def check_policy(
     def queries(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         X = draw(feature_matrices(n_features, draw(st.integers(1, 5))))
         table = draw(reward_tables(k, len(X))) if probe.requires_rewards else np.zeros((len(X), k))
-        return X, _masks(draw, len(X), k), table
+        return X, availability_masks(draw, len(X), k), table
 
     with tempfile.TemporaryDirectory() as tmp:
         strategies = {

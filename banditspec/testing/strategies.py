@@ -16,9 +16,11 @@ from banditspec.rewards import measurement_columns as _to_columns
 
 __all__ = ["arm_sets", "feature_matrices", "logged_datasets", "measurement_columns", "measurements", "reward_tables"]
 
-_seconds = st.floats(1e-4, 1e3, allow_nan=False)
+#: Wall-clock seconds of one decode (also used by :mod:`banditspec.testing.checks`).
+positive_seconds = st.floats(1e-4, 1e3, allow_nan=False)
+#: Short arm names.
+short_names = st.text("abcdefghijklmnopqrstuvwxyz0123456789_-", min_size=1, max_size=8)
 _unit = st.floats(0.0, 1.0, allow_nan=False)
-_names = st.text("abcdefghijklmnopqrstuvwxyz0123456789_-", min_size=1, max_size=8)
 
 
 @st.composite
@@ -39,14 +41,14 @@ def measurements(draw: st.DrawFn, arm_names: Sequence[str] | None = None, with_r
     new_tokens = draw(st.integers(0, 256))
     proposed = draw(st.integers(0, 1024))
     return Measurement(
-        arm=draw(st.sampled_from(list(arm_names)) if arm_names else _names),
+        arm=draw(st.sampled_from(list(arm_names)) if arm_names else short_names),
         new_tokens=new_tokens,
-        wall_seconds=draw(_seconds),
+        wall_seconds=draw(positive_seconds),
         target_calls=draw(st.integers(1, max(new_tokens, 1))),
         accepted_tokens=draw(st.integers(0, min(proposed, new_tokens))),
         proposed_tokens=proposed,
         equals_ar=draw(st.booleans()),
-        ar_wall_seconds=draw(_seconds) if with_reference else None,
+        ar_wall_seconds=draw(positive_seconds) if with_reference else None,
         alignment={metric: draw(_unit) for metric in METRICS},
         cost=draw(st.floats(0.0, 10.0)),
     )
@@ -92,7 +94,7 @@ def _arms(name: str) -> st.SearchStrategy[Arm]:
     cost = st.floats(0.0, 2.0)
     return st.one_of(
         st.builds(Autoregressive, st.just(name)),
-        st.builds(DraftModel, st.just(name), cost, model=_names, block_size=st.integers(1, 20),
+        st.builds(DraftModel, st.just(name), cost, model=short_names, block_size=st.integers(1, 20),
                   schedule=st.sampled_from(SCHEDULES)),
         st.builds(PromptLookup, st.just(name), num_tokens=st.integers(1, 20), max_ngram=st.integers(1, 4)),
         st.builds(EarlyExit, st.just(name), cost, layer=st.integers(1, 32), block_size=st.integers(1, 20)),
@@ -102,7 +104,7 @@ def _arms(name: str) -> st.SearchStrategy[Arm]:
 @st.composite
 def arm_sets(draw: st.DrawFn, min_arms: int = 1, max_arms: int = 6, *, with_unavailable: bool = True) -> ArmSet:
     """Arm sets of every built-in kind with unique names; some arms unavailable, never all."""
-    names = draw(st.lists(_names, min_size=min_arms, max_size=max_arms, unique=True))
+    names = draw(st.lists(short_names, min_size=min_arms, max_size=max_arms, unique=True))
     arms = ArmSet(draw(_arms(name)) for name in names)
     if with_unavailable:
         off = draw(st.lists(st.sampled_from(names), max_size=len(names) - 1, unique=True))
@@ -111,7 +113,8 @@ def arm_sets(draw: st.DrawFn, min_arms: int = 1, max_arms: int = 6, *, with_unav
     return arms
 
 
-def _masks(draw: st.DrawFn, n: int, k: int) -> np.ndarray:
+def availability_masks(draw: st.DrawFn, n: int, k: int) -> np.ndarray:
+    """An ``(n, k)`` availability mask with at least one available arm per row."""
     mask = draw(arrays(bool, (n, k)))
     keep = draw(arrays(np.int64, n, elements=st.integers(0, k - 1)))
     mask[np.arange(n), keep] = True

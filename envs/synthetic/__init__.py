@@ -6,7 +6,7 @@ drafting strategies (:class:`DraftSpec`, :func:`default_drafts`) and the cost
 model (:func:`speedup_factor`).
 """
 
-from envs.synthetic.drafts import DEFAULT_DOMAINS, DraftSpec, default_drafts, make_arm, speedup_factor
+from envs.synthetic.drafts import DEFAULT_DOMAINS, DraftSpec, default_drafts, speedup_factor
 from envs.synthetic.world import SyntheticWorld
 
-__all__ = ["DEFAULT_DOMAINS", "DraftSpec", "SyntheticWorld", "default_drafts", "make_arm", "speedup_factor"]
+__all__ = ["DEFAULT_DOMAINS", "DraftSpec", "SyntheticWorld", "default_drafts", "speedup_factor"]

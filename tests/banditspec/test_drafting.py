@@ -49,17 +49,6 @@ def test_lean_drafting_proposes_exactly_what_transformers_does(models, block_siz
     assert accepted > 0 and rejected > 0  # rounds that grow and rounds that shrink a heuristic block
 
 
-def test_heuristic_lean_drafting_restarts_from_the_block_size_every_call(models):
-    target, drafts = models
-    decoder = Decoder(target, None, drafts, max_new_tokens=MAX_NEW, threads=1)
-    arm = DraftModel("close", model="close", block_size=2, schedule="heuristic")
-    prompt = prompts(1, seed=11)[0]
-    first = counts(decoder.generate(arm, prompt))
-    for other in prompts(3, seed=12):
-        decoder.generate(arm, other)
-    assert counts(decoder.generate(arm, prompt)) == first
-
-
 def test_greedy_draft_refuses_an_unknown_schedule(models):
     target, drafts = models
     with pytest.raises(ValueError, match="schedule must be one of"):

@@ -14,6 +14,7 @@ from banditspec.testing import (
 
 FAST = settings(max_examples=30, deadline=None)
 
+
 @FAST
 @given(measurements(arm_names=["a", "b"]), measurements(with_reference=False))
 def test_measurements_are_consistent(m, bare):
