@@ -26,6 +26,8 @@ def test_demo_end_to_end_on_the_tiny_world(toy_cache, tmp_path, monkeypatch):
     assert list(phases) == ["world", "collection", "training", "decoding", "scoring", "total"]
     assert min(phases.values()) >= 0 and np.isclose(sum(phases.values()) - phases["total"], phases["total"])
     assert {arm["schedule"] for arm in report["config"]["arms"] if arm["kind"] == "draft"} == {"heuristic"}
+    by_counts = report["counterfactual_check"]["oracle_by_counts_speedup_vs_ar"]
+    assert 0 < by_counts <= report["oracle"]["speedup_vs_ar"] + 1e-9  # the hindsight oracle is the fastest possible
     calls_equal = report["counterfactual_check"]["target_calls_equal_share"]
     assert set(calls_equal) == set(report["arms"]) and min(calls_equal.values()) >= 0.8
     assert (out / "speedup.png").stat().st_size > 0 and (out / "choices.png").stat().st_size > 0
