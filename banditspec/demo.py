@@ -46,7 +46,6 @@ from banditspec.rewards import paper_reward
 
 __all__ = ["LEARNERS", "evaluate_measured", "run_demo", "train_learners"]
 
-_TEST_CHUNK = 100  # held-out queries per resumable chunk; few chunks: each chunk end leaves a worker idle, which perturbs the timings
 
 #: learner name -> (registered policy, features, reward)
 LEARNERS: dict[str, tuple[str, str, str]] = {
@@ -190,7 +189,7 @@ def run_demo(args: argparse.Namespace) -> int:
                                            seed=args.seed)
     clock.lap("training")
     test = world.queries(args.n_test, split="test", seed=args.seed)
-    full, _ = measure_every_arm(world, test, out / "test-data", chunk_size=_TEST_CHUNK,
+    full, _ = measure_every_arm(world, test, out / "test-data",
                                 config={"config": args.config, "max_new_tokens": args.max_new_tokens})
     world.close()
     clock.lap("decoding")

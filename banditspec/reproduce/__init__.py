@@ -119,7 +119,7 @@ def _measured_tests(world: Any, spec: Experiment, n_test: int, seeds: list[int],
     tests: dict[int, MeasuredTest] = {}
     for seed in seeds[:1] if spec.shared_test else seeds:
         queries = world.queries(n_test, split="test", seed=seed)
-        feedback, _ = measure_every_arm(world, queries, folder / f"seed-{seed}", chunk_size=40, config=config)
+        feedback, _ = measure_every_arm(world, queries, folder / f"seed-{seed}", config=config)
         tests[seed] = MeasuredTest(queries, feedback)
     world.close()
     return {seed: tests[seeds[0]] for seed in seeds} if spec.shared_test else tests
