@@ -1,8 +1,9 @@
 """banditspec: per-query draft selection for speculative decoding as a contextual bandit."""
 
-from banditspec.arms import Arm, ArmSet, Autoregressive, DraftModel, EarlyExit, PromptLookup
-from banditspec.env import Environment, Feedback, Measurement, Queries
-from banditspec.policy import POLICIES, Policy
+from banditspec.bandits.arms import Arm, ArmSet
+from banditspec.speculative.arms import Autoregressive, DraftModel, EarlyExit, PromptLookup
+from banditspec.bandits.env import Environment, Feedback, Measurement, Queries
+from banditspec.bandits.policy import POLICIES, Policy
 
 __all__ = [
     "POLICIES",

@@ -24,8 +24,8 @@ waits in a small buffer and reaches ``A_k`` as one rank-``m`` product per arm
 when ``A_k`` is next read or the buffer is full (``A_k`` is only needed for
 refactoring and saving, so the online loop does not touch it).
 :class:`RidgePolicy` holds this state for
-:class:`~baselines.linucb.LinUCB`, :class:`~baselines.egreedy.ContextualGreedy`
-and :class:`~baselines.thompson.LinearThompson`.
+:class:`~banditspec.baselines.linucb.LinUCB`, :class:`~banditspec.baselines.egreedy.ContextualGreedy`
+and :class:`~banditspec.baselines.thompson.LinearThompson`.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ import numpy as np
 from scipy.linalg import cho_factor, cho_solve
 from scipy.linalg.blas import dger
 
-from banditspec.policy import Policy
+from banditspec.bandits.policy import Policy
 
 __all__ = ["RidgePolicy", "check_real"]
 

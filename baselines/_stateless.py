@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from banditspec.policy import Policy
+from banditspec.bandits.policy import Policy
 
 __all__ = ["StatelessPolicy"]
 

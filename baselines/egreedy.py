@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from banditspec.policy import Policy, argmax_distribution
-from baselines._ridge import RidgePolicy, check_real
+from banditspec.bandits.policy import Policy, argmax_distribution
+from banditspec.baselines._ridge import RidgePolicy, check_real
 
 __all__ = ["ContextualGreedy", "EpsilonGreedy"]
 
@@ -113,7 +113,7 @@ class ContextualGreedy(RidgePolicy):
 
     Notes
     -----
-    Shares its statistics and updates with :class:`~baselines.linucb.LinUCB`
+    Shares its statistics and updates with :class:`~banditspec.baselines.linucb.LinUCB`
     (it is LinUCB with ``alpha = 0`` plus uniform exploration). Propensities
     are accepted and ignored.
     """

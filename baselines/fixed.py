@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from banditspec.policy import argmax_distribution
-from baselines._stateless import StatelessPolicy
+from banditspec.bandits.policy import argmax_distribution
+from banditspec.baselines._stateless import StatelessPolicy
 
 __all__ = ["FixedArm"]
 

@@ -1,7 +1,7 @@
 """Disjoint LinUCB (Li, Chu, Langford & Schapire, 2010).
 
 Each arm ``k`` keeps a ridge regression of reward on context (see
-:mod:`baselines._ridge`) and the policy plays the arm with the highest upper
+:mod:`banditspec.baselines._ridge`) and the policy plays the arm with the highest upper
 confidence bound
 
 .. math::
@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from baselines._ridge import RidgePolicy, check_real
+from banditspec.baselines._ridge import RidgePolicy, check_real
 
 __all__ = ["LinUCB"]
 

@@ -14,8 +14,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from banditspec.policy import argmax_distribution
-from baselines._stateless import StatelessPolicy
+from banditspec.bandits.policy import argmax_distribution
+from banditspec.baselines._stateless import StatelessPolicy
 
 __all__ = ["Oracle"]
 

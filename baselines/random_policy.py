@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from baselines._stateless import StatelessPolicy
+from banditspec.baselines._stateless import StatelessPolicy
 
 __all__ = ["RandomPolicy"]
 

@@ -27,8 +27,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from banditspec.policy import Policy, masked_softmax
-from baselines._ridge import check_real
+from banditspec.bandits.policy import Policy, masked_softmax
+from banditspec.baselines._ridge import check_real
 
 __all__ = ["Exp3"]
 

@@ -1,7 +1,7 @@
 """Linear Thompson sampling (Agrawal & Goyal, 2013) with per-arm ridge posteriors.
 
 Arm ``k`` has the Gaussian posterior ``theta ~ N(theta_k, v^2 A_k^{-1})`` over
-its reward weights (statistics from :mod:`baselines._ridge`). For one context
+its reward weights (statistics from :mod:`banditspec.baselines._ridge`). For one context
 ``x`` only ``x^T theta`` matters, and under the posterior
 
 .. math::
@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from banditspec.policy import argmax_distribution
-from baselines._ridge import RidgePolicy, check_real
+from banditspec.bandits.policy import argmax_distribution
+from banditspec.baselines._ridge import RidgePolicy, check_real
 
 __all__ = ["LinearThompson"]
 

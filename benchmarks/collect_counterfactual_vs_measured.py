@@ -22,9 +22,9 @@ import time
 import numpy as np
 import torch
 
-from banditspec.collect import collect
-from banditspec.env import ENVIRONMENTS
-from banditspec.report import cpu_model
+from banditspec.speculative.collect import collect
+from banditspec.bandits.env import ENVIRONMENTS
+from banditspec.apps.report import cpu_model
 
 
 def main() -> None:

@@ -24,9 +24,9 @@ from collections import Counter, defaultdict
 
 import torch
 
-from banditspec.arms import SCHEDULES, Autoregressive, DraftModel
-from banditspec.env import ENVIRONMENTS
-from banditspec.report import cpu_model
+from banditspec.speculative.arms import SCHEDULES, Autoregressive, DraftModel
+from banditspec.bandits.env import ENVIRONMENTS
+from banditspec.apps.report import cpu_model
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -36,7 +36,7 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 from mabwiser.mab import MAB, LearningPolicy  # noqa: E402
 
-from baselines.linucb import LinUCB  # noqa: E402
+from banditspec.baselines.linucb import LinUCB  # noqa: E402
 
 N_ARMS = 8
 ALPHA = 1.0

@@ -1,4 +1,4 @@
-"""Replay of a :class:`~banditspec.data.LoggedDataset` as an environment.
+"""Replay of a :class:`~banditspec.bandits.data.LoggedDataset` as an environment.
 
 Queries are dataset rows; a query's id is its row position. For each seed the
 rows are shuffled once and split into a test part (the first
@@ -10,7 +10,7 @@ What the replay can answer depends on what was logged:
 * ``all_rewards`` (every arm's reward per row) makes :meth:`LoggedWorld.step`
   work for any actions and :meth:`LoggedWorld.full_feedback` return the table;
   without it, ``full_feedback`` is ``None`` and ``step`` only replays the
-  logged actions (anything else is counterfactual: use :mod:`banditspec.ope`).
+  logged actions (anything else is counterfactual: use :mod:`banditspec.bandits.ope`).
 * Seconds: per-arm columns ``wall_seconds@<arm name>`` (one per arm) give every
   arm's time, ``wall_seconds`` the logged arm's time, ``ar_wall_seconds`` the
   AR time of the same query. Missing seconds are NaN, and speed-ups computed
@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from banditspec.arms import Arm, ArmSet
-from banditspec.data import LoggedDataset, arm_seconds_column
-from banditspec.env import Feedback, Queries
+from banditspec.bandits.arms import Arm, ArmSet
+from banditspec.bandits.data import LoggedDataset, arm_seconds_column
+from banditspec.bandits.env import Feedback, Queries
 
 __all__ = ["LoggedWorld", "arm_seconds_column"]
 
@@ -31,7 +31,7 @@ _SPLITS = ("train", "test")
 
 
 class LoggedWorld:
-    """A logged dataset replayed as an :class:`~banditspec.env.Environment`.
+    """A logged dataset replayed as an :class:`~banditspec.bandits.env.Environment`.
 
     Parameters
     ----------
@@ -43,7 +43,7 @@ class LoggedWorld:
     Attributes
     ----------
     arms : ArmSet
-        One generic :class:`~banditspec.arms.Arm` per dataset arm name.
+        One generic :class:`~banditspec.bandits.arms.Arm` per dataset arm name.
     """
 
     def __init__(self, dataset: LoggedDataset, *, test_fraction: float = 0.2) -> None:
@@ -110,7 +110,7 @@ class LoggedWorld:
         ValueError
             If the dataset has no ``all_rewards`` and some action differs from
             the logged one: that reward was never observed, estimate it
-            off-policy with :mod:`banditspec.ope` instead.
+            off-policy with :mod:`banditspec.bandits.ope` instead.
         """
         rows = self._rows(queries)
         actions = np.asarray(actions)
@@ -122,7 +122,7 @@ class LoggedWorld:
         if self.dataset.all_rewards is None and not replay:
             raise ValueError(
                 "this dataset has no all_rewards (bandit feedback only): the reward of an arm other than the "
-                "logged one is unknown; evaluate such policies off-policy with banditspec.ope.evaluate"
+                "logged one is unknown; evaluate such policies off-policy with banditspec.bandits.ope.evaluate"
             )
         rewards = self.dataset.rewards[rows] if replay else self.dataset.all_rewards[rows, actions]
         if self._all_seconds is not None:

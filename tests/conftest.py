@@ -16,7 +16,7 @@ def toy_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_toy(toy_cache: Path):
     """The tiny toy world as an environment (real models, real decoding), 24 new tokens per decode."""
-    from envs.toy.world import ToyWorld
+    from banditspec.envs.toy.world import ToyWorld
 
     return ToyWorld("tiny", max_new_tokens=24, block_size=4, cache_dir=str(toy_cache), progress=False)
 
@@ -24,6 +24,6 @@ def tiny_toy(toy_cache: Path):
 @pytest.fixture(scope="session")
 def self_draft(toy_cache: Path):
     """The tiny self-draft world: a 2-layer Llama target whose first layer drafts for it (arm ``exit-1``)."""
-    from envs.toy.world import ToyWorld
+    from banditspec.envs.toy.world import ToyWorld
 
     return ToyWorld("tiny-self-draft", max_new_tokens=24, block_size=4, cache_dir=str(toy_cache), progress=False)

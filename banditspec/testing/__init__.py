@@ -8,7 +8,7 @@ counterexample when one fails. Call them from a plain test function, not from
 inside a ``@given`` test.
 """
 
-from banditspec.alignment import METRICS  # the alignment metrics every generated measurement carries
+from banditspec.bandits.env import METRICS  # the alignment metrics every generated measurement carries
 from banditspec.testing.checks import check_policy, check_reward_function
 from banditspec.testing.strategies import (
     arm_sets,

@@ -14,11 +14,11 @@ from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
 from hypothesis.errors import Flaky
 
-from banditspec.data import LoggedDataset
-from banditspec.env import Measurement
-from banditspec.policy import POLICIES, Policy
-from banditspec.rewards import Reward
-from banditspec.rewards import measurement_columns as _to_columns
+from banditspec.bandits.data import LoggedDataset
+from banditspec.bandits.env import Measurement
+from banditspec.bandits.policy import POLICIES, Policy
+from banditspec.bandits.rewards import Reward
+from banditspec.bandits.rewards import measurement_columns as _to_columns
 from banditspec.testing.strategies import (
     availability_masks,
     positive_seconds,
@@ -83,7 +83,7 @@ def check_reward_function(
       ("decreasing"), ``>=`` ("increasing") or ``==`` ("independent");
     - *bounded*: ``lo <= fn(m) <= hi``;
     - *name-free*: renaming the arm or reordering the alignment scores keeps the value;
-    - for :class:`~banditspec.rewards.Reward` objects, *row-wise*: ``fn.compute`` on the
+    - for :class:`~banditspec.bandits.rewards.Reward` objects, *row-wise*: ``fn.compute`` on the
       columns of a batch (in any row order) equals ``fn`` of each measurement.
 
     Comparisons other than determinism allow a relative ``1e-9``.
@@ -91,7 +91,7 @@ def check_reward_function(
     Parameters
     ----------
     fn : callable or Reward
-        Maps one :class:`~banditspec.env.Measurement` to a float.
+        Maps one :class:`~banditspec.bandits.env.Measurement` to a float.
     monotone_in_latency : {"decreasing", "increasing", "independent", "unknown"}, optional
         Defaults to ``fn.monotone_in_latency`` for a Reward, else "unknown" (not checked).
     bounds : (float, float), optional
@@ -235,8 +235,8 @@ def check_policy(
     Parameters
     ----------
     policy_factory : callable
-        Returns a fresh, unfitted :class:`~banditspec.policy.Policy`; its class
-        must be registered in :data:`~banditspec.policy.POLICIES` (saving needs it).
+        Returns a fresh, unfitted :class:`~banditspec.bandits.policy.Policy`; its class
+        must be registered in :data:`~banditspec.bandits.policy.POLICIES` (saving needs it).
     n_arms : int, optional
         Expected number of arms; read from the first learner the factory makes.
     n_features : int, default 3

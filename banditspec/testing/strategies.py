@@ -8,11 +8,12 @@ import numpy as np
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from banditspec.alignment import METRICS
-from banditspec.arms import SCHEDULES, Arm, ArmSet, Autoregressive, DraftModel, EarlyExit, PromptLookup
-from banditspec.data import LoggedDataset
-from banditspec.env import Measurement
-from banditspec.rewards import measurement_columns as _to_columns
+from banditspec.bandits.env import METRICS
+from banditspec.bandits.arms import Arm, ArmSet
+from banditspec.speculative.arms import SCHEDULES, Autoregressive, DraftModel, EarlyExit, PromptLookup
+from banditspec.bandits.data import LoggedDataset
+from banditspec.bandits.env import Measurement
+from banditspec.bandits.rewards import measurement_columns as _to_columns
 
 __all__ = ["arm_sets", "feature_matrices", "logged_datasets", "measurement_columns", "measurements", "reward_tables"]
 
@@ -25,7 +26,7 @@ _unit = st.floats(0.0, 1.0, allow_nan=False)
 
 @st.composite
 def measurements(draw: st.DrawFn, arm_names: Sequence[str] | None = None, with_reference: bool = True) -> Measurement:
-    """Physically consistent :class:`~banditspec.env.Measurement` records.
+    """Physically consistent :class:`~banditspec.bandits.env.Measurement` records.
 
     ``0 <= new_tokens <= 256``, ``1 <= target_calls <= max(new_tokens, 1)``,
     ``accepted_tokens <= min(proposed_tokens, new_tokens)``, seconds in
@@ -57,7 +58,7 @@ def measurements(draw: st.DrawFn, arm_names: Sequence[str] | None = None, with_r
 def measurement_columns(
     arm_names: Sequence[str] | None = None, with_reference: bool = True, *, min_rows: int = 1, max_rows: int = 20
 ) -> st.SearchStrategy[dict[str, np.ndarray]]:
-    """Columns of several :func:`measurements`, as :func:`banditspec.rewards.measurement_columns` builds them."""
+    """Columns of several :func:`measurements`, as :func:`banditspec.bandits.rewards.measurement_columns` builds them."""
     rows = st.lists(measurements(arm_names, with_reference), min_size=min_rows, max_size=max_rows)
     return rows.map(_to_columns)
 

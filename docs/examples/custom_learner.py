@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from banditspec.policy import POLICIES, Policy, masked_softmax
+from banditspec.bandits.policy import POLICIES, Policy, masked_softmax
 
 
 class SoftmaxRidge(Policy):

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from banditspec.rewards import Reward, SpeedupOverAR
+from banditspec.bandits.rewards import Reward, SpeedupOverAR
 
 
 class LosslessSpeedup(Reward):

@@ -44,10 +44,11 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 from scipy.special import expit, logit
 
-from banditspec.arms import ArmSet, Autoregressive
-from banditspec.env import Feedback, Queries
-from banditspec.rewards import Reward, SpeedupOverAR
-from envs.synthetic.drafts import DEFAULT_DOMAINS, DraftSpec, default_drafts, make_arm, speedup_factor
+from banditspec.bandits.arms import ArmSet
+from banditspec.speculative.arms import Autoregressive
+from banditspec.bandits.env import Feedback, Queries
+from banditspec.bandits.rewards import Reward, SpeedupOverAR
+from banditspec.envs.synthetic.drafts import DEFAULT_DOMAINS, DraftSpec, default_drafts, make_arm, speedup_factor
 
 __all__ = ["SyntheticWorld"]
 
@@ -281,7 +282,7 @@ class SyntheticWorld:
         }
 
     def measure(self, queries: Queries, actions: np.ndarray | None = None, *, seed: int = 0) -> dict[str, np.ndarray]:
-        """Simulated measurement columns of run ``seed`` (the names of :class:`~banditspec.env.Measurement`).
+        """Simulated measurement columns of run ``seed`` (the names of :class:`~banditspec.bandits.env.Measurement`).
 
         Columns have shape ``(n, K)`` (every arm) or, with ``actions``, ``(n,)``
         (arm ``actions[i]`` on query ``i``). ``align_token_match`` is the

@@ -5,7 +5,7 @@ draft per domain, a generalist draft and a misaligned draft (81k parameters
 each, distilled from the target), all sharing one word-level tokenizer; built on the CPU in a
 few minutes and cached on disk (see ``docs/toy-world.md``)::
 
-    from envs.toy import DEFAULT, load_world, sample_queries
+    from banditspec.envs.toy import DEFAULT, load_world, sample_queries
 
     world = load_world(DEFAULT)                    # builds once, then loads from the cache
     queries = sample_queries(world, 8, split="test", seed=0)
@@ -17,8 +17,8 @@ In :data:`SELF_DRAFT` the target is a Llama model trained with an early-exit los
 and its first layers draft for it (``assistant_early_exit=k``).
 """
 
-from envs.toy.cache import CorruptWorldError, ToyModels, build_world, cache_root, load_world
-from envs.toy.config import (
+from banditspec.envs.toy.cache import CorruptWorldError, ToyModels, build_world, cache_root, load_world
+from banditspec.envs.toy.config import (
     ARCHITECTURES,
     CODE_VERSION,
     DEFAULT,
@@ -34,8 +34,8 @@ from envs.toy.config import (
     ToyConfig,
     standard_drafts,
 )
-from envs.toy.domains import DOMAINS, Domain, register_domain
-from envs.toy.tasks import ToyQuery, sample_queries, split_of
+from banditspec.envs.toy.domains import DOMAINS, Domain, register_domain
+from banditspec.envs.toy.tasks import ToyQuery, sample_queries, split_of
 
 __all__ = [
     "ARCHITECTURES",

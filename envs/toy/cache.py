@@ -35,11 +35,11 @@ from typing import Any
 import torch
 from transformers import AutoModelForCausalLM, PreTrainedModel, PreTrainedTokenizerFast
 
-from envs.toy.config import CODE_VERSION, DEFAULT, ToyConfig
-from envs.toy.tasks import sample_queries
-from envs.toy.tokenizer import build_tokenizer
-from envs.toy.domains import MAX_TOKENS
-from envs.toy.train import create_model, distilled_pool, encode_queries, misaligned_permutation, train_model
+from banditspec.envs.toy.config import CODE_VERSION, DEFAULT, ToyConfig
+from banditspec.envs.toy.tasks import sample_queries
+from banditspec.envs.toy.tokenizer import build_tokenizer
+from banditspec.envs.toy.domains import MAX_TOKENS
+from banditspec.envs.toy.train import create_model, distilled_pool, encode_queries, misaligned_permutation, train_model
 
 __all__ = ["CorruptWorldError", "ToyModels", "build_world", "cache_root", "load_world"]
 
@@ -169,7 +169,7 @@ def load_world(
     Parameters
     ----------
     config : ToyConfig
-        The world (default :data:`envs.toy.DEFAULT`).
+        The world (default :data:`banditspec.envs.toy.DEFAULT`).
     cache_dir : path, optional
         Cache folder; default ``$BANDITSPEC_CACHE`` or ``~/.cache/banditspec``.
     progress : bool

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from envs.toy.domains import get_domain
+from banditspec.envs.toy.domains import get_domain
 
 __all__ = [
     "ARCHITECTURES",
@@ -146,7 +146,7 @@ class ToyConfig:
     Parameters
     ----------
     domains : tuple of str
-        Registered domain names (:mod:`envs.toy.domains`).
+        Registered domain names (:mod:`banditspec.envs.toy.domains`).
     target : ModelSpec
         The target model, trained on all domains.
     drafts : tuple of DraftSpec

@@ -7,7 +7,7 @@ that has learnt the domain's rule predicts it greedily, and the prompt's words
 make the domain recognisable without any label.
 
 All texts are words separated by single spaces; numbers are written in decimal
-and split into digits by the tokenizer (:mod:`envs.toy.tokenizer`).
+and split into digits by the tokenizer (:mod:`banditspec.envs.toy.tokenizer`).
 Completions are 48 to 64 tokens long.
 
 Eight domains are registered: ``arithmetic``, ``code``, ``translation`` and

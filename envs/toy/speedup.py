@@ -2,7 +2,7 @@
 
 For each domain, held-out (``test``) queries are decoded greedily with batch
 size 1 by plain AR decoding and by assisted generation with every draft at
-every requested constant block size, through :class:`banditspec.decoding.Decoder`
+every requested constant block size, through :class:`banditspec.speculative.decoding.Decoder`
 (``DraftModel(block_size=g)``: ``g`` draft tokens per round, confidence
 threshold off), side by side in one run after a warm-up. Arms are interleaved
 query by query; every assisted output is compared with the AR output of the
@@ -10,7 +10,7 @@ same run. The speed-up of a (draft, block size, domain) cell is
 
 .. math:: s = \\frac{\\sum_q t_\\mathrm{AR}(q)}{\\sum_q t_\\mathrm{draft}(q)}
 
-over its queries and repetitions. Run ``python -m envs.toy.speedup --help``.
+over its queries and repetitions. Run ``python -m banditspec.envs.toy.speedup --help``.
 """
 
 from __future__ import annotations
@@ -23,11 +23,11 @@ from dataclasses import dataclass
 import numpy as np
 from tqdm.auto import tqdm
 
-from banditspec.arms import Autoregressive, DraftModel
-from banditspec.decoding import Decoder
-from envs.toy.cache import ToyModels, load_world
-from envs.toy.config import DEFAULT, TINY
-from envs.toy.tasks import sample_queries
+from banditspec.speculative.arms import Autoregressive, DraftModel
+from banditspec.speculative.decoding import Decoder
+from banditspec.envs.toy.cache import ToyModels, load_world
+from banditspec.envs.toy.config import DEFAULT, TINY
+from banditspec.envs.toy.tasks import sample_queries
 
 __all__ = ["SpeedupCell", "best_block_sizes", "exact_match", "format_table", "measure_speedups"]
 

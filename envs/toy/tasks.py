@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from envs.toy.domains import get_domain
+from banditspec.envs.toy.domains import get_domain
 
 __all__ = ["SPLITS", "ToyQuery", "sample_queries", "split_of"]
 

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
 
-from envs.toy.domains import get_domain
+from banditspec.envs.toy.domains import get_domain
 
 __all__ = ["EOS", "PAD", "UNK", "build_tokenizer"]
 

@@ -27,9 +27,9 @@ from transformers import (
     PreTrainedTokenizerFast,
 )
 
-from banditspec.decoding import greedy_outputs
-from envs.toy.config import ModelSpec
-from envs.toy.tasks import ToyQuery
+from banditspec.speculative.decoding import greedy_outputs
+from banditspec.envs.toy.config import ModelSpec
+from banditspec.envs.toy.tasks import ToyQuery
 
 __all__ = ["EncodedPool", "create_model", "distilled_pool", "encode_queries", "misaligned_permutation", "train_model"]
 

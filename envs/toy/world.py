@@ -1,4 +1,4 @@
-"""The toy world as a banditspec :class:`~banditspec.env.Environment`: real decoding, measured latency.
+"""The toy world as a banditspec :class:`~banditspec.bandits.env.Environment`: real decoding, measured latency.
 
 Arms: AR, the world's drafts (whatever ``ToyConfig.drafts`` holds, each at one
 block size and draft-length schedule), its early exits if any (one per ``ToyConfig.exit_layers``,
@@ -8,9 +8,9 @@ Features come from the target's own prefill (mean-pooled hidden states) or from
 hashed character n-grams.
 
 ``step`` and ``full_feedback`` decode for real with
-:class:`~banditspec.decoding.Decoder` (batch size 1, greedy, AR first as the
+:class:`~banditspec.speculative.decoding.Decoder` (batch size 1, greedy, AR first as the
 same-run reference) and reward the measurements with a
-:class:`~banditspec.rewards.Reward` (default: speed-up over AR).
+:class:`~banditspec.bandits.rewards.Reward` (default: speed-up over AR).
 """
 
 from __future__ import annotations
@@ -24,15 +24,16 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from banditspec.arms import SCHEDULES, Arm, ArmSet, Autoregressive, DraftModel, EarlyExit, PromptLookup
-from banditspec.decoding import Decoder
-from banditspec.env import Feedback, Measurement, Queries
-from banditspec.features import Featurizer, HashingFeaturizer, TargetHiddenStates
-from banditspec.measured import full_feedback
-from banditspec.rewards import Reward, SpeedupOverAR
-from envs.toy.cache import load_world
-from envs.toy.config import DEFAULT, SELF_DRAFT, SIZES, SPEC_BENCH, TINY, TINY_SELF_DRAFT, ToyConfig
-from envs.toy.tasks import sample_queries
+from banditspec.bandits.arms import Arm, ArmSet
+from banditspec.speculative.arms import SCHEDULES, Autoregressive, DraftModel, EarlyExit, PromptLookup
+from banditspec.speculative.decoding import Decoder
+from banditspec.bandits.env import Feedback, Measurement, Queries
+from banditspec.bandits.features import Featurizer, HashingFeaturizer, TargetHiddenStates
+from banditspec.speculative.measured import full_feedback
+from banditspec.bandits.rewards import Reward, SpeedupOverAR
+from banditspec.envs.toy.cache import load_world
+from banditspec.envs.toy.config import DEFAULT, SELF_DRAFT, SIZES, SPEC_BENCH, TINY, TINY_SELF_DRAFT, ToyConfig
+from banditspec.envs.toy.tasks import sample_queries
 
 __all__ = ["ToyWorld"]
 

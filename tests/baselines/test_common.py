@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from banditspec.policy import POLICIES, Policy
+from banditspec.bandits.policy import POLICIES, Policy
 
 NAMES = ["linucb", "egreedy", "contextual-greedy", "oracle", "fixed", "random", "exp3", "thompson"]
 LEARNERS = [name for name in NAMES if name != "oracle"]

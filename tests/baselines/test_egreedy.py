@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from baselines.egreedy import ContextualGreedy, EpsilonGreedy, epsilon_greedy
-from baselines.linucb import LinUCB
+from banditspec.baselines.egreedy import ContextualGreedy, EpsilonGreedy, epsilon_greedy
+from banditspec.baselines.linucb import LinUCB
 
 
 def test_epsilon_greedy_mixes_uniform_and_best():

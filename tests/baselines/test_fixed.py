@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from baselines.fixed import FixedArm
+from banditspec.baselines.fixed import FixedArm
 
 
 def test_always_the_same_arm_or_lowest_available():

@@ -3,8 +3,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from banditspec.policy import Policy
-from baselines.linucb import LinUCB
+from banditspec.bandits.policy import Policy
+from banditspec.baselines.linucb import LinUCB
 
 
 def closed_form_choices(X_fit, actions, rewards, X, *, n_arms, alpha, ridge):

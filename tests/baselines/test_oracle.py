@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from baselines.oracle import Oracle
+from banditspec.baselines.oracle import Oracle
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 import numpy as np
 
-from baselines.random_policy import RandomPolicy
+from banditspec.baselines.random_policy import RandomPolicy
 
 
 def test_uniform_over_available_arms():

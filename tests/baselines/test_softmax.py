@@ -3,7 +3,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from baselines.softmax import Exp3
+from banditspec.baselines.softmax import Exp3
 
 
 def test_online_exp3_concentrates_on_the_best_arm():

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from baselines.linucb import LinUCB
-from baselines.thompson import LinearThompson
+from banditspec.baselines.linucb import LinUCB
+from banditspec.baselines.thompson import LinearThompson
 
 
 def test_learns_the_best_linear_arm(bandit):

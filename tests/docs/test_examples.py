@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from banditspec.env import Measurement
-from banditspec.policy import POLICIES, Policy
-from banditspec.rewards import CostPenalty
+from banditspec.bandits.env import Measurement
+from banditspec.bandits.policy import POLICIES, Policy
+from banditspec.bandits.rewards import CostPenalty
 from banditspec.testing import check_policy, check_reward_function
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"

@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
 
-from banditspec.data import LoggedDataset
-from banditspec.env import ENVIRONMENTS, Environment
-from envs.logged import LoggedWorld, arm_seconds_column
-from envs.synthetic import SyntheticWorld
+from banditspec.bandits.data import LoggedDataset
+from banditspec.bandits.env import ENVIRONMENTS, Environment
+from banditspec.envs.logged import LoggedWorld, arm_seconds_column
+from banditspec.envs.synthetic import SyntheticWorld
 
 SOURCE = SyntheticWorld()
 
@@ -66,7 +66,7 @@ def test_bandit_only_data_replays_logged_actions_and_points_to_ope():
     np.testing.assert_array_equal(replay.rewards, data.rewards[q.ids])
     np.testing.assert_array_equal(replay.seconds, data.columns["wall_seconds"][q.ids])
     other = (data.actions[q.ids] + 1) % len(world.arms)
-    with pytest.raises(ValueError, match="banditspec.ope"):
+    with pytest.raises(ValueError, match="banditspec.bandits.ope"):
         world.step(q, other)
 
 

@@ -4,10 +4,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.linear_model import LogisticRegression
 
-from banditspec.arms import Autoregressive, DraftModel, PromptLookup
-from banditspec.env import ENVIRONMENTS, Environment
-from banditspec.rewards import NegativeLatency, paper_reward
-from envs.synthetic import DEFAULT_DOMAINS, DraftSpec, SyntheticWorld, speedup_factor
+from banditspec.speculative.arms import Autoregressive, DraftModel, PromptLookup
+from banditspec.bandits.env import ENVIRONMENTS, Environment
+from banditspec.bandits.rewards import NegativeLatency, paper_reward
+from banditspec.envs.synthetic import DEFAULT_DOMAINS, DraftSpec, SyntheticWorld, speedup_factor
 
 WORLD = SyntheticWorld()
 

@@ -10,11 +10,11 @@ sample of queries. Seeds are fixed, so the test is deterministic.
 import numpy as np
 import pytest
 
-from banditspec.data import LoggedDataset
-from banditspec.policy import masked_softmax
-from envs.synthetic import SyntheticWorld
+from banditspec.bandits.data import LoggedDataset
+from banditspec.bandits.policy import masked_softmax
+from banditspec.envs.synthetic import SyntheticWorld
 
-ope = pytest.importorskip("banditspec.ope")
+ope = pytest.importorskip("banditspec.bandits.ope")
 
 WORLD = SyntheticWorld()
 K = len(WORLD.arms)

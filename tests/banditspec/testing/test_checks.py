@@ -3,8 +3,8 @@ from importlib.metadata import entry_points
 import numpy as np
 import pytest
 
-from banditspec.policy import POLICIES, masked_softmax
-from banditspec.rewards import (
+from banditspec.bandits.policy import POLICIES, masked_softmax
+from banditspec.bandits.rewards import (
     Alignment,
     CostPenalty,
     NegativeLatency,
@@ -14,7 +14,7 @@ from banditspec.rewards import (
     paper_reward,
 )
 from banditspec.testing import check_policy, check_reward_function
-from tests.banditspec.test_policy import MeanReward  # the smallest correct learner
+from tests.banditspec.bandits.test_policy import MeanReward  # the smallest correct learner
 
 # -- rewards ---------------------------------------------------------------------------------
 REWARDS = [

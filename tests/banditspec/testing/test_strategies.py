@@ -1,8 +1,8 @@
 import numpy as np
 from hypothesis import given, settings
 
-from banditspec.arms import ArmSet
-from banditspec.data import LoggedDataset
+from banditspec.bandits.arms import ArmSet
+from banditspec.bandits.data import LoggedDataset
 from banditspec.testing import (
     arm_sets,
     feature_matrices,

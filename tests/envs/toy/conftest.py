@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from envs.toy import TINY, ToyModels, load_world
+from banditspec.envs.toy import TINY, ToyModels, load_world
 
 
 @pytest.fixture(scope="session")

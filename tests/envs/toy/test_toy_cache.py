@@ -8,8 +8,8 @@ import torch
 from safetensors.torch import load_file
 from transformers import GPT2LMHeadModel, LlamaForCausalLM
 
-import envs.toy.cache as cache
-from envs.toy import TINY, TINY_SELF_DRAFT, ToyConfig, cache_root, load_world
+import banditspec.envs.toy.cache as cache
+from banditspec.envs.toy import TINY, TINY_SELF_DRAFT, ToyConfig, cache_root, load_world
 
 
 def _weights(path: Path) -> dict[str, torch.Tensor]:

@@ -2,7 +2,7 @@ from dataclasses import replace
 
 import pytest
 
-from envs.toy import (
+from banditspec.envs.toy import (
     DEFAULT,
     SELF_DRAFT,
     TINY,

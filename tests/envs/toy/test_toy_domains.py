@@ -3,7 +3,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from envs.toy.domains import DOMAINS, MAX_TOKENS, MIN_TOKENS, count_tokens, get_domain, register_domain
+from banditspec.envs.toy.domains import DOMAINS, MAX_TOKENS, MIN_TOKENS, count_tokens, get_domain, register_domain
 
 
 @pytest.mark.parametrize("name", sorted(DOMAINS))
@@ -21,7 +21,7 @@ def test_generators_are_deterministic_closed_and_sized(name, seed):
 
 
 def test_translation_is_a_glossary_through_the_lexicon():
-    from envs.toy.domains import LEXICON
+    from banditspec.envs.toy.domains import LEXICON
 
     prompt, completion = DOMAINS["translation"].generate(np.random.default_rng(3))
     source = prompt.removeprefix("translate : ").removesuffix(" =").split()
@@ -34,7 +34,7 @@ def test_sorting_and_code_follow_their_rules():
     prompt, completion = DOMAINS["sorting"].generate(np.random.default_rng(5))
     letters = prompt.removeprefix("sort : ").removesuffix(" ->").split()
     assert completion.split()[:-1] == sorted(letters)
-    from envs.toy.domains import FUNCTIONS
+    from banditspec.envs.toy.domains import FUNCTIONS
 
     prompt, completion = DOMAINS["code"].generate(np.random.default_rng(5))
     args = prompt.split("(")[1].split(")")[0].replace(",", " ").split()

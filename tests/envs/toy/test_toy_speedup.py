@@ -1,6 +1,6 @@
 import pytest
 
-from envs.toy.speedup import SpeedupCell, best_block_sizes, exact_match, format_table, measure_speedups
+from banditspec.envs.toy.speedup import SpeedupCell, best_block_sizes, exact_match, format_table, measure_speedups
 
 
 def test_measurement_covers_every_draft_block_size_and_domain(tiny_world):

@@ -5,7 +5,7 @@ from hypothesis import strategies as st
 from sklearn.feature_extraction.text import CountVectorizer
 from sklearn.linear_model import LogisticRegression
 
-from envs.toy import DEFAULT, SPEC_BENCH_DOMAINS, sample_queries, split_of
+from banditspec.envs.toy import DEFAULT, SPEC_BENCH_DOMAINS, sample_queries, split_of
 
 
 @settings(max_examples=20, deadline=None)

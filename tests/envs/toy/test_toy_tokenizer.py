@@ -1,9 +1,9 @@
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from envs.toy import DOMAINS, sample_queries
-from envs.toy.domains import count_tokens
-from envs.toy.tokenizer import EOS, PAD, build_tokenizer
+from banditspec.envs.toy import DOMAINS, sample_queries
+from banditspec.envs.toy.domains import count_tokens
+from banditspec.envs.toy.tokenizer import EOS, PAD, build_tokenizer
 
 TOKENIZER = build_tokenizer(sorted(DOMAINS))
 

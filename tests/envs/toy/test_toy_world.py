@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from banditspec.arms import DraftModel, EarlyExit
-from envs.toy.world import ToyWorld
+from banditspec.speculative.arms import DraftModel, EarlyExit
+from banditspec.envs.toy.world import ToyWorld
 
 
 def test_arms_and_costs(tiny_toy):

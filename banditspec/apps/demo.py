@@ -1,0 +1,261 @@
+"""The main job: ``banditspec demo`` — select the draft per query on the toy world, measured for real.
+
+1. Build (first run, minutes) or load the toy world (:mod:`banditspec.envs.toy`, reached
+   through the ``toy`` environment entry point).
+2. Collect a training set (:mod:`banditspec.speculative.collect`): the target's greedy
+   output, every arm's alignment and counterfactual acceptance, priced by a
+   latency model calibrated on real decodes; resumable under ``OUT/train-data``.
+3. Train REINFORCE twice — on the speed-up over AR and on the paper's offline
+   proxy (alignment minus ``alpha`` x cost) — plus REINFORCE on hashed n-gram
+   features instead of the target's hidden states, and the baseline learners.
+4. Evaluate on held-out mixed-domain queries with real assisted generation:
+   every arm decodes every query at batch size 1 (AR first, back to back in one
+   process; ``--workers`` processes share the queries), so every
+   learner, every fixed arm and the oracle are compared on the same measured
+   seconds; every output is checked against AR's. The measurements are written
+   in chunks under ``OUT/test-data`` (:mod:`banditspec.speculative.measured`): every arm's
+   measurement of every held-out query, as a
+   :class:`~banditspec.bandits.data.LoggedDataset`; a rerun after an interruption
+   measures only what is missing.
+5. Print a table and write ``OUT/report.json``, ``OUT/runs.csv`` and figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from banditspec.speculative.arms import SCHEDULES
+from banditspec.speculative.collect import Collector, collect
+from banditspec.apps.compare import CompareResult, choice_metrics, greedy, group_shares
+from banditspec.bandits.data import LoggedDataset
+from banditspec.bandits.env import ENVIRONMENTS, Feedback, Queries
+from banditspec.bandits.features import HashingFeaturizer
+from banditspec.speculative.latency import LatencyModel
+from banditspec.speculative.measured import measure_every_arm
+from banditspec.bandits.policy import POLICIES
+from banditspec.apps.report import format_table, write_report
+from banditspec.bandits.rewards import paper_reward
+
+__all__ = ["LEARNERS", "evaluate_measured", "run_demo", "train_learners"]
+
+
+#: learner name -> (registered policy, features, reward)
+LEARNERS: dict[str, tuple[str, str, str]] = {
+    "reinforce": ("reinforce", "target", "speedup"),
+    "reinforce-proxy": ("reinforce", "target", "proxy"),
+    "reinforce-hashing": ("reinforce", "hashing", "speedup"),
+    "linucb": ("linucb", "target", "speedup"),
+    "contextual-greedy": ("contextual-greedy", "target", "speedup"),
+    "thompson": ("thompson", "target", "speedup"),
+    "random": ("random", "target", "speedup"),
+}
+
+
+def train_learners(
+    data: LoggedDataset, hashed: np.ndarray | None, *, alpha: float, seed: int,
+    learners: Mapping[str, tuple[str, str, str]] = LEARNERS,
+) -> tuple[dict[str, Any], dict[str, float]]:
+    """Fit every learner on the collected rows; returns the policies and their fit seconds.
+
+    Parameters
+    ----------
+    data : LoggedDataset
+        Collected rows (features: the target's hidden states).
+    hashed : np.ndarray or None
+        The same rows' hashed n-gram features (``None`` if no learner uses them).
+    alpha : float
+        Cost weight of the paper's proxy reward.
+    seed : int
+        Seed of every learner.
+    learners : mapping
+        Learner name -> (registered policy, ``"target"`` or ``"hashing"``
+        features, ``"speedup"`` or ``"proxy"`` reward).
+    """
+    proxy = paper_reward(alpha, "token_match")(data.columns)
+    policies, seconds = {}, {}
+    for name, (registered, features, reward) in learners.items():
+        start = time.perf_counter()
+        policy = POLICIES.create(registered, n_arms=data.n_arms, seed=seed)
+        X = data.X if features == "target" else _hashing_features(hashed, name)
+        policy.fit(X, data.actions, data.rewards if reward == "speedup" else proxy, data.propensities)
+        seconds[name] = time.perf_counter() - start
+        policies[name] = policy
+    return policies, seconds
+
+
+def _hashing_features(hashed: np.ndarray | None, learner: str) -> np.ndarray:
+    if hashed is None:
+        raise ValueError(f"learner {learner!r} uses hashed n-gram features; pass them (hashed is None)")
+    return hashed
+
+
+def _counterfactual_check(world: Any, test: Queries, full: Feedback, latency: LatencyModel) -> dict[str, Any]:
+    """Counterfactual target calls and priced seconds of the test queries against the measured ones.
+
+    Also the measured speed-up of the *oracle by counts*: each query sent to
+    the arm whose exact counterfactual counts the latency model prices
+    fastest. It knows every arm's acceptance on the query but not the timing
+    noise of the evaluation, which the hindsight oracle (the fastest measured
+    arm) profits from.
+    """
+    predicted = Collector(world, latency=latency).rows(test)
+    K = len(world.arms)
+    calls_pred = predicted.columns["target_calls"].reshape(-1, K)
+    calls_real = np.array([m.target_calls for m in full.measurements]).reshape(-1, K)
+    seconds_pred = predicted.columns["wall_seconds"].reshape(-1, K)
+    by_counts = np.argmin(seconds_pred, axis=1)
+    return {
+        "oracle_by_counts_speedup_vs_ar": float(full.ar_seconds.sum()
+                                                / full.seconds[np.arange(len(by_counts)), by_counts].sum()),
+        "target_calls_equal_share": {a: float(np.mean(calls_pred[:, k] == calls_real[:, k]))
+                                     for k, a in enumerate(world.arms.names)},
+        "latency_median_relative_error": {a: float(np.median(np.abs(seconds_pred[:, k] - full.seconds[:, k])
+                                                             / full.seconds[:, k]))
+                                          for k, a in enumerate(world.arms.names)},
+    }
+
+
+def _speedups_by_group(full: Feedback, groups: np.ndarray, arm_names: list[str]) -> dict[str, dict[str, float]]:
+    """Each fixed arm's speed-up over AR within each group (domain): total AR seconds / total arm seconds."""
+    groups = np.asarray(groups).astype(str)
+    table = {}
+    for group in sorted(set(groups)):
+        rows = groups == group
+        ar = full.ar_seconds[rows].sum()
+        table[group] = {arm: float(ar / full.seconds[rows, k].sum()) for k, arm in enumerate(arm_names)}
+    return table
+
+
+def evaluate_measured(
+    result: CompareResult, policies: Mapping[str, Any], fit_seconds: Mapping[str, float], test: Queries,
+    hashed_test: np.ndarray | None, full: Feedback, seed: int, learners: Mapping[str, tuple[str, str, str]] = LEARNERS,
+) -> dict[str, np.ndarray]:
+    """Score every learner, every fixed arm and the oracle on one seed's measured test decodes.
+
+    Appends the seed's rows to ``result`` (its ``arm_names`` and ``groups``
+    give the columns); every speed-up is total AR seconds over total seconds
+    of the chosen arms, from ``full``. Returns each learner's chosen arm per
+    test query.
+    """
+    names, K = result.arm_names, len(result.arm_names)
+    groups = np.asarray(test.groups).astype(str)
+    best = np.argmax(full.rewards, axis=1)
+    oracle_speedup = float(full.ar_seconds.sum() / full.seconds[np.arange(len(best)), best].sum())
+    result.oracle.append({"seed": seed, "speedup_vs_ar": oracle_speedup, "mean_reward": float(full.rewards.max(1).mean())})
+    for k, arm in enumerate(names):
+        result.fixed_arms.append({"arm": arm, "seed": seed,
+                                  **choice_metrics(np.full(len(test), k), full, best, oracle_speedup)})
+    rng = np.random.default_rng([seed, 0x71E])
+    chosen = {}
+    for name, policy in policies.items():
+        X = _hashing_features(hashed_test, name) if learners[name][1] == "hashing" else test.X
+        start = time.perf_counter()
+        choice = greedy(policy.predict_proba(X), rng)
+        decision_us = 1e6 * (time.perf_counter() - start) / len(test)
+        result.runs.append({"policy": name, "seed": seed, "fit_seconds": fit_seconds[name], "decision_us": decision_us,
+                            **choice_metrics(choice, full, best, oracle_speedup)})
+        shares = group_shares(choice, groups, result.groups, K)[None]
+        previous = result.choices.get(name)
+        result.choices[name] = shares if previous is None else np.concatenate([previous, shares])
+        chosen[name] = choice
+    return chosen
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    """Run ``banditspec demo``."""
+    out = Path(args.out)
+    clock = _PhaseClock()
+    world = ENVIRONMENTS.create("toy", config=args.config, max_new_tokens=args.max_new_tokens,
+                                block_size=args.block_size, schedule=args.schedule, threads=args.threads,
+                                workers=args.workers)
+    print(f"toy world: arms {world.arms.names}")
+    clock.lap("world")
+    data_dir = collect(world, out / "train-data", n=args.n_train, split="train", seed=args.seed,
+                       calibration_queries=args.calibration, chunk_size=128, threads=os.cpu_count(),
+                       config={"config": args.config, "max_new_tokens": args.max_new_tokens})
+    data = LoggedDataset.load(data_dir)
+    clock.lap("collection")
+    latency = LatencyModel.from_dict(json.loads((data_dir / "latency.json").read_text()))
+    hashing = HashingFeaturizer()
+    policies, fit_seconds = train_learners(data, hashing.transform(list(data.columns["prompt"])), alpha=args.alpha,
+                                           seed=args.seed)
+    clock.lap("training")
+    test = world.queries(args.n_test, split="test", seed=args.seed)
+    full, _ = measure_every_arm(world, test, out / "test-data",
+                                config={"config": args.config, "max_new_tokens": args.max_new_tokens})
+    world.close()
+    clock.lap("decoding")
+    config = {"env": "toy", "world": args.config, "n_train_queries": args.n_train, "n_test_queries": args.n_test,
+              "max_new_tokens": args.max_new_tokens, "block_size": args.block_size,
+              "schedule": args.schedule, "alpha": args.alpha,
+              "threads": args.threads, "workers": args.workers, "learners": {k: list(v) for k, v in LEARNERS.items()},
+              "arms": world.arms.describe(), "latency_model": latency.to_dict()}
+    result = CompareResult(world.arms.names, sorted(set(np.asarray(test.groups).astype(str))), [args.seed], config)
+    evaluate_measured(result, policies, fit_seconds, test, hashing.transform(test.texts), full, args.seed)
+    new_tokens = np.array([m.new_tokens for m in full.measurements]).reshape(full.seconds.shape)[:, 0]
+    ar_tokens_per_s = float(new_tokens.sum() / full.ar_seconds.sum())
+    summary = result.summary()
+    extra = {
+        "policies": {name: {"tokens_per_s": ar_tokens_per_s * s["speedup_vs_ar"]} for name, s in summary.items()},
+        "outputs_equal_ar": bool(all(m.equals_ar for m in full.measurements)),
+        "queries": len(test),
+        "ar_tokens_per_s": ar_tokens_per_s,
+        "counterfactual_check": _counterfactual_check(world, test, full, latency),
+        "fixed_arms_by_domain": _speedups_by_group(full, test.groups, world.arms.names),
+    }
+    extra["wall_seconds"] = clock.laps()
+    write_report(result, out, extra=extra)
+    print(format_table(result))
+    print(f"AR: {ar_tokens_per_s:.1f} tokens/s; every speculative output equals AR's: {extra['outputs_equal_ar']}")
+    print(f"oracle by exact counts (no timing noise): "
+          f"{extra['counterfactual_check']['oracle_by_counts_speedup_vs_ar']:.3f}x AR")
+    print(f"report: {out / 'report.json'}; figures: {out / 'speedup.png'}, {out / 'choices.png'}")
+    phases = ", ".join(f"{name} {s:.0f} s" for name, s in extra["wall_seconds"].items() if name != "total")
+    print(f"wall time: {extra['wall_seconds']['total']:.0f} s ({phases})")
+    return 0
+
+
+class _PhaseClock:
+    """Wall seconds of consecutive phases of a run (``time.perf_counter``)."""
+
+    def __init__(self) -> None:
+        self._start = self._last = time.perf_counter()
+        self._laps: dict[str, float] = {}
+
+    def lap(self, name: str) -> None:
+        """End phase ``name`` now."""
+        now = time.perf_counter()
+        self._laps[name] = now - self._last
+        self._last = now
+
+    def laps(self) -> dict[str, float]:
+        """Every phase's seconds, the time since the last lap (``"scoring"``) and ``"total"``."""
+        now = time.perf_counter()
+        return {**self._laps, "scoring": now - self._last, "total": now - self._start}
+
+
+def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``banditspec demo``."""
+    parser.add_argument("--out", default="results/demo", help="output folder (default: results/demo)")
+    parser.add_argument("--config", default="default", choices=["default", "tiny"], help="toy world size")
+    parser.add_argument("--n-train", type=int, default=2000, help="training queries collected (default: 2000)")
+    parser.add_argument("--n-test", type=int, default=200, help="held-out queries decoded for real (default: 200)")
+    parser.add_argument("--max-new-tokens", type=int, default=48)
+    parser.add_argument("--block-size", type=int, default=6, help="draft block size (default: 6)")
+    parser.add_argument("--schedule", default="constant", choices=SCHEDULES,
+                        help="draft-length schedule of the draft arms (default: constant)")
+    parser.add_argument("--alpha", type=float, default=0.5, help="cost weight of the offline proxy reward")
+    parser.add_argument("--calibration", type=int, default=16, help="queries measured to calibrate the latency model")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per decoding process (default: 1)")
+    parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1),
+                        help="processes decoding held-out queries in parallel, one per free core "
+                             "(default: 2, or 1 on a single core)")
+    parser.add_argument("--seed", type=int, default=0)

@@ -1,0 +1,177 @@
+"""The paper's learner: a softmax policy trained by REINFORCE on logged data.
+
+The policy is a small MLP ``f_theta`` from standardised features to one logit
+per arm, ``pi_theta(a | x) = softmax(f_theta(x))_a``. Training data are logged
+tuples ``(x, a, r, mu)`` where ``mu = mu(a | x)`` is the logging propensity.
+The off-policy policy gradient
+
+.. math::
+
+    \\nabla_\\theta J = \\mathbb{E}_{\\mu}\\Big[\\frac{\\pi_\\theta(a|x)}{\\mu(a|x)}
+        \\,(r - b)\\, \\nabla_\\theta \\log \\pi_\\theta(a|x)\\Big]
+        + \\beta\\, \\nabla_\\theta \\mathbb{E}_x H(\\pi_\\theta(\\cdot|x))
+
+is estimated on minibatches, with the importance ratio held constant (no
+gradient through it) and clipped at ``max_weight``; ``b`` is a running mean of
+the (standardised) reward, the variance-reducing baseline, and ``beta`` the
+entropy bonus that keeps the policy from collapsing early. With full
+information (every arm's reward per query), log every arm with propensity
+``1/K`` and the estimate becomes the exact expected gradient.
+
+Training is deterministic under ``seed`` for a fixed torch thread count.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from banditspec.bandits.policy import Policy, masked_softmax
+
+__all__ = ["Reinforce"]
+
+
+class Reinforce(Policy):
+    """Softmax MLP policy trained with off-policy REINFORCE.
+
+    Parameters
+    ----------
+    n_arms : int
+        Number of arms ``K``.
+    hidden : int, default 64
+        Width of the hidden layer (0 for a linear softmax policy).
+    epochs : int, default 20
+        Passes over the data in :meth:`fit`; :meth:`partial_fit` makes one.
+    batch_size : int, default 256
+        Minibatch size.
+    lr : float, default 0.01
+        Adam learning rate.
+    entropy : float, default 0.01
+        Entropy bonus weight ``beta``.
+    baseline_momentum : float, default 0.9
+        Momentum of the running-mean reward baseline ``b``.
+    max_weight : float, default 50.0
+        Clip of the importance ratio ``pi / mu``.
+    seed : int, default 0
+        Seed of the initialisation and the minibatch order.
+    """
+
+    def __init__(
+        self,
+        n_arms: int,
+        *,
+        hidden: int = 64,
+        epochs: int = 20,
+        batch_size: int = 256,
+        lr: float = 0.01,
+        entropy: float = 0.01,
+        baseline_momentum: float = 0.9,
+        max_weight: float = 50.0,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(n_arms, seed=seed)
+        self.hidden = hidden
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.entropy = entropy
+        self.baseline_momentum = baseline_momentum
+        self.max_weight = max_weight
+
+    def _check_params(self) -> None:
+        super()._check_params()
+        checks = {
+            "hidden": self.hidden >= 0,
+            "epochs": self.epochs >= 1,
+            "batch_size": self.batch_size >= 1,
+            "lr": self.lr > 0,
+            "entropy": self.entropy >= 0,
+            "baseline_momentum": 0 <= self.baseline_momentum < 1,
+            "max_weight": self.max_weight >= 1,
+        }
+        bad = [name for name, ok in checks.items() if not ok]
+        if bad:
+            raise ValueError(f"invalid Reinforce parameters {bad}: {self.get_params()}")
+
+    # -- state ---------------------------------------------------------------------------
+    def _network(self, n_features: int) -> nn.Module:
+        if self.hidden == 0:
+            return nn.Linear(n_features, self.n_arms)
+        return nn.Sequential(nn.Linear(n_features, self.hidden), nn.Tanh(), nn.Linear(self.hidden, self.n_arms))
+
+    def _init_state(self, n_features: int) -> None:
+        self.n_features_ = n_features
+        generator = torch.Generator().manual_seed(self.seed)
+        net = self._network(n_features)
+        with torch.no_grad():
+            for p in net.parameters():
+                bound = 1.0 / np.sqrt(p.shape[-1])
+                p.copy_(torch.empty(p.shape).uniform_(-bound, bound, generator=generator))
+        self.net_ = net
+        self.optimizer_ = torch.optim.Adam(net.parameters(), lr=self.lr)
+        self.x_mean_ = np.zeros(n_features)
+        self.x_scale_ = np.ones(n_features)
+        self.r_mean_ = 0.0
+        self.r_scale_ = 1.0
+        self.baseline_ = 0.0
+        self.steps_ = 0
+
+    def _state(self) -> dict[str, np.ndarray]:
+        state = {f"net.{k}": v.detach().numpy().copy() for k, v in self.net_.state_dict().items()}
+        state.update(
+            x_mean=self.x_mean_,
+            x_scale=self.x_scale_,
+            scalars=np.array([self.r_mean_, self.r_scale_, self.baseline_, self.steps_], dtype=float),
+        )
+        return state
+
+    def _load_state(self, state: dict[str, np.ndarray]) -> None:
+        self._init_state(self.n_features_)
+        self.net_.load_state_dict({k[4:]: torch.from_numpy(v.copy()) for k, v in state.items() if k.startswith("net.")})
+        self.x_mean_, self.x_scale_ = state["x_mean"], state["x_scale"]
+        r_mean, r_scale, baseline, steps = state["scalars"]
+        self.r_mean_, self.r_scale_, self.baseline_, self.steps_ = float(r_mean), float(r_scale), float(baseline), int(steps)
+
+    # -- learning ------------------------------------------------------------------------
+    def _fit(self, X: np.ndarray, actions: np.ndarray, rewards: np.ndarray, propensities: np.ndarray) -> None:
+        self._init_state(X.shape[1])
+        self.x_mean_ = X.mean(axis=0)
+        self.x_scale_ = np.where(X.std(axis=0) > 1e-12, X.std(axis=0), 1.0)
+        self.r_mean_ = float(rewards.mean())
+        self.r_scale_ = float(rewards.std()) if rewards.std() > 1e-12 else 1.0
+        for epoch in range(self.epochs):
+            self._epoch(X, actions, rewards, propensities, epoch)
+
+    def _update(self, X: np.ndarray, actions: np.ndarray, rewards: np.ndarray, propensities: np.ndarray) -> None:
+        self._epoch(X, actions, rewards, propensities, self.steps_)
+
+    def _epoch(self, X: np.ndarray, actions: np.ndarray, rewards: np.ndarray, propensities: np.ndarray, epoch: int) -> None:
+        order = np.random.default_rng([self.seed, epoch]).permutation(len(X))
+        x_all = torch.from_numpy((X - self.x_mean_) / self.x_scale_).float()
+        r_all = torch.from_numpy((rewards - self.r_mean_) / self.r_scale_).float()
+        a_all = torch.from_numpy(actions)
+        mu_all = torch.from_numpy(propensities).float()
+        self.net_.train()
+        for start in range(0, len(X), self.batch_size):
+            rows = torch.from_numpy(order[start : start + self.batch_size])
+            x, a, r, mu = x_all[rows], a_all[rows], r_all[rows], mu_all[rows]
+            log_pi = torch.log_softmax(self.net_(x), dim=1)
+            log_pi_a = log_pi.gather(1, a[:, None]).squeeze(1)
+            weight = (log_pi_a.detach().exp() / mu).clamp(max=self.max_weight)
+            advantage = r - self.baseline_
+            entropy = -(log_pi.exp() * log_pi).sum(dim=1).mean()
+            loss = -(weight * advantage * log_pi_a).mean() - self.entropy * entropy
+            self.optimizer_.zero_grad()
+            loss.backward()
+            self.optimizer_.step()
+            m = self.baseline_momentum
+            self.baseline_ = m * self.baseline_ + (1 - m) * float((weight * r).sum() / weight.sum())
+        self.steps_ += 1
+
+    # -- prediction ----------------------------------------------------------------------
+    def _predict_proba(self, X: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        self.net_.eval()
+        with torch.inference_mode():
+            logits = self.net_(torch.from_numpy((X - self.x_mean_) / self.x_scale_).float()).double().numpy()
+        return masked_softmax(logits, mask)

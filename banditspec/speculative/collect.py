@@ -1,0 +1,386 @@
+"""Offline data collection: every arm's reward on every query, as the paper collects it.
+
+For each query the collection computes
+
+1. the target's greedy output ``y`` (batched: batch size 1 matters only where
+   latency is measured),
+2. each draft's own greedy output and its alignment with ``y`` — token match,
+   longest common subsequence, accepted prefix (:mod:`banditspec.speculative.alignment`),
+   the paper's offline proxy; an early exit is scored the same way, on the
+   greedy output of the target cut after its exit layer,
+3. the counterfactual acceptance of every arm along ``y``: exact target calls,
+   proposed and accepted tokens (:mod:`banditspec.speculative.counterfactual`,
+   :mod:`banditspec.speculative.prompt_lookup`), priced in seconds by a
+   :class:`~banditspec.speculative.latency.LatencyModel` calibrated on real decodes of a
+   few queries, and
+4. with ``measure=True``, the measured wall-clock decode of every arm (AR
+   first, all in the same run) instead of the priced estimate.
+
+Rows: one per (query, arm), so that the logged action is every arm with
+propensity ``1/K`` (full information; importance-weighted learners then see the
+exact average over arms), ``all_rewards`` holds the query's K rewards, and the
+measurement columns (``wall_seconds``, ``target_calls``, ``align_lcs``, ...,
+``wall_seconds@<arm>``, ``measured``, ``prompt``) let any other reward be
+recomputed later. AR's alignment is 1 (its output *is* the target's) and
+prompt lookup's is the share of the output it drafted correctly.
+
+Work is written in chunks through :func:`banditspec.bandits.shards.run_chunks`:
+resumable after any interruption, shardable with ``--shard i/N``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from banditspec.speculative.alignment import alignment_scores
+from banditspec.bandits.arms import Arm, ArmSet
+from banditspec.speculative.arms import Autoregressive, DraftModel, EarlyExit, PromptLookup
+from banditspec.speculative.counterfactual import draft_matches_batch, simulate_arm
+from banditspec.bandits.data import LoggedDataset, arm_seconds_column
+from banditspec.speculative.decoding import Decoder, greedy_outputs
+from banditspec.speculative.early_exit import check_early_exit, early_exit
+from banditspec.bandits.env import ENVIRONMENTS, Measurement, Queries
+from banditspec.speculative.latency import LatencyModel
+from banditspec.speculative.prompt_lookup import simulate_prompt_lookup
+from banditspec.bandits.rewards import Reward, SpeedupOverAR, measurement_columns
+from banditspec.bandits.shards import merge, parse_shard, run_chunks
+
+__all__ = ["Collector", "DecodingWorld", "calibrate", "collect", "full_information_rows", "torch_threads"]
+
+#: Arms that draft with a model: an external draft or an early exit of the target.
+_DRAFTING = (DraftModel, EarlyExit)
+
+
+def _drafter_key(arm: DraftModel | EarlyExit) -> tuple[str, str | int]:
+    """Which model drafts for ``arm``: arms sharing it share its outputs and match vectors."""
+    return ("exit", arm.layer) if isinstance(arm, EarlyExit) else ("draft", arm.model)
+
+
+class DecodingWorld(Protocol):
+    """A world that decodes real queries: arms, a :class:`Decoder` and text queries."""
+
+    arms: ArmSet
+    decoder: Decoder
+
+    def queries(self, n: int, *, split: str, seed: int) -> Queries:
+        """``n`` queries with ``texts`` and features."""
+        ...
+
+
+class Collector:
+    """Computes the logged rows of queries on one decoding world.
+
+    Parameters
+    ----------
+    world : DecodingWorld
+        Arms (one must be :class:`Autoregressive`), decoder and queries.
+    reward : Reward, default SpeedupOverAR()
+        Reward stored in ``reward``/``all_rewards`` (any other can be
+        recomputed from the columns).
+    latency : LatencyModel, optional
+        Prices counterfactual counts; required unless ``measure``.
+    measure : bool, default False
+        Decode every arm for real and store measured seconds.
+    batch_size : int, default 128
+        Queries per batched forward / generate.
+    threads : int, optional
+        Torch threads for the batched passes (greedy outputs, alignment,
+        counterfactual acceptance); ``None`` keeps the current setting.
+        Measured decodes use the decoder's own thread count.
+    """
+
+    def __init__(self, world: DecodingWorld, *, reward: Reward | None = None, latency: LatencyModel | None = None,
+                 measure: bool = False, batch_size: int = 128, threads: int | None = None) -> None:
+        if threads is not None and (not isinstance(threads, int) or threads < 1):
+            raise ValueError(f"threads must be an integer >= 1 or None, got {threads!r}")
+        self.arms = list(world.arms)
+        self.names = world.arms.names
+        ar = [k for k, arm in enumerate(self.arms) if isinstance(arm, Autoregressive)]
+        if not ar:
+            raise ValueError("collection needs an Autoregressive arm: speed-ups are relative to AR")
+        self.ar_index = ar[0]
+        if not measure:
+            if latency is None:
+                raise ValueError("counterfactual collection needs a LatencyModel (calibrate one) or measure=True")
+            if latency.arm_names != self.names:
+                raise ValueError(f"latency model arms {latency.arm_names} differ from the world's {self.names}")
+            simulated = (Autoregressive, *_DRAFTING, PromptLookup)
+            unsupported = [a.name for a in self.arms if not isinstance(a, simulated)]
+            if unsupported:
+                raise ValueError(f"arms {unsupported} have no counterfactual simulation; collect them with measure=True")
+        for arm in self.arms:
+            if isinstance(arm, EarlyExit):
+                check_early_exit(world.decoder.target, arm.layer)
+        self.decoder = world.decoder
+        self.reward = reward or SpeedupOverAR()
+        self.latency = latency
+        self.measure = measure
+        self.batch_size = batch_size
+        self.threads = threads
+        tokenizer = self.decoder.tokenizer
+        self.pad_id = int(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id)
+        self.eos_id = tokenizer.eos_token_id
+
+    # -- pieces ----------------------------------------------------------------------------
+    def _outputs(self, model: torch.nn.Module, prompts: list[np.ndarray]) -> list[np.ndarray]:
+        return greedy_outputs(model, prompts, max_new_tokens=self.decoder.max_new_tokens, pad_id=self.pad_id,
+                              eos_id=self.eos_id, batch_size=self.batch_size)
+
+    def _drafters(self) -> dict[tuple[str, str | int], Arm]:
+        """One drafting arm per distinct drafting model, by :func:`_drafter_key`."""
+        return {_drafter_key(arm): arm for arm in self.arms if isinstance(arm, _DRAFTING)}
+
+    def _drafting_model(self, arm: DraftModel | EarlyExit) -> AbstractContextManager[torch.nn.Module]:
+        """The model that drafts for ``arm``: a draft, or the target cut at the exit layer for the block."""
+        if isinstance(arm, EarlyExit):
+            return early_exit(self.decoder.target, arm.layer)
+        return nullcontext(self.decoder.drafts[arm.model])
+
+    def _alignments(self, prompts: list[np.ndarray], outputs: list[np.ndarray]) -> dict[tuple, list[dict[str, float]]]:
+        """Per drafting model, per query: alignment of its own greedy output with the target's."""
+        aligned = {}
+        for key, arm in self._drafters().items():
+            with self._drafting_model(arm) as model:
+                own = self._outputs(model, prompts)
+            aligned[key] = [alignment_scores(d, y) for d, y in zip(own, outputs)]
+        return aligned
+
+    def _counterfactual(self, prompts: list[np.ndarray], outputs: list[np.ndarray]) -> list[list[Measurement]]:
+        n, M = len(prompts), self.decoder.max_new_tokens
+        counts = np.zeros((n, len(self.arms), 3), dtype=np.int64)  # target calls, proposed, accepted
+        matches = {}
+        for key, arm in self._drafters().items():
+            with self._drafting_model(arm) as model:
+                matches[key] = draft_matches_batch(model, prompts, outputs, batch_size=self.batch_size)
+        for k, arm in enumerate(self.arms):
+            for i in range(n):
+                if isinstance(arm, Autoregressive):
+                    counts[i, k] = (outputs[i].size, 0, 0)
+                    continue
+                if isinstance(arm, _DRAFTING):
+                    sim = simulate_arm(arm, matches[_drafter_key(arm)][i], max_new_tokens=M)
+                else:
+                    sim = simulate_prompt_lookup(prompts[i], outputs[i], num_tokens=arm.num_tokens,
+                                                 max_ngram=arm.max_ngram, max_new_tokens=M, eos_token_id=self.eos_id)
+                counts[i, k] = (sim.target_calls, sim.proposed_tokens, sim.accepted_tokens)
+        actions = np.broadcast_to(np.arange(len(self.arms)), counts.shape[:2])
+        seconds = self.latency.predict(actions, counts[..., 0], counts[..., 1])
+        return [
+            [
+                Measurement(arm.name, new_tokens=int(outputs[i].size), wall_seconds=float(seconds[i, k]),
+                            target_calls=int(counts[i, k, 0]), accepted_tokens=int(counts[i, k, 2]),
+                            proposed_tokens=int(counts[i, k, 1]), equals_ar=True,
+                            ar_wall_seconds=float(seconds[i, self.ar_index]), cost=arm.cost)
+                for k, arm in enumerate(self.arms)
+            ]
+            for i in range(n)
+        ]
+
+    def _measured(self, prompts: list[np.ndarray]) -> list[list[Measurement]]:
+        return [[r.measurement for r in self.decoder.measure(p, self.arms)] for p in prompts]
+
+    def _with_alignment(self, row: list[Measurement], i: int, outputs: list[np.ndarray],
+                        aligned: dict[tuple, list[dict[str, float]]]) -> list[Measurement]:
+        out = []
+        for arm, m in zip(self.arms, row):
+            if isinstance(arm, _DRAFTING):
+                scores = aligned[_drafter_key(arm)][i]
+            elif isinstance(arm, Autoregressive):
+                scores = dict.fromkeys(("token_match", "lcs", "accepted_prefix"), 1.0)
+            else:
+                share = m.accepted_tokens / max(outputs[i].size, 1)
+                scores = dict.fromkeys(("token_match", "lcs", "accepted_prefix"), share)
+            out.append(replace(m, alignment=scores))
+        return out
+
+    # -- rows ------------------------------------------------------------------------------
+    def rows(self, queries: Queries) -> LoggedDataset:
+        """The ``len(queries) * K`` logged rows of ``queries``."""
+        if queries.texts is None:
+            raise ValueError("collection needs query texts (Queries.texts is None)")
+        prompts = [self.decoder.encode(t) for t in queries.texts]
+        with torch_threads(self.threads):
+            outputs = self._outputs(self.decoder.target, prompts)
+            aligned = self._alignments(prompts, outputs)
+            raw = None if self.measure else self._counterfactual(prompts, outputs)
+        raw = self._measured(prompts) if raw is None else raw
+        table = [self._with_alignment(row, i, outputs, aligned) for i, row in enumerate(raw)]
+        return full_information_rows(queries, table, self.names, self.reward, measured=self.measure)
+
+
+@contextmanager
+def torch_threads(threads: int | None) -> Iterator[None]:
+    """Run the block with ``threads`` torch threads (``None``: unchanged), then restore the previous count."""
+    previous = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def full_information_rows(queries: Queries, table: Sequence[Sequence[Measurement]], arm_names: Sequence[str],
+                          reward: Reward, *, measured: bool) -> LoggedDataset:
+    """Logged rows from every arm's measurement of every query (full information).
+
+    Parameters
+    ----------
+    queries : Queries
+        ``n`` queries with their texts.
+    table : sequence of sequences of Measurement
+        ``table[i][k]``: arm ``k``'s measurement of query ``i``.
+    arm_names : sequence of str
+        The ``K`` arm names, in column order.
+    reward : Reward
+        Turns the measurement columns into rewards.
+    measured : bool
+        Whether the seconds were measured (True) or priced by a latency model.
+
+    Returns
+    -------
+    LoggedDataset
+        ``n * K`` rows, one per (query, arm), each with propensity ``1/K``,
+        ``all_rewards`` the query's ``K`` rewards, the measurement columns,
+        ``wall_seconds@<arm>``, ``measured`` and ``prompt``.
+    """
+    flat = [m for row in table for m in row]
+    K, n = len(arm_names), len(queries)
+    columns = measurement_columns(flat)
+    rewards = reward(columns).reshape(n, K)
+    seconds = columns["wall_seconds"].reshape(n, K)
+    extra = dict(columns)
+    for k, name in enumerate(arm_names):
+        extra[arm_seconds_column(name)] = np.repeat(seconds[:, k], K)
+    extra["measured"] = np.full(n * K, measured)
+    extra["prompt"] = np.repeat(np.asarray(queries.texts, dtype=object), K)
+    return LoggedDataset(
+        np.repeat(queries.ids, K),
+        np.repeat(queries.X, K, axis=0),
+        np.tile(np.arange(K), n),
+        rewards.ravel(),
+        np.full(n * K, 1.0 / K),
+        arm_names=list(arm_names),
+        all_rewards=np.repeat(rewards, K, axis=0),
+        groups=None if queries.groups is None else np.repeat(np.asarray(queries.groups, dtype=object), K),
+        columns=extra,
+    )
+
+
+def calibrate(world: DecodingWorld, queries: Queries, *, progress: bool = True) -> LatencyModel:
+    """Measure every arm on ``queries`` (AR first, same run) and fit a :class:`LatencyModel`."""
+    if queries.texts is None:
+        raise ValueError("calibration needs query texts")
+    world.decoder.warmup(queries.texts[0], world.arms)
+    measurements = []
+    for text in tqdm(queries.texts, desc="calibrating latency", unit="query", disable=not progress):
+        measurements += [r.measurement for r in world.decoder.measure(text, world.arms)]
+    ar_arms = [arm.name for arm in world.arms if isinstance(arm, Autoregressive)]
+    return LatencyModel.fit(measurements, world.arms.names, ar_arms)
+
+
+def collect(
+    world: DecodingWorld, out: str | Path, *, n: int, split: str = "train", seed: int = 0, measure: bool = False,
+    calibration_queries: int = 16, shard: tuple[int, int] = (0, 1), chunk_size: int = 64, progress: bool = True,
+    config: dict[str, Any] | None = None, threads: int | None = None,
+) -> Path:
+    """Collect ``n`` queries of ``split`` into the folder ``out``, resumably.
+
+    The latency model is calibrated once (on ``calibration_queries`` queries of
+    the same split drawn with another seed) and saved as ``out/latency.json``;
+    a resumed run reuses it, so its rows equal an uninterrupted run's.
+    ``threads`` torch threads featurize the queries and run the batched passes
+    (:class:`Collector`); give one per free core, fewer when several
+    collections share a machine. Timed decodes keep the decoder's count.
+    """
+    if threads is not None and (not isinstance(threads, int) or threads < 1):
+        raise ValueError(f"threads must be an integer >= 1 or None, got {threads!r}")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    latency = None
+    if not measure:
+        latency_file = out / "latency.json"
+        if latency_file.exists():
+            latency = LatencyModel.from_dict(json.loads(latency_file.read_text()))
+        else:
+            latency = calibrate(world, world.queries(calibration_queries, split=split, seed=seed + 10_000),
+                                progress=progress)
+            tmp = latency_file.with_suffix(".tmp")
+            tmp.write_text(json.dumps(latency.to_dict(), indent=2))
+            tmp.replace(latency_file)
+    collector = Collector(world, latency=latency, measure=measure, threads=threads)
+    with torch_threads(threads):
+        queries = world.queries(n, split=split, seed=seed)
+    job = {"n": n, "split": split, "seed": seed, "measure": measure, "arms": world.arms.describe(), **(config or {})}
+    run_chunks(len(queries), lambda positions: collector.rows(queries.subset(positions)), out, config=job,
+               chunk_size=chunk_size, shard=shard, progress=progress)
+    return out
+
+
+# -- command line ------------------------------------------------------------------------------
+def _env_kwargs(pairs: Sequence[str]) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise ValueError(f"--env-arg must look like KEY=VALUE, got {pair!r}")
+        key, value = pair.split("=", 1)
+        try:
+            kwargs[key] = json.loads(value)
+        except json.JSONDecodeError:
+            kwargs[key] = value
+    return kwargs
+
+
+def add_collect_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``banditspec collect``."""
+    parser.add_argument("--env", default="toy", help="a decoding world (default: toy)")
+    parser.add_argument("--env-arg", action="append", default=[], metavar="KEY=VALUE",
+                        help="keyword argument of the world, e.g. config=tiny (repeatable)")
+    parser.add_argument("--n", type=int, required=True, help="number of queries")
+    parser.add_argument("--split", default="train", choices=["train", "test"])
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--measure", action="store_true", help="decode every arm for real and store measured seconds")
+    parser.add_argument("--calibration", type=int, default=16, help="queries measured to calibrate the latency model")
+    parser.add_argument("--shard", default="0/1", help="i/N: compute every N-th chunk starting at chunk i")
+    parser.add_argument("--chunk-size", type=int, default=64)
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads for the batched passes (default: torch's); one per free core")
+    parser.add_argument("--out", required=True, help="output folder (rerun with the same options to resume)")
+
+
+def run_collect(args: argparse.Namespace) -> int:
+    """Run ``banditspec collect``."""
+    shard = parse_shard(args.shard)
+    kwargs = _env_kwargs(args.env_arg)
+    world = ENVIRONMENTS.create(args.env, **kwargs)
+    for attribute in ("arms", "decoder", "queries"):
+        if not hasattr(world, attribute):
+            raise ValueError(f"environment {args.env!r} does not decode real queries (it lacks {attribute!r})")
+    collect(world, args.out, n=args.n, split=args.split, seed=args.seed, measure=args.measure,
+            calibration_queries=args.calibration, shard=shard, chunk_size=args.chunk_size,
+            config={"env": args.env, "env_args": kwargs}, threads=args.threads)
+    print(f"collected into {args.out}; join shards with: banditspec merge {args.out} --out data.parquet")
+    return 0
+
+
+def add_merge_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``banditspec merge``."""
+    parser.add_argument("folders", nargs="+", help="collection folders (shards)")
+    parser.add_argument("--out", required=True, help="merged Parquet file")
+
+
+def run_merge(args: argparse.Namespace) -> int:
+    """Run ``banditspec merge``."""
+    merged = merge(args.folders, args.out)
+    print(f"merged {len(merged)} rows ({len(np.unique(merged.query_ids))} queries) into {args.out}")
+    return 0

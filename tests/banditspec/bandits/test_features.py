@@ -1,0 +1,54 @@
+import numpy as np
+import pytest
+import torch
+from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+from tokenizers import Tokenizer, models, pre_tokenizers
+
+from banditspec.bandits.features import HashingFeaturizer, TargetHiddenStates, TfidfFeaturizer
+
+TEXTS = ["add 12 and 30", "sort 5 3 9 1", "translate red house", "add 7 and 8", "sort 2 2 1", "translate blue cat"]
+
+
+def test_hashing_is_stateless_normalised_and_shaped():
+    f = HashingFeaturizer(n_features=16).fit(TEXTS)
+    X = f.transform(TEXTS)
+    assert X.shape == (6, 16)
+    np.testing.assert_allclose(np.linalg.norm(X, axis=1), 1.0)
+    np.testing.assert_array_equal(X, HashingFeaturizer(n_features=16).transform(TEXTS))
+
+
+def test_tfidf_separates_domains():
+    f = TfidfFeaturizer(n_components=3).fit(TEXTS * 5)
+    X = f.transform(TEXTS)
+    assert X.shape == (6, 3)
+    same = np.linalg.norm(X[0] - X[3])
+    other = np.linalg.norm(X[0] - X[1])
+    assert same < other
+
+
+def test_bad_texts():
+    with pytest.raises(ValueError, match="one string"):
+        HashingFeaturizer().transform("just one")
+    with pytest.raises(ValueError, match="empty"):
+        HashingFeaturizer().transform([])
+    with pytest.raises(ValueError, match="not fitted"):
+        TfidfFeaturizer().transform(TEXTS)
+
+
+def tiny_target():
+    vocab = {w: i for i, w in enumerate(["<pad>", "<eos>", *sorted({w for t in TEXTS for w in t.split()})])}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="<pad>"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="<eos>")
+    torch.manual_seed(0)
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=len(vocab), n_positions=32, n_embd=16, n_layer=1, n_head=2))
+    return model, tokenizer
+
+
+def test_target_hidden_states_are_padding_invariant():
+    model, tokenizer = tiny_target()
+    f = TargetHiddenStates(model, tokenizer, batch_size=4).fit(TEXTS)
+    together = f.transform(TEXTS)
+    alone = np.concatenate([f.transform([t]) for t in TEXTS])
+    assert together.shape == (6, 16)
+    np.testing.assert_allclose(together, alone, atol=1e-5)

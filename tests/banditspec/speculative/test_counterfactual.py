@@ -1,0 +1,214 @@
+import math
+from contextlib import nullcontext
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from transformers.utils import logging
+
+from banditspec.speculative.arms import Autoregressive, DraftModel, EarlyExit, PromptLookup
+from banditspec.speculative.counterfactual import (
+    MatchVector,
+    draft_matches,
+    draft_matches_batch,
+    simulate_arm,
+    simulate_calls,
+)
+from banditspec.speculative.decoding import Decoder
+from banditspec.speculative.early_exit import early_exit
+from tests.banditspec.speculative.test_decoding import perturbed, tiny_llama
+
+logging.set_verbosity_error()
+
+match_vectors = st.lists(st.booleans(), min_size=1, max_size=60).map(lambda v: np.array(v, dtype=bool))
+blocks = st.integers(1, 8)
+
+
+def counts(sim):
+    return sim.target_calls, sim.proposed_tokens, sim.accepted_tokens
+
+
+@settings(max_examples=200, deadline=None)
+@given(match_vectors, blocks, st.integers(0, 5), st.sampled_from(["constant", "heuristic"]))
+def test_every_call_yields_its_accepted_tokens_plus_one(matches, g, extra, schedule):
+    sim = simulate_calls(matches, g, max_new_tokens=matches.size + extra, schedule=schedule)
+    assert sim.new_tokens == matches.size
+    assert sim.target_calls + sim.accepted_tokens == matches.size
+    assert 0 <= sim.accepted_tokens <= min(sim.proposed_tokens, int(matches.sum()))
+    assert sim.target_calls <= matches.size
+    if schedule == "constant":
+        assert sim.target_calls >= math.ceil(matches.size / (g + 1))
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(1, 80), blocks, st.integers(0, 5))
+def test_always_matching_draft_needs_ceil_t_over_g_plus_one_calls(length, g, extra):
+    sim = simulate_calls(np.ones(length, dtype=bool), g, max_new_tokens=length + extra)
+    assert sim.target_calls == math.ceil(length / (g + 1))
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(1, 80), blocks)
+def test_never_matching_draft_needs_one_call_per_token(length, g):
+    sim = simulate_calls(np.zeros(length, dtype=bool), g)
+    assert (sim.target_calls, sim.accepted_tokens) == (length, 0)
+    # the draft proposes min(g, T - n - 1) tokens at every n
+    assert sim.proposed_tokens == sum(min(g, length - n - 1) for n in range(length))
+
+
+@settings(max_examples=100, deadline=None)
+@given(match_vectors, blocks)
+def test_confidence_rule_off_or_never_triggered_changes_nothing(matches, g):
+    plain = simulate_calls(matches, g)
+    assert simulate_calls(matches, g, threshold=0.0) == plain
+    confident = simulate_calls(matches, g, confidence=np.ones(matches.size), threshold=0.4)
+    assert counts(confident) == counts(plain)
+
+
+@settings(max_examples=100, deadline=None)
+@given(match_vectors, blocks)
+def test_always_unconfident_draft_proposes_one_token_per_call(matches, g):
+    sim = simulate_calls(matches, g, confidence=np.zeros(matches.size), threshold=0.4)
+    assert sim.target_calls == simulate_calls(matches, 1).target_calls
+    assert sim.proposed_tokens <= sim.target_calls
+    assert sim.proposed_exact
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(2, 60), blocks)
+def test_heuristic_schedule_grows_blocks_for_a_perfect_draft(length, g):
+    ones = np.ones(length, dtype=bool)
+    assert simulate_calls(ones, g, schedule="heuristic").target_calls <= simulate_calls(ones, g).target_calls
+
+
+def test_known_trace():
+    # g = 2, M = T = 7: n=0 proposes 2, accepts 1 (+1) -> n=2; n=2 proposes 2, accepts 2 (+1) -> n=5;
+    # n=5 proposes min(2, 7-5-1)=1, accepts 0 (+1) -> n=6; n=6 proposes 0 (+1) -> n=7.
+    matches = np.array([1, 0, 1, 1, 0, 0, 1], dtype=bool)
+    sim = simulate_calls(matches, 2)
+    assert (sim.target_calls, sim.proposed_tokens, sim.accepted_tokens) == (4, 5, 3)
+
+
+def test_simulate_arm_uses_arm_settings():
+    matches = MatchVector(np.ones(10, dtype=bool), np.full(10, 0.9))
+    arm = DraftModel("d", model="m", block_size=4)
+    assert simulate_arm(arm, matches) == simulate_calls(matches.matches, 4)
+    with pytest.raises(ValueError, match="needs a DraftModel or EarlyExit"):
+        simulate_arm(Autoregressive("ar"), matches)
+    with pytest.raises(ValueError, match="needs a DraftModel or EarlyExit"):
+        simulate_arm(PromptLookup("pl"), matches)
+    with pytest.raises(ValueError, match="confidence_threshold"):
+        simulate_arm(DraftModel("d", model="m", settings={"confidence_threshold": 2.0}), matches)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"matches": np.ones((2, 2), dtype=bool), "block_size": 2}, "1-d bool"),
+        ({"matches": np.ones(3), "block_size": 2}, "1-d bool"),
+        ({"matches": np.ones(3, dtype=bool), "block_size": 0}, "block_size"),
+        ({"matches": np.ones(3, dtype=bool), "block_size": 2, "max_new_tokens": 2}, "max_new_tokens"),
+        ({"matches": np.ones(3, dtype=bool), "block_size": 2, "schedule": "fast"}, "schedule"),
+        ({"matches": np.ones(3, dtype=bool), "block_size": 2, "threshold": 0.4}, "needs confidence"),
+    ],
+)
+def test_bad_simulation_input_raises(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        simulate_calls(**kwargs)
+
+
+@settings(max_examples=100, deadline=None)
+@given(match_vectors, blocks, st.integers(0, 5))
+def test_early_exit_drafts_at_a_constant_block_without_threshold(matches, g, extra):
+    # an unconfident early exit still proposes full blocks: the decoder turns the threshold off for it
+    vector = MatchVector(matches, np.zeros(matches.size))
+    sim = simulate_arm(EarlyExit("e", layer=1, block_size=g), vector, max_new_tokens=matches.size + extra)
+    assert sim == simulate_calls(matches, g, max_new_tokens=matches.size + extra)
+
+
+@pytest.fixture(scope="module")
+def tiny_model():
+    return tiny_llama(50, seed=0, layers=2)
+
+
+def simulated_against_measured(decoder, arms, drafting_model, *, n_prompts, seed):
+    """Decode random prompts with AR and ``arms``; compare each arm's simulated counts with the measured ones.
+
+    ``drafting_model(arm)`` is a context manager giving the model whose
+    teacher-forced pass yields the arm's match vector. Returns the number of
+    decodes whose counts agree, the number of decodes, and the accepted and
+    proposed draft tokens measured in all.
+    """
+    rng = np.random.default_rng(seed)
+    agree = total = accepted = proposed = 0
+    for _ in range(n_prompts):
+        prompt = rng.integers(0, 100, size=int(rng.integers(3, 12)))
+        reference, *results = decoder.measure(prompt, [Autoregressive("ar"), *arms])
+        for arm, result in zip(arms, results):
+            m = result.measurement
+            assert m.equals_ar
+            np.testing.assert_array_equal(result.ids, reference.ids)
+            with drafting_model(arm) as model:
+                vector = draft_matches_batch(model, [prompt], [reference.ids])[0]
+            sim = simulate_arm(arm, vector, max_new_tokens=decoder.max_new_tokens)
+            agree += counts(sim) == (m.target_calls, m.proposed_tokens, m.accepted_tokens)
+            total += 1
+            accepted, proposed = accepted + m.accepted_tokens, proposed + m.proposed_tokens
+    return agree, total, accepted, proposed
+
+
+def test_early_exit_counts_match_real_early_exit_decoding():
+    # the simulation from one teacher-forced pass of the cut target against transformers' assistant_early_exit
+    target = tiny_llama(100, seed=0, layers=3)
+    decoder = Decoder(target, None, max_new_tokens=20, threads=1)
+    arms = [EarlyExit("exit1", layer=1, block_size=3), EarlyExit("exit2", layer=2, block_size=4),
+            EarlyExit("exit2-1", layer=2, block_size=1)]
+    agree, total, accepted, proposed = simulated_against_measured(
+        decoder, arms, lambda arm: early_exit(target, arm.layer), n_prompts=8, seed=0)
+    assert 0 < accepted < proposed  # the exits agree with the target often, not always
+    assert agree >= 0.9 * total
+
+
+@pytest.mark.parametrize("schedule", ["constant", "heuristic"])
+def test_draft_counts_match_real_assisted_generation(schedule):
+    # the simulation from one teacher-forced pass of each draft against transformers' assisted generation
+    target = tiny_llama(100, seed=3)
+    drafts = {"close": perturbed(target, 0.003, seed=4), "far": perturbed(target, 0.05, seed=5)}
+    decoder = Decoder(target, None, drafts, max_new_tokens=20, threads=1)
+    arms = [DraftModel(f"{key}{g}", model=key, block_size=g, schedule=schedule) for key in drafts for g in (2, 5)]
+    agree, total, accepted, proposed = simulated_against_measured(
+        decoder, arms, lambda arm: nullcontext(drafts[arm.model]), n_prompts=6, seed=1)
+    assert 0 < accepted < proposed  # rounds that accept and rounds that reject
+    assert agree >= 0.9 * total
+
+
+def test_model_matches_its_own_greedy_output_and_batches_agree(tiny_model):
+    rng = np.random.default_rng(0)
+    prompts = [rng.integers(0, 50, size=n) for n in (3, 7, 12)]
+    outputs = []
+    with torch.inference_mode():
+        for p in prompts:
+            out = tiny_model.generate(torch.from_numpy(p)[None], max_new_tokens=15, do_sample=False)
+            outputs.append(out[0, p.size :].numpy())
+    batched = draft_matches_batch(tiny_model, prompts, outputs, batch_size=2)
+    for p, y, mv in zip(prompts, outputs, batched):
+        assert mv.matches.all()
+        assert np.all((mv.confidence > 0) & (mv.confidence <= 1))
+        single = draft_matches(tiny_model, p, y)
+        np.testing.assert_array_equal(single.matches, mv.matches)
+        np.testing.assert_allclose(single.confidence, mv.confidence, rtol=1e-4)
+    # a wrong output is detected where it is wrong
+    wrong = outputs[0].copy()
+    wrong[4] = (wrong[4] + 1) % 50
+    assert not draft_matches(tiny_model, prompts[0], wrong).matches[4]
+
+
+def test_bad_match_input_raises(tiny_model):
+    with pytest.raises(ValueError, match="prompts\\[0\\] must not be empty"):
+        draft_matches(tiny_model, [], [1, 2])
+    with pytest.raises(ValueError, match="outside the draft's vocabulary"):
+        draft_matches(tiny_model, [1, 2], [60])
+    with pytest.raises(ValueError, match="same length"):
+        draft_matches_batch(tiny_model, [[1]], [])

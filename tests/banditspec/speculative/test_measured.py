@@ -1,0 +1,64 @@
+import numpy as np
+import pytest
+
+from banditspec.bandits.arms import ArmSet
+from banditspec.speculative.arms import Autoregressive, DraftModel
+from banditspec.bandits.env import Measurement, Queries
+from banditspec.speculative.measured import full_feedback, measure_every_arm
+from banditspec.bandits.rewards import SpeedupOverAR
+
+
+class FakeWorld:
+    """Deterministic 'measurements' from the query ids; counts the queries it measures; may fail."""
+
+    def __init__(self, fail_after: int | None = None):
+        self.arms = ArmSet([Autoregressive("ar", cost=1.0), DraftModel("d", model="d", cost=0.1)])
+        self.reward = SpeedupOverAR()
+        self.measured = 0
+        self.fail_after = fail_after
+
+    def full_feedback(self, queries, *, seed=0):
+        if self.fail_after is not None and self.measured >= self.fail_after:
+            raise KeyboardInterrupt
+        self.measured += len(queries)
+        rows = []
+        for i in queries.ids:
+            ar = 1.0 + i % 3
+            rows += [Measurement("ar", 8, ar, 8, ar_wall_seconds=ar, cost=1.0),
+                     Measurement("d", 8, ar / (1 + i % 4), 3, 5, 7, equals_ar=bool(i % 5), ar_wall_seconds=ar, cost=0.1)]
+        return full_feedback(rows, len(self.arms), self.reward)
+
+
+def queries(n):
+    ids = np.arange(100, 100 + n)
+    return Queries(ids=ids, X=ids[:, None].astype(float), texts=[f"q{i}" for i in ids], groups=ids % 2)
+
+
+def test_an_interrupted_measurement_resumes_to_the_uninterrupted_result(tmp_path):
+    test = queries(23)
+    with pytest.raises(KeyboardInterrupt):
+        measure_every_arm(FakeWorld(fail_after=10), test, tmp_path / "resumed", chunk_size=5, progress=False)
+    assert len(list((tmp_path / "resumed").glob("part-*.parquet"))) == 2
+    world = FakeWorld()
+    resumed, rows = measure_every_arm(world, test, tmp_path / "resumed", chunk_size=5, progress=False)
+    assert world.measured == 13  # only the missing chunks were measured again
+    reference, _ = measure_every_arm(FakeWorld(), test, tmp_path / "clean", chunk_size=5, progress=False)
+    assert resumed.measurements == reference.measurements
+    np.testing.assert_array_equal(resumed.rewards, reference.rewards)
+    np.testing.assert_array_equal(resumed.seconds, reference.seconds)
+    np.testing.assert_array_equal(resumed.ar_seconds, 1.0 + test.ids % 3)
+    assert resumed.rewards.shape == (23, 2) and len(rows) == 46
+    np.testing.assert_array_equal(rows.query_ids[::2], test.ids)
+
+
+def test_a_folder_of_other_queries_is_refused(tmp_path):
+    measure_every_arm(FakeWorld(), queries(4), tmp_path / "m", chunk_size=2, progress=False)
+    with pytest.raises(ValueError, match="another configuration"):
+        measure_every_arm(FakeWorld(), queries(5), tmp_path / "m", chunk_size=2, progress=False)
+
+
+def test_full_feedback_needs_whole_queries():
+    world = FakeWorld()
+    one = world.full_feedback(queries(1)).measurements
+    with pytest.raises(ValueError, match="do not split"):
+        full_feedback(one[:1], 2, world.reward)
