@@ -1,7 +1,7 @@
 """banditspec: per-query draft selection for speculative decoding as a contextual bandit."""
 
 from banditspec.bandits.arms import Arm, ArmSet
-from banditspec.speculative.arms import Autoregressive, DraftModel, EarlyExit, PromptLookup
+from banditspec.speculative.kinds import Autoregressive, DraftModel, EarlyExit, PromptLookup
 from banditspec.bandits.env import Environment, Feedback, Measurement, Queries
 from banditspec.bandits.policy import POLICIES, Policy
 

@@ -24,7 +24,7 @@ from collections import Counter, defaultdict
 
 import torch
 
-from banditspec.speculative.arms import SCHEDULES, Autoregressive, DraftModel
+from banditspec.speculative.kinds import SCHEDULES, Autoregressive, DraftModel
 from banditspec.bandits.env import ENVIRONMENTS
 from banditspec.apps.report import cpu_model
 

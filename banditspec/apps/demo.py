@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from banditspec.speculative.arms import SCHEDULES
+from banditspec.speculative.kinds import SCHEDULES
 from banditspec.speculative.collect import Collector, collect
 from banditspec.apps.compare import CompareResult, choice_metrics, greedy, group_shares
 from banditspec.bandits.data import LoggedDataset

@@ -44,7 +44,7 @@ from tqdm.auto import tqdm
 
 from banditspec.speculative.alignment import alignment_scores
 from banditspec.bandits.arms import Arm, ArmSet
-from banditspec.speculative.arms import Autoregressive, DraftModel, EarlyExit, PromptLookup
+from banditspec.speculative.kinds import Autoregressive, DraftModel, EarlyExit, PromptLookup
 from banditspec.speculative.counterfactual import draft_matches_batch, simulate_arm
 from banditspec.bandits.data import LoggedDataset, arm_seconds_column
 from banditspec.speculative.decoding import Decoder, greedy_outputs

@@ -15,7 +15,7 @@ target call at ``n`` generated tokens verifies a block of ``k`` proposals at
 positions ``n .. n+k-1``, accepts the leading run of matches ``a`` and adds one
 token of its own, so ``n <- n + a + 1``.
 
-An early exit of the target (:class:`~banditspec.speculative.arms.EarlyExit`) is a draft
+An early exit of the target (:class:`~banditspec.speculative.kinds.EarlyExit`) is a draft
 like any other: its first ``k`` layers, the final norm and the output head,
 which is what transformers' ``EarlyExitCandidateGenerator`` runs when it sets
 the base model's ``config.num_hidden_layers`` to ``k`` while drafting.
@@ -35,7 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from banditspec.speculative.arms import SCHEDULES, DraftModel, EarlyExit
+from banditspec.speculative.kinds import SCHEDULES, DraftModel, EarlyExit
 
 __all__ = [
     "MatchVector",

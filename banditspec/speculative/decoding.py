@@ -50,7 +50,7 @@ import numpy as np
 import torch
 
 from banditspec.bandits.arms import Arm
-from banditspec.speculative.arms import SCHEDULES, Autoregressive, DraftModel, EarlyExit, PromptLookup
+from banditspec.speculative.kinds import SCHEDULES, Autoregressive, DraftModel, EarlyExit, PromptLookup
 from banditspec.speculative.counterfactual import confidence_threshold
 from banditspec.speculative.drafting import GreedyDraft
 from banditspec.speculative.early_exit import check_early_exit, early_exit

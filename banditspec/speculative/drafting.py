@@ -36,7 +36,7 @@ import torch
 from transformers import DynamicCache
 from transformers.generation.candidate_generator import CandidateGenerator
 
-from banditspec.speculative.arms import SCHEDULES
+from banditspec.speculative.kinds import SCHEDULES
 
 __all__ = ["GreedyDraft"]
 

@@ -1,6 +1,6 @@
 """Early exits of a target: the target cut after its first layers, and the check that it can exit there.
 
-An early exit (:class:`~banditspec.speculative.arms.EarlyExit`) drafts with the target's
+An early exit (:class:`~banditspec.speculative.kinds.EarlyExit`) drafts with the target's
 first ``k`` layers, the final norm and the output head, which is what
 transformers' ``EarlyExitCandidateGenerator`` runs when it sets the base
 model's ``config.num_hidden_layers`` to ``k`` while drafting.

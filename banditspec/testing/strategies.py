@@ -10,7 +10,7 @@ from hypothesis.extra.numpy import arrays
 
 from banditspec.bandits.env import METRICS
 from banditspec.bandits.arms import Arm, ArmSet
-from banditspec.speculative.arms import SCHEDULES, Autoregressive, DraftModel, EarlyExit, PromptLookup
+from banditspec.speculative.kinds import SCHEDULES, Autoregressive, DraftModel, EarlyExit, PromptLookup
 from banditspec.bandits.data import LoggedDataset
 from banditspec.bandits.env import Measurement
 from banditspec.bandits.rewards import measurement_columns as _to_columns

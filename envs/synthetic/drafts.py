@@ -4,7 +4,7 @@ A :class:`DraftSpec` describes one strategy (a draft model, prompt lookup or an
 early exit): its cost ratio ``c`` and its mean per-token acceptance rate on
 each domain. :func:`speedup_factor` is the expected speed-up over AR of a
 strategy at block size ``g`` (Leviathan et al., 2023), and :func:`make_arm`
-turns a strategy at one block size into a :mod:`banditspec.speculative.arms` arm.
+turns a strategy at one block size into a :mod:`banditspec.speculative.kinds` arm.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from banditspec.bandits.arms import Arm
-from banditspec.speculative.arms import DraftModel, EarlyExit, PromptLookup
+from banditspec.speculative.kinds import DraftModel, EarlyExit, PromptLookup
 
 __all__ = ["DEFAULT_DOMAINS", "DraftSpec", "default_drafts", "make_arm", "speedup_factor"]
 
@@ -38,7 +38,7 @@ class DraftSpec:
     default_acceptance : float, default 0.2
         Mean acceptance rate on the domains not listed, in (0, 1).
     kind : {"draft", "prompt_lookup", "early_exit"}, default "draft"
-        The :mod:`banditspec.speculative.arms` kind of the arms built from this strategy.
+        The :mod:`banditspec.speculative.kinds` kind of the arms built from this strategy.
     block_sizes : tuple[int, ...] or None, default None
         Block sizes ``g`` of this strategy's arms; ``None`` uses the world's.
     """
@@ -109,7 +109,7 @@ def speedup_factor(acceptance: np.ndarray, block_size: np.ndarray, cost_ratio: n
 
 
 def make_arm(spec: DraftSpec, name: str, block_size: int) -> Arm:
-    """The :mod:`banditspec.speculative.arms` arm of ``spec`` at ``block_size``."""
+    """The :mod:`banditspec.speculative.kinds` arm of ``spec`` at ``block_size``."""
     if spec.kind == "prompt_lookup":
         return PromptLookup(name, cost=spec.cost_ratio, num_tokens=block_size)
     if spec.kind == "early_exit":

@@ -45,7 +45,7 @@ import numpy as np
 from scipy.special import expit, logit
 
 from banditspec.bandits.arms import ArmSet
-from banditspec.speculative.arms import Autoregressive
+from banditspec.speculative.kinds import Autoregressive
 from banditspec.bandits.env import Feedback, Queries
 from banditspec.bandits.rewards import Reward, SpeedupOverAR
 from banditspec.envs.synthetic.drafts import DEFAULT_DOMAINS, DraftSpec, default_drafts, make_arm, speedup_factor

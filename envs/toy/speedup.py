@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 from tqdm.auto import tqdm
 
-from banditspec.speculative.arms import Autoregressive, DraftModel
+from banditspec.speculative.kinds import Autoregressive, DraftModel
 from banditspec.speculative.decoding import Decoder
 from banditspec.envs.toy.cache import ToyModels, load_world
 from banditspec.envs.toy.config import DEFAULT, TINY

@@ -25,7 +25,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from banditspec.bandits.arms import Arm, ArmSet
-from banditspec.speculative.arms import SCHEDULES, Autoregressive, DraftModel, EarlyExit, PromptLookup
+from banditspec.speculative.kinds import SCHEDULES, Autoregressive, DraftModel, EarlyExit, PromptLookup
 from banditspec.speculative.decoding import Decoder
 from banditspec.bandits.env import Feedback, Measurement, Queries
 from banditspec.bandits.features import Featurizer, HashingFeaturizer, TargetHiddenStates

@@ -4,7 +4,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.linear_model import LogisticRegression
 
-from banditspec.speculative.arms import Autoregressive, DraftModel, PromptLookup
+from banditspec.speculative.kinds import Autoregressive, DraftModel, PromptLookup
 from banditspec.bandits.env import ENVIRONMENTS, Environment
 from banditspec.bandits.rewards import NegativeLatency, paper_reward
 from banditspec.envs.synthetic import DEFAULT_DOMAINS, DraftSpec, SyntheticWorld, speedup_factor

@@ -40,7 +40,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from banditspec.speculative.arms import SCHEDULES
+from banditspec.speculative.kinds import SCHEDULES
 from banditspec.speculative.collect import collect
 from banditspec.bandits.data import LoggedDataset
 from banditspec.bandits.env import ENVIRONMENTS

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from banditspec.speculative.arms import Autoregressive, EarlyExit
+from banditspec.speculative.kinds import Autoregressive, EarlyExit
 from banditspec.apps.cli import main
 from banditspec.speculative.collect import Collector, calibrate, collect, torch_threads
 from banditspec.speculative.decoding import greedy_outputs

@@ -8,7 +8,7 @@ from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 from transformers.utils import logging
 
 from banditspec.bandits.arms import Arm
-from banditspec.speculative.arms import Autoregressive, DraftModel, EarlyExit, PromptLookup
+from banditspec.speculative.kinds import Autoregressive, DraftModel, EarlyExit, PromptLookup
 from banditspec.speculative.counterfactual import draft_matches_batch, simulate_arm
 from banditspec.speculative.decoding import Decoder
 

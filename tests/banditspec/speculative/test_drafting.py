@@ -6,7 +6,7 @@ import torch
 from transformers.generation.candidate_generator import EarlyExitCandidateGenerator
 from transformers.utils import logging
 
-from banditspec.speculative.arms import Autoregressive, DraftModel, EarlyExit
+from banditspec.speculative.kinds import Autoregressive, DraftModel, EarlyExit
 from banditspec.speculative.decoding import Decoder
 from banditspec.speculative.drafting import GreedyDraft
 from banditspec.speculative.early_exit import early_exit

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from banditspec.bandits.arms import ArmSet
-from banditspec.speculative.arms import Autoregressive, DraftModel
+from banditspec.speculative.kinds import Autoregressive, DraftModel
 from banditspec.bandits.env import Measurement, Queries
 from banditspec.speculative.measured import full_feedback, measure_every_arm
 from banditspec.bandits.rewards import SpeedupOverAR

@@ -5,7 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from transformers import GPT2Config, GPT2LMHeadModel
 
-from banditspec.speculative.arms import PromptLookup
+from banditspec.speculative.kinds import PromptLookup
 from banditspec.speculative.decoding import Decoder
 from banditspec.speculative.prompt_lookup import lookup_candidates, simulate_prompt_lookup
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from banditspec.speculative.arms import DraftModel, EarlyExit
+from banditspec.speculative.kinds import DraftModel, EarlyExit
 from banditspec.envs.toy.world import ToyWorld
 
 

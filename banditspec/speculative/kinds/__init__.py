@@ -1,0 +1,66 @@
+"""Arm kinds: the ways a target can decode a query, found by name through the ``banditspec.arms`` entry points.
+
+A kind is an :class:`~banditspec.bandits.arms.Arm` subclass registered under
+its ``kind`` name; the built-in ones (``ar``, ``draft``, ``prompt_lookup``,
+``early_exit``) register exactly as a user's own do, in ``setup.cfg``::
+
+    [options.entry_points]
+    banditspec.arms =
+        corpus = my_package.corpus:CorpusLookup
+
+:func:`arm_from_config` builds an arm from one ``[[arms]]`` table of a world
+config and names the offending key when a value is wrong.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+from banditspec.bandits.arms import Arm
+from banditspec.bandits.registry import Registry
+from banditspec.speculative.kinds.builtin import SCHEDULES, Autoregressive, DraftModel, EarlyExit, PromptLookup
+
+__all__ = ["ARM_KINDS", "SCHEDULES", "Autoregressive", "DraftModel", "EarlyExit", "PromptLookup", "arm_from_config"]
+
+#: Arm kinds by name, from the ``banditspec.arms`` entry points (and :meth:`Registry.register`).
+ARM_KINDS: Registry[Arm] = Registry("banditspec.arms", "arm kind")
+
+
+def arm_from_config(table: Mapping[str, Any], *, where: str = "arms") -> Arm:
+    """Build the arm one ``[[arms]]`` table describes.
+
+    Parameters
+    ----------
+    table : mapping
+        ``kind`` (a registered kind name), ``name``, optional ``cost``, and the
+        kind's own parameters (for ``draft``: ``model``, ``block_size``, ...).
+    where : str
+        Where the table comes from, for error messages (``"world.toml: arms[2]"``).
+
+    Raises
+    ------
+    ValueError
+        Naming ``where`` and the key: a missing ``kind`` or ``name``, an
+        unknown kind (listing the known ones), a key the kind does not take
+        (listing those it does), or a value the kind refuses.
+    """
+    if not isinstance(table, Mapping):
+        raise ValueError(f"{where}: an arm must be a table of keys, got {type(table).__name__}")
+    for key in ("kind", "name"):
+        if key not in table:
+            raise ValueError(f"{where}: missing key {key!r}")
+    try:
+        cls = ARM_KINDS.get(str(table["kind"]))
+    except KeyError as error:
+        raise ValueError(f"{where}: {error.args[0]}") from None
+    accepted = {f.name for f in dataclasses.fields(cls) if f.init}
+    unknown = sorted(set(table) - accepted - {"kind"})
+    if unknown:
+        raise ValueError(f"{where}: arm kind {table['kind']!r} takes no key {unknown[0]!r}; "
+                         f"its keys are {sorted(accepted)}")
+    try:
+        return cls(**{k: v for k, v in table.items() if k != "kind"})
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{where}: {error}") from None
