@@ -1,10 +1,10 @@
 """Off-policy evaluation: the value of a target policy from data another policy logged.
 
-A :class:`~banditspec.data.LoggedDataset` holds ``n`` rows ``(x_i, a_i, r_i,
+A :class:`~banditspec.bandits.data.LoggedDataset` holds ``n`` rows ``(x_i, a_i, r_i,
 mu_i)`` where ``mu_i = mu(a_i | x_i)`` is the logging propensity. The policy to
 evaluate is given by its action distribution on the logged rows,
 ``target_proba[i, a] = pi(a | x_i)`` of shape ``(n, K)`` (what
-:meth:`~banditspec.policy.Policy.predict_proba` returns). Its value is
+:meth:`~banditspec.bandits.policy.Policy.predict_proba` returns). Its value is
 ``V(pi) = E_x E_{a ~ pi(.|x)} r(x, a)``. With importance weights
 ``w_i = pi(a_i | x_i) / mu_i`` and a reward model ``rhat(x, a)``:
 
@@ -39,7 +39,7 @@ from sklearn.linear_model import Ridge
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from banditspec.data import LoggedDataset
+from banditspec.bandits.data import LoggedDataset
 
 __all__ = [
     "ESTIMATORS",
