@@ -10,7 +10,7 @@ For each query the collection computes
    greedy output of the target cut after its exit layer,
 3. the counterfactual acceptance of every arm along ``y``: exact target calls,
    proposed and accepted tokens (:mod:`banditspec.speculative.counterfactual`,
-   :mod:`banditspec.speculative.prompt_lookup`), priced in seconds by a
+   :mod:`banditspec.speculative.kinds.prompt_lookup`), priced in seconds by a
    :class:`~banditspec.speculative.latency.LatencyModel` calibrated on real decodes of a
    few queries, and
 4. with ``measure=True``, the measured wall-clock decode of every arm (AR
@@ -32,8 +32,8 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from collections.abc import Hashable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -42,28 +42,17 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from banditspec.speculative.alignment import alignment_scores
-from banditspec.bandits.arms import Arm, ArmSet
-from banditspec.speculative.kinds import Autoregressive, DraftModel, EarlyExit, PromptLookup
-from banditspec.speculative.counterfactual import draft_matches_batch, simulate_arm
+from banditspec.bandits.arms import ArmSet
 from banditspec.bandits.data import LoggedDataset, arm_seconds_column
-from banditspec.speculative.decoding import Decoder, greedy_outputs
-from banditspec.speculative.early_exit import check_early_exit, early_exit
 from banditspec.bandits.env import ENVIRONMENTS, Measurement, Queries
-from banditspec.speculative.latency import LatencyModel
-from banditspec.speculative.prompt_lookup import simulate_prompt_lookup
 from banditspec.bandits.rewards import Reward, SpeedupOverAR, measurement_columns
 from banditspec.bandits.shards import merge, parse_shard, run_chunks
+from banditspec.speculative.counterfactual import MatchVector, SimulatedDecode, draft_matches_batch
+from banditspec.speculative.decoding import Decoder, greedy_outputs
+from banditspec.speculative.kinds import DecodingArm, Trace
+from banditspec.speculative.latency import LatencyModel
 
 __all__ = ["Collector", "DecodingWorld", "calibrate", "collect", "full_information_rows", "torch_threads"]
-
-#: Arms that draft with a model: an external draft or an early exit of the target.
-_DRAFTING = (DraftModel, EarlyExit)
-
-
-def _drafter_key(arm: DraftModel | EarlyExit) -> tuple[str, str | int]:
-    """Which model drafts for ``arm``: arms sharing it share its outputs and match vectors."""
-    return ("exit", arm.layer) if isinstance(arm, EarlyExit) else ("draft", arm.model)
 
 
 class DecodingWorld(Protocol):
@@ -83,7 +72,7 @@ class Collector:
     Parameters
     ----------
     world : DecodingWorld
-        Arms (one must be :class:`Autoregressive`), decoder and queries.
+        Arms (one must be plain, e.g. ``ar``), decoder and queries.
     reward : Reward, default SpeedupOverAR()
         Reward stored in ``reward``/``all_rewards`` (any other can be
         recomputed from the columns).
@@ -103,25 +92,21 @@ class Collector:
                  measure: bool = False, batch_size: int = 128, threads: int | None = None) -> None:
         if threads is not None and (not isinstance(threads, int) or threads < 1):
             raise ValueError(f"threads must be an integer >= 1 or None, got {threads!r}")
-        self.arms = list(world.arms)
+        self.decoder = world.decoder
+        self.arms: list[DecodingArm] = [self.decoder.check(arm) for arm in world.arms]
         self.names = world.arms.names
-        ar = [k for k, arm in enumerate(self.arms) if isinstance(arm, Autoregressive)]
-        if not ar:
-            raise ValueError("collection needs an Autoregressive arm: speed-ups are relative to AR")
-        self.ar_index = ar[0]
+        plain = [k for k, arm in enumerate(self.arms) if arm.plain]
+        if not plain:
+            raise ValueError("collection needs a plain arm (kind 'ar'): speed-ups are relative to AR")
+        self.ar_index = plain[0]
         if not measure:
             if latency is None:
                 raise ValueError("counterfactual collection needs a LatencyModel (calibrate one) or measure=True")
             if latency.arm_names != self.names:
                 raise ValueError(f"latency model arms {latency.arm_names} differ from the world's {self.names}")
-            simulated = (Autoregressive, *_DRAFTING, PromptLookup)
-            unsupported = [a.name for a in self.arms if not isinstance(a, simulated)]
+            unsupported = [arm.name for arm in self.arms if not arm.can_simulate()]
             if unsupported:
                 raise ValueError(f"arms {unsupported} have no counterfactual simulation; collect them with measure=True")
-        for arm in self.arms:
-            if isinstance(arm, EarlyExit):
-                check_early_exit(world.decoder.target, arm.layer)
-        self.decoder = world.decoder
         self.reward = reward or SpeedupOverAR()
         self.latency = latency
         self.measure = measure
@@ -129,79 +114,46 @@ class Collector:
         self.threads = threads
         tokenizer = self.decoder.tokenizer
         self.pad_id = int(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id)
-        self.eos_id = tokenizer.eos_token_id
 
     # -- pieces ----------------------------------------------------------------------------
     def _outputs(self, model: torch.nn.Module, prompts: list[np.ndarray]) -> list[np.ndarray]:
         return greedy_outputs(model, prompts, max_new_tokens=self.decoder.max_new_tokens, pad_id=self.pad_id,
-                              eos_id=self.eos_id, batch_size=self.batch_size)
+                              eos_token_ids=self.decoder.eos_token_ids, batch_size=self.batch_size)
 
-    def _drafters(self) -> dict[tuple[str, str | int], Arm]:
-        """One drafting arm per distinct drafting model, by :func:`_drafter_key`."""
-        return {_drafter_key(arm): arm for arm in self.arms if isinstance(arm, _DRAFTING)}
+    def _drafters(self) -> dict[Hashable, DecodingArm]:
+        """One arm per distinct drafting model (:meth:`DecodingArm.drafter`), whose model the others share."""
+        return {arm.drafter(): arm for arm in self.arms if arm.drafter() is not None}
 
-    def _drafting_model(self, arm: DraftModel | EarlyExit) -> AbstractContextManager[torch.nn.Module]:
-        """The model that drafts for ``arm``: a draft, or the target cut at the exit layer for the block."""
-        if isinstance(arm, EarlyExit):
-            return early_exit(self.decoder.target, arm.layer)
-        return nullcontext(self.decoder.drafts[arm.model])
-
-    def _alignments(self, prompts: list[np.ndarray], outputs: list[np.ndarray]) -> dict[tuple, list[dict[str, float]]]:
-        """Per drafting model, per query: alignment of its own greedy output with the target's."""
-        aligned = {}
+    def _per_drafter(self, prompts: list[np.ndarray], outputs: list[np.ndarray]
+                     ) -> tuple[dict[Hashable, list[MatchVector]], dict[Hashable, list[np.ndarray]]]:
+        """Per drafting model, per query: its teacher-forced match vector along the target's output, and its own
+        greedy output (for the alignment scores)."""
+        matches, own = {}, {}
         for key, arm in self._drafters().items():
-            with self._drafting_model(arm) as model:
-                own = self._outputs(model, prompts)
-            aligned[key] = [alignment_scores(d, y) for d, y in zip(own, outputs)]
-        return aligned
-
-    def _counterfactual(self, prompts: list[np.ndarray], outputs: list[np.ndarray]) -> list[list[Measurement]]:
-        n, M = len(prompts), self.decoder.max_new_tokens
-        counts = np.zeros((n, len(self.arms), 3), dtype=np.int64)  # target calls, proposed, accepted
-        matches = {}
-        for key, arm in self._drafters().items():
-            with self._drafting_model(arm) as model:
+            with arm.drafting_model(self.decoder) as model:
                 matches[key] = draft_matches_batch(model, prompts, outputs, batch_size=self.batch_size)
-        for k, arm in enumerate(self.arms):
-            for i in range(n):
-                if isinstance(arm, Autoregressive):
-                    counts[i, k] = (outputs[i].size, 0, 0)
-                    continue
-                if isinstance(arm, _DRAFTING):
-                    sim = simulate_arm(arm, matches[_drafter_key(arm)][i], max_new_tokens=M)
-                else:
-                    sim = simulate_prompt_lookup(prompts[i], outputs[i], num_tokens=arm.num_tokens,
-                                                 max_ngram=arm.max_ngram, max_new_tokens=M, eos_token_id=self.eos_id)
-                counts[i, k] = (sim.target_calls, sim.proposed_tokens, sim.accepted_tokens)
-        actions = np.broadcast_to(np.arange(len(self.arms)), counts.shape[:2])
-        seconds = self.latency.predict(actions, counts[..., 0], counts[..., 1])
+                own[key] = self._outputs(model, prompts)
+        return matches, own
+
+    def _trace(self, prompt: np.ndarray, output: np.ndarray, match: MatchVector | None) -> Trace:
+        return Trace(self.decoder.prefix(prompt), output, self.decoder.max_new_tokens, self.decoder.eos_token_ids,
+                     match)
+
+    def _priced(self, counts: list[list[SimulatedDecode]], outputs: list[np.ndarray]) -> list[list[Measurement]]:
+        """Counterfactual counts priced in seconds by the latency model."""
+        table = np.array([[(s.target_calls, s.proposed_tokens, s.accepted_tokens) for s in row] for row in counts])
+        actions = np.broadcast_to(np.arange(len(self.arms)), table.shape[:2])
+        seconds = self.latency.predict(actions, table[..., 0], table[..., 1])
         return [
             [
                 Measurement(arm.name, new_tokens=int(outputs[i].size), wall_seconds=float(seconds[i, k]),
-                            target_calls=int(counts[i, k, 0]), accepted_tokens=int(counts[i, k, 2]),
-                            proposed_tokens=int(counts[i, k, 1]), equals_ar=True,
+                            target_calls=int(table[i, k, 0]), accepted_tokens=int(table[i, k, 2]),
+                            proposed_tokens=int(table[i, k, 1]), equals_ar=True,
                             ar_wall_seconds=float(seconds[i, self.ar_index]), cost=arm.cost)
                 for k, arm in enumerate(self.arms)
             ]
-            for i in range(n)
+            for i in range(len(outputs))
         ]
-
-    def _measured(self, prompts: list[np.ndarray]) -> list[list[Measurement]]:
-        return [[r.measurement for r in self.decoder.measure(p, self.arms)] for p in prompts]
-
-    def _with_alignment(self, row: list[Measurement], i: int, outputs: list[np.ndarray],
-                        aligned: dict[tuple, list[dict[str, float]]]) -> list[Measurement]:
-        out = []
-        for arm, m in zip(self.arms, row):
-            if isinstance(arm, _DRAFTING):
-                scores = aligned[_drafter_key(arm)][i]
-            elif isinstance(arm, Autoregressive):
-                scores = dict.fromkeys(("token_match", "lcs", "accepted_prefix"), 1.0)
-            else:
-                share = m.accepted_tokens / max(outputs[i].size, 1)
-                scores = dict.fromkeys(("token_match", "lcs", "accepted_prefix"), share)
-            out.append(replace(m, alignment=scores))
-        return out
 
     # -- rows ------------------------------------------------------------------------------
     def rows(self, queries: Queries) -> LoggedDataset:
@@ -211,11 +163,20 @@ class Collector:
         prompts = [self.decoder.encode(t) for t in queries.texts]
         with torch_threads(self.threads):
             outputs = self._outputs(self.decoder.target, prompts)
-            aligned = self._alignments(prompts, outputs)
-            raw = None if self.measure else self._counterfactual(prompts, outputs)
-        raw = self._measured(prompts) if raw is None else raw
-        table = [self._with_alignment(row, i, outputs, aligned) for i, row in enumerate(raw)]
-        return full_information_rows(queries, table, self.names, self.reward, measured=self.measure)
+            matches, own = self._per_drafter(prompts, outputs)
+        traces = [[self._trace(prompt, output, matches[arm.drafter()][i] if arm.drafter() is not None else None)
+                   for arm in self.arms] for i, (prompt, output) in enumerate(zip(prompts, outputs))]
+        if self.measure:
+            raw = [[r.measurement for r in self.decoder.measure(p, self.arms)] for p in prompts]
+        else:
+            raw = self._priced([[arm.simulate(t) for arm, t in zip(self.arms, row)] for row in traces], outputs)
+        aligned = [
+            [replace(m, alignment=arm.alignment(trace, m.accepted_tokens,
+                                                own[arm.drafter()][i] if arm.drafter() is not None else None))
+             for arm, m, trace in zip(self.arms, row, traces[i])]
+            for i, row in enumerate(raw)
+        ]
+        return full_information_rows(queries, aligned, self.names, self.reward, measured=self.measure)
 
 
 @contextmanager
@@ -285,7 +246,7 @@ def calibrate(world: DecodingWorld, queries: Queries, *, progress: bool = True) 
     measurements = []
     for text in tqdm(queries.texts, desc="calibrating latency", unit="query", disable=not progress):
         measurements += [r.measurement for r in world.decoder.measure(text, world.arms)]
-    ar_arms = [arm.name for arm in world.arms if isinstance(arm, Autoregressive)]
+    ar_arms = [arm.name for arm in world.arms if world.decoder.check(arm).plain]
     return LatencyModel.fit(measurements, world.arms.names, ar_arms)
 
 

@@ -16,11 +16,10 @@ positions ``n .. n+k-1``, accepts the leading run of matches ``a`` and adds one
 token of its own, so ``n <- n + a + 1``.
 
 An early exit of the target (:class:`~banditspec.speculative.kinds.EarlyExit`) is a draft
-like any other: its first ``k`` layers, the final norm and the output head,
-which is what transformers' ``EarlyExitCandidateGenerator`` runs when it sets
-the base model's ``config.num_hidden_layers`` to ``k`` while drafting.
-:func:`~banditspec.speculative.early_exit.early_exit` gives that truncated view for a
-teacher-forced pass.
+like any other: its first ``k`` layers, the final norm and the output head.
+A drafter without a model whose proposal is a function of the context alone
+(prompt lookup, a corpus lookup) is replayed round by round along ``y``
+(:func:`simulate_proposals`).
 
 Floating-point ties between a batched and an incremental forward can flip an
 argmax now and then; expect the simulation to agree with a measured decode on
@@ -29,26 +28,26 @@ almost every query, not on all of them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from banditspec.speculative.kinds import SCHEDULES, DraftModel, EarlyExit
-
 __all__ = [
+    "SCHEDULES",
     "MatchVector",
     "SimulatedDecode",
-    "confidence_threshold",
+    "cut_proposal",
     "draft_matches",
     "draft_matches_batch",
-    "simulate_arm",
+    "roc_threshold",
     "simulate_calls",
+    "simulate_proposals",
 ]
 
-#: Key of ``DraftModel.settings`` holding transformers' ``assistant_confidence_threshold`` (0 = off).
-THRESHOLD_SETTING = "confidence_threshold"
+#: Draft-length schedules of transformers' assisted generation that a drafting arm may use.
+SCHEDULES = ("constant", "heuristic")
 
 @dataclass(frozen=True)
 class MatchVector:
@@ -98,7 +97,7 @@ class SimulatedDecode:
     proposed_exact: bool = True
 
 
-def _roc_threshold(outcomes: list[int], probs: list[float]) -> float | None:
+def roc_threshold(outcomes: list[int], probs: list[float]) -> float | None:
     """transformers' threshold update: argmin over the ROC curve of ``fpr + 3 fnr``."""
     if len(probs) <= 5 or not {0, 1}.issubset(outcomes):
         return None
@@ -207,7 +206,7 @@ def simulate_calls(
             seen = kept + (1 if k > kept else 0)
             probs.extend(conf[n : n + seen].tolist())
             outcomes.extend([1] * kept + [0] * (seen - kept))
-            updated = _roc_threshold(outcomes, probs)
+            updated = roc_threshold(outcomes, probs)
             gate = gate if updated is None else updated
         if schedule == "heuristic":
             size = size + 2 if kept == k else max(1, size - 1)
@@ -215,41 +214,66 @@ def simulate_calls(
     return SimulatedDecode(calls, proposed, accepted, total, exact)
 
 
-def confidence_threshold(arm: DraftModel) -> float:
-    """The arm's ``assistant_confidence_threshold`` (``settings["confidence_threshold"]``, default 0 = off)."""
-    value = float(arm.settings.get(THRESHOLD_SETTING, 0.0))
-    if not np.isfinite(value) or not 0.0 <= value <= 1.0:
-        raise ValueError(
-            f"DraftModel.settings[{THRESHOLD_SETTING!r}] must be in [0, 1], got {value!r} (arm {arm.name!r})"
-        )
-    return value
+def cut_proposal(proposal: np.ndarray, eos_token_ids: Collection[int], room: int) -> np.ndarray:
+    """A proposal as the target verifies it: none when ``room <= 1`` tokens are left, cut after an end-of-sequence."""
+    if room <= 1:
+        return proposal[:0]
+    ends = np.flatnonzero(np.isin(proposal, list(eos_token_ids))) if len(eos_token_ids) else ()
+    return proposal[: ends[0] + 1] if len(ends) else proposal
 
 
-def simulate_arm(
-    arm: DraftModel | EarlyExit, match: MatchVector, *, max_new_tokens: int | None = None
+def simulate_proposals(
+    prefix: Sequence[int] | np.ndarray,
+    output: Sequence[int] | np.ndarray,
+    propose: Callable[[np.ndarray], np.ndarray],
+    *,
+    max_new_tokens: int | None = None,
+    eos_token_ids: Collection[int] = (),
 ) -> SimulatedDecode:
-    """:func:`simulate_calls` with a drafting arm's block size, schedule and threshold.
+    """Replay a drafter whose proposal depends on the context alone, along the target's greedy output.
 
-    A draft's positive threshold adapts as transformers adapts it for an
-    external draft. An early exit drafts at its constant block size with the
-    threshold off, as :class:`~banditspec.speculative.decoding.Decoder` runs it.
+    At ``n`` tokens generated the context is ``(prefix, y_<n)``; the proposal
+    ``c = propose(context)`` (passed through :func:`cut_proposal`; not shortened
+    near the end otherwise, as in transformers) is verified by one target
+    call, which accepts the leading run ``a`` of ``c_i == y_{n+i}`` and adds one
+    token: ``n <- n + a + 1``.
+
+    Parameters
+    ----------
+    prefix : token ids
+        What the decoder sees before the output (the prompt; an
+        encoder-decoder's start token). Non-empty.
+    output : token ids
+        The target's new tokens ``y``.
+    propose : callable
+        ``propose(context) -> token ids``, deterministic.
+    max_new_tokens : int, optional
+        ``M``; default ``len(y)``.
+    eos_token_ids : collection of int
+        Proposals are cut after any of these tokens.
     """
-    if isinstance(arm, EarlyExit):
-        return simulate_calls(match.matches, arm.block_size, max_new_tokens=max_new_tokens)
-    if not isinstance(arm, DraftModel):
-        raise ValueError(
-            f"simulate_arm needs a DraftModel or EarlyExit arm, got {type(arm).__name__} ({arm.name!r})"
-        )
-    gate = confidence_threshold(arm)
-    return simulate_calls(
-        match.matches,
-        arm.block_size,
-        max_new_tokens=max_new_tokens,
-        schedule=arm.schedule,
-        confidence=match.confidence,
-        threshold=gate,
-        adaptive_threshold=gate > 0,
-    )
+    x = np.asarray(prefix, dtype=np.int64)
+    y = np.asarray(output, dtype=np.int64)
+    if x.ndim != 1 or x.size == 0 or y.ndim != 1:
+        raise ValueError("prefix must be a non-empty 1-d id sequence and output a 1-d id sequence")
+    total = y.size
+    limit = total if max_new_tokens is None else int(max_new_tokens)
+    if limit < total:
+        raise ValueError(f"max_new_tokens ({limit}) must be >= the output length ({total})")
+    sequence = np.concatenate([x, y])
+    n = calls = proposed = accepted = 0
+    while n < total:
+        candidates = cut_proposal(np.asarray(propose(sequence[: x.size + n]), dtype=np.int64), eos_token_ids,
+                                  limit - n)
+        k = candidates.size
+        agree = candidates[: total - n] == y[n : n + k]
+        run = agree.size if agree.all() else int(np.argmin(agree))
+        run = min(run, total - n - 1)
+        calls += 1
+        proposed += k
+        accepted += run
+        n += run + 1
+    return SimulatedDecode(calls, proposed, accepted, total)
 
 
 def _ids(name: str, ids: Sequence[int] | np.ndarray, vocab: int, *, allow_empty: bool) -> np.ndarray:
@@ -266,6 +290,17 @@ def _ids(name: str, ids: Sequence[int] | np.ndarray, vocab: int, *, allow_empty:
     return array.astype(np.int64, copy=False)
 
 
+def _right_padded(seqs: Sequence[np.ndarray], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sequences right-padded with 0 into one batch, and their attention mask."""
+    width = max(s.size for s in seqs)
+    ids = torch.zeros((len(seqs), width), dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for row, seq in enumerate(seqs):
+        ids[row, : seq.size] = torch.from_numpy(np.asarray(seq, dtype=np.int64))
+        mask[row, : seq.size] = 1
+    return ids.to(device), mask.to(device)
+
+
 def draft_matches_batch(
     draft: torch.nn.Module,
     prompts: Sequence[Sequence[int] | np.ndarray],
@@ -277,11 +312,12 @@ def draft_matches_batch(
 
     Each sequence ``(x, y_0, ..., y_{T-2})`` is right-padded into a batch; the
     logits at positions ``|x| - 1 .. |x| + T - 2`` predict ``y``. Right padding
-    leaves every real position's causal context unchanged.
+    leaves every real position's causal context unchanged. An encoder-decoder
+    draft encodes ``x`` and reads ``(start, y_0, ..., y_{T-2})``.
 
     Parameters
     ----------
-    draft : transformers causal LM
+    draft : transformers causal or encoder-decoder LM
         The draft, sharing the target's tokenizer.
     prompts, outputs : sequences of token-id sequences
         Prompt ids ``x`` (non-empty) and the target's new tokens ``y`` per query.
@@ -298,22 +334,24 @@ def draft_matches_batch(
         for i, (x, y) in enumerate(zip(prompts, outputs))
     ]
     device = next(draft.parameters()).device
+    encoder_decoder = bool(draft.config.is_encoder_decoder)
+    start_id = draft.config.decoder_start_token_id if encoder_decoder else None
     results: list[MatchVector] = []
     with torch.inference_mode():
         for start in range(0, len(pairs), batch_size):
             chunk = pairs[start : start + batch_size]
-            seqs = [np.concatenate([x, y[:-1]]) if y.size else x for x, y in chunk]
-            width = max(s.size for s in seqs)
-            ids = torch.zeros((len(seqs), width), dtype=torch.long)
-            mask = torch.zeros((len(seqs), width), dtype=torch.long)
-            for row, seq in enumerate(seqs):
-                ids[row, : seq.size] = torch.from_numpy(seq)
-                mask[row, : seq.size] = 1
-            logits = draft(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float()
-            probs = torch.softmax(logits, dim=-1)
-            conf, best = probs.max(dim=-1)
-            for row, (x, y) in enumerate(chunk):
-                span = slice(x.size - 1, x.size - 1 + y.size)
+            if encoder_decoder:  # the decoder reads (start, y_0 .. y_{T-2}) next to the encoded prompt
+                prompt_ids, prompt_mask = _right_padded([x for x, _ in chunk], device)
+                decoder_ids, _ = _right_padded([np.concatenate([[start_id], y[:-1]]) for _, y in chunk], device)
+                logits = draft(input_ids=prompt_ids, attention_mask=prompt_mask, decoder_input_ids=decoder_ids).logits
+                offsets = [0] * len(chunk)
+            else:
+                ids, mask = _right_padded([np.concatenate([x, y[:-1]]) if y.size else x for x, y in chunk], device)
+                logits = draft(input_ids=ids, attention_mask=mask).logits
+                offsets = [x.size - 1 for x, _ in chunk]
+            conf, best = torch.softmax(logits.float(), dim=-1).max(dim=-1)
+            for row, ((x, y), offset) in enumerate(zip(chunk, offsets)):
+                span = slice(offset, offset + y.size)
                 predicted = best[row, span].cpu().numpy()
                 results.append(MatchVector(predicted == y, conf[row, span].cpu().numpy().astype(float)))
     return results

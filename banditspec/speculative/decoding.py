@@ -1,61 +1,36 @@
-"""Run one arm on one query with transformers' assisted generation, and measure it.
+"""Run one arm on one query greedily on a transformers target, and measure it.
 
-Every arm maps onto one greedy ``generate()`` call of the target at batch size 1:
-
-==================  ==============================================================
-arm                 ``generate()`` arguments
-==================  ==============================================================
-``Autoregressive``  none (plain greedy decoding)
-``DraftModel``      ``assistant_model=<draft>``; the draft's generation config gets
-                    ``num_assistant_tokens=block_size``,
-                    ``num_assistant_tokens_schedule=schedule`` and
-                    ``assistant_confidence_threshold`` (0 = off unless the arm's
-                    ``settings["confidence_threshold"]`` says otherwise); a draft
-                    with another vocabulary adds ``tokenizer=``/``assistant_tokenizer=``
-``PromptLookup``    ``prompt_lookup_num_tokens=num_tokens``,
-                    ``max_matching_ngram_size=max_ngram``
-``EarlyExit``       ``assistant_early_exit=layer``; the target's own generation
-                    config gets the block size and the threshold off
-==================  ==============================================================
-
-For a ``DraftModel`` with the target's vocabulary and no confidence threshold
-(a constant block size or the heuristic schedule), and for every ``EarlyExit`` arm, the decoder
-(``lean_drafting=True``) gives transformers' assisted-decoding loop a
-:class:`~banditspec.speculative.drafting.GreedyDraft` candidate generator, which proposes
-exactly the tokens transformers' own would, without a full ``generate()`` call
-per round; an early exit drafts with the target inside
-:func:`~banditspec.speculative.early_exit.early_exit`, only while it drafts.
-
-transformers reads the drafting settings from the *assistant's* generation
-config and writes the heuristic schedule's state back there after each call; the
-settings are set before and restored after every call, so no query's history
-leaks into the next one.
+Every arm decodes with one greedy ``generate()`` call of the target at batch
+size 1. An arm whose kind gives no candidate generator (``ar``) decodes with
+transformers' own greedy search; every other arm's candidate generator is
+verified by :func:`~banditspec.speculative.loop.speculative_generate`, passed
+through ``generate(custom_generate=...)``, transformers' public extension
+point for a decoding loop. A kind's generator is built afresh for every
+decode, so no query's drafting state (an adaptive block size or threshold)
+leaks into the next.
 
 A :class:`Measurement` records the wall time of the whole ``generate()``
-(``time.perf_counter``), the new tokens, and the target's forward calls and the
-proposed and accepted draft tokens as
-:class:`~banditspec.speculative.observer.GenerateObserver` counts them.
+(``time.perf_counter``), the new tokens, and the target's verification calls
+and the proposed and accepted draft tokens as the loop counts them (for plain
+greedy search: one target call per new token, counted by a forward hook).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from contextlib import nullcontext
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from functools import partial
 from typing import Any
 
 import numpy as np
 import torch
 
 from banditspec.bandits.arms import Arm
-from banditspec.speculative.kinds import SCHEDULES, Autoregressive, DraftModel, EarlyExit, PromptLookup
-from banditspec.speculative.counterfactual import confidence_threshold
-from banditspec.speculative.drafting import GreedyDraft
-from banditspec.speculative.early_exit import check_early_exit, early_exit
 from banditspec.bandits.env import Measurement
-from banditspec.speculative.observer import GenerateObserver, generation_settings
+from banditspec.speculative.drafting import context_length, eos_token_ids
+from banditspec.speculative.kinds import Autoregressive, DraftModel
+from banditspec.speculative.kinds.base import DecodeRequest, DecodingArm
+from banditspec.speculative.loop import SpeculationCounts, speculative_generate
 
 __all__ = ["DecodeResult", "Decoder", "Prompt", "greedy_outputs"]
 
@@ -76,45 +51,27 @@ def _vocab_size(model: torch.nn.Module) -> int:
     return int(model.config.get_text_config().vocab_size)
 
 
-def _context_length(model: torch.nn.Module) -> int | None:
-    config = model.config.get_text_config()
-    value = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
-    return None if value is None else int(value)
-
-
 class Decoder:
     """Decode queries with any arm on one target model, greedily, and measure each decode.
 
     Parameters
     ----------
-    target : transformers causal LM
+    target : transformers causal or encoder-decoder LM
         The target model (put in eval mode).
     tokenizer : tokenizer, optional
-        The target's tokenizer: encodes text prompts, decodes outputs, and is
-        needed for drafts with another vocabulary.
+        The target's tokenizer: encodes text prompts and decodes outputs.
     drafts : Mapping[str, model], optional
-        Draft models by key; ``DraftModel.model`` names the key.
-    draft_tokenizers : Mapping[str, tokenizer], optional
-        Tokenizers of drafts whose vocabulary differs from the target's
-        (transformers' universal assisted decoding).
+        Draft models by key (an arm's :meth:`~DecodingArm.draft_models` name
+        keys); they share the target's vocabulary.
     max_new_tokens : int, default 64
         New tokens per decode.
     threads : int, optional
         ``torch.set_num_threads`` before every decode (fix it for timings).
-    lean_drafting : bool, default True
-        Draft with :class:`~banditspec.speculative.drafting.GreedyDraft` (a plain cached
-        forward loop) instead of transformers' ``AssistedCandidateGenerator``
-        or ``EarlyExitCandidateGenerator`` where both propose the same tokens:
-        a draft with the target's vocabulary and no confidence threshold
-        (constant or heuristic schedule), and every early exit (always run at a constant
-        block size without a threshold).
-        The target's assisted-decoding loop is transformers' either way.
 
     Raises
     ------
     ValueError
-        If a draft's vocabulary cannot be reconciled with the target's, a
-        draft tokenizer names no draft, or a setting is out of range.
+        If a draft's vocabulary differs from the target's, or a setting is out of range.
     """
 
     def __init__(
@@ -123,44 +80,28 @@ class Decoder:
         tokenizer: Any | None = None,
         drafts: Mapping[str, torch.nn.Module] | None = None,
         *,
-        draft_tokenizers: Mapping[str, Any] | None = None,
         max_new_tokens: int = 64,
         threads: int | None = None,
-        lean_drafting: bool = True,
     ) -> None:
         drafts = dict(drafts or {})
-        draft_tokenizers = dict(draft_tokenizers or {})
-        if not isinstance(max_new_tokens, int) or max_new_tokens < 1:
+        if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1:
             raise ValueError(f"max_new_tokens must be an integer >= 1, got {max_new_tokens!r}")
-        if threads is not None and (not isinstance(threads, int) or threads < 1):
+        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
             raise ValueError(f"threads must be an integer >= 1 or None, got {threads!r}")
-        if unknown := sorted(set(draft_tokenizers) - set(drafts)):
-            raise ValueError(f"draft_tokenizers names drafts {unknown} that are not in drafts {sorted(drafts)}")
         vocab = _vocab_size(target)
-        translated: dict[str, Any] = {}
         for key, draft in drafts.items():
-            draft_tokenizer = draft_tokenizers.get(key)
             if _vocab_size(draft) != vocab:
-                if tokenizer is None or draft_tokenizer is None:
-                    raise ValueError(
-                        f"draft {key!r} has vocabulary size {_vocab_size(draft)} but the target has {vocab}: "
-                        f"give the target's tokenizer and draft_tokenizers={{{key!r}: <its tokenizer>}}"
-                    )
-                translated[key] = draft_tokenizer
-            elif draft_tokenizer is not None and (
-                tokenizer is None or draft_tokenizer.get_vocab() != tokenizer.get_vocab()
-            ):
                 raise ValueError(
-                    f"draft {key!r} has the target's vocabulary size {vocab} but a different tokenizer; transformers "
-                    "translates only between vocabularies of different sizes"
+                    f"draft {key!r} has vocabulary size {_vocab_size(draft)} but the target has {vocab}: drafts must "
+                    "share the target's tokenizer (exact counterfactual acceptance needs the same tokens)"
                 )
         self.target = target.eval()
         self.tokenizer = tokenizer
         self.drafts = {key: draft.eval() for key, draft in drafts.items()}
-        self.draft_tokenizers = translated
         self.max_new_tokens = max_new_tokens
         self.threads = threads
-        self.lean_drafting = lean_drafting
+        self.encoder_decoder = bool(target.config.is_encoder_decoder)
+        self.eos_token_ids = eos_token_ids(target.generation_config)
 
     # -- inputs -----------------------------------------------------------------
 
@@ -191,76 +132,28 @@ class Decoder:
         vocab = _vocab_size(self.target)
         if ids.min() < 0 or ids.max() >= vocab:
             raise ValueError(f"prompt token ids must be in [0, {vocab}), the target's vocabulary")
-        context = _context_length(self.target)
-        if context is not None and ids.size + self.max_new_tokens > context:
+        context = context_length(self.target)
+        needed = ids.size if self.encoder_decoder else ids.size + self.max_new_tokens
+        if context is not None and needed > context:
             raise ValueError(
                 f"prompt has {ids.size} tokens but the target's context is {context} and max_new_tokens is "
-                f"{self.max_new_tokens}: the prompt may have at most {context - self.max_new_tokens} tokens"
+                f"{self.max_new_tokens}: the prompt may have at most {context - needed + ids.size} tokens"
             )
         return ids
 
-    def _arm_kwargs(
-        self, arm: Arm, prompt_ids: np.ndarray
-    ) -> tuple[dict[str, Any], torch.nn.Module | None, dict[str, Any]]:
-        """``generate()`` kwargs of ``arm``, the model whose generation config drafts, and its settings."""
-        constant = {"num_assistant_tokens_schedule": "constant", "assistant_confidence_threshold": 0.0}
-        if isinstance(arm, Autoregressive):
-            return {}, None, {}
-        if isinstance(arm, PromptLookup):
-            return {"prompt_lookup_num_tokens": arm.num_tokens, "max_matching_ngram_size": arm.max_ngram}, None, {}
-        if isinstance(arm, EarlyExit):
-            try:
-                check_early_exit(self.target, arm.layer)
-            except ValueError as error:
-                raise ValueError(f"arm {arm.name!r}: {error}") from None
-            settings = {"num_assistant_tokens": arm.block_size, **constant}
-            return {"assistant_early_exit": arm.layer}, self.target, settings
-        if isinstance(arm, DraftModel):
-            if arm.model not in self.drafts:
-                raise ValueError(
-                    f"DraftModel.model {arm.model!r} (arm {arm.name!r}) is not a draft key; "
-                    f"keys are {sorted(self.drafts)}"
-                )
-            draft = self.drafts[arm.model]
-            kwargs: dict[str, Any] = {"assistant_model": draft}
-            if arm.model in self.draft_tokenizers:
-                kwargs |= {"tokenizer": self.tokenizer, "assistant_tokenizer": self.draft_tokenizers[arm.model]}
-            else:
-                context = _context_length(draft)
-                if context is not None and prompt_ids.size + self.max_new_tokens > context:
-                    raise ValueError(
-                        f"prompt of {prompt_ids.size} tokens + max_new_tokens {self.max_new_tokens} exceeds the "
-                        f"context {context} of draft {arm.model!r} (arm {arm.name!r})"
-                    )
-            settings = {
-                "num_assistant_tokens": arm.block_size,
-                "num_assistant_tokens_schedule": arm.schedule,
-                "assistant_confidence_threshold": confidence_threshold(arm),
-            }
-            return kwargs, draft, settings
-        raise ValueError(
-            f"arm {arm.name!r} has kind {arm.kind!r}; the decoder runs ar, draft, prompt_lookup and early_exit arms"
-        )
+    def prefix(self, prompt_ids: np.ndarray) -> np.ndarray:
+        """What the target's decoder reads before its output: the prompt, or an encoder-decoder's start token."""
+        if self.encoder_decoder:
+            return np.array([self.target.config.decoder_start_token_id], dtype=np.int64)
+        return prompt_ids
 
-    def _drafter(self, arm: Arm, settings: Mapping[str, Any]) -> Callable[..., GreedyDraft] | None:
-        """A builder of :class:`GreedyDraft` for ``arm`` where lean drafting applies, else None."""
-        schedule = settings.get("num_assistant_tokens_schedule")
-        if not (self.lean_drafting and schedule in SCHEDULES and settings.get("assistant_confidence_threshold") == 0.0):
-            return None
-        if isinstance(arm, EarlyExit):
-            draft, view = self.target, partial(early_exit, self.target, arm.layer)
-        elif isinstance(arm, DraftModel) and arm.model not in self.draft_tokenizers:
-            draft, view = self.drafts[arm.model], nullcontext
-        else:
-            return None
-
-        def build(*, generation_config: Any, **_: Any) -> GreedyDraft:
-            eos = generation_config.eos_token_id
-            eos = () if eos is None else [eos] if isinstance(eos, int) else list(eos)
-            return GreedyDraft(draft, block_size=arm.block_size, max_length=generation_config.max_length,
-                               eos_token_ids=eos, view=view, schedule=schedule)
-
-        return build
+    def check(self, arm: Arm) -> DecodingArm:
+        """``arm`` if it can decode on these models; ValueError naming it otherwise."""
+        if not isinstance(arm, DecodingArm):
+            raise ValueError(f"arm {arm.name!r} of kind {arm.kind!r} does not decode with a target model: "
+                             "register a DecodingArm kind under the banditspec.arms entry points")
+        arm.check(self)
+        return arm
 
     # -- decoding ---------------------------------------------------------------
 
@@ -269,48 +162,45 @@ class Decoder:
 
         Parameters
         ----------
-        arm : Arm
-            An ``Autoregressive``, ``DraftModel``, ``PromptLookup`` or ``EarlyExit`` arm.
+        arm : DecodingArm
+            Any registered kind that can run on these models.
         prompt : str or token ids
             The query.
         reference : DecodeResult, optional
             The AR decode of the same prompt from the same run: sets
-            ``equals_ar`` (otherwise True only for an AR arm, i.e. unverified
+            ``equals_ar`` (otherwise True only for a plain arm, i.e. unverified
             is recorded as False) and ``ar_wall_seconds``.
         """
         ids = self.encode(prompt)
-        kwargs, drafting_model, settings = self._arm_kwargs(arm, ids)
+        arm = self.check(arm)
+        start = self.prefix(ids).size
+        request = DecodeRequest(ids, max_length=start + self.max_new_tokens, eos_token_ids=self.eos_token_ids)
+        generator = arm.candidate_generator(self, request)
         if self.threads is not None:
             torch.set_num_threads(self.threads)
         inputs = torch.from_numpy(ids)[None].to(self.target.device)
-        call = {
-            "input_ids": inputs,
-            "attention_mask": torch.ones_like(inputs),
-            "max_new_tokens": self.max_new_tokens,
-            "do_sample": False,
-            "num_beams": 1,
-            **kwargs,
-        }
-        settings_scope = nullcontext() if drafting_model is None else generation_settings(drafting_model, **settings)
-        drafter = self._drafter(arm, settings)
-        with settings_scope, GenerateObserver(self.target, drafter) as observer, torch.inference_mode():
-            start = time.perf_counter()
-            output = self.target.generate(**call)
-            seconds = time.perf_counter() - start
-        new = output[0, ids.size :].cpu().numpy().astype(np.int64)
-        is_ar = isinstance(arm, Autoregressive)
-        equals_ar = is_ar if reference is None else bool(np.array_equal(new, reference.ids))
-        ar_seconds = seconds if is_ar else (None if reference is None else reference.measurement.wall_seconds)
+        call: dict[str, Any] = {"input_ids": inputs, "attention_mask": torch.ones_like(inputs),
+                                "max_new_tokens": self.max_new_tokens, "do_sample": False, "num_beams": 1}
+        counts = SpeculationCounts()
+        if generator is not None:
+            call |= {"custom_generate": speculative_generate, "candidate_generator": generator,
+                     "speculation_counts": counts}
+        hook = self.target.register_forward_hook(_count_calls(counts)) if generator is None else None
+        try:
+            with torch.inference_mode():
+                began = time.perf_counter()
+                output = self.target.generate(**call)
+                seconds = time.perf_counter() - began
+        finally:
+            if hook is not None:
+                hook.remove()
+        new = output[0, start:].cpu().numpy().astype(np.int64)
+        equals_ar = arm.plain if reference is None else bool(np.array_equal(new, reference.ids))
+        ar_seconds = seconds if arm.plain else (None if reference is None else reference.measurement.wall_seconds)
         measurement = Measurement(
-            arm=arm.name,
-            new_tokens=int(new.size),
-            wall_seconds=seconds,
-            target_calls=observer.target_calls,
-            accepted_tokens=observer.accepted,
-            proposed_tokens=observer.proposed,
-            equals_ar=equals_ar,
-            ar_wall_seconds=ar_seconds if ar_seconds and ar_seconds > 0 else None,
-            cost=arm.cost,
+            arm=arm.name, new_tokens=int(new.size), wall_seconds=seconds, target_calls=counts.target_calls,
+            accepted_tokens=counts.accepted, proposed_tokens=counts.proposed, equals_ar=equals_ar,
+            ar_wall_seconds=ar_seconds if ar_seconds and ar_seconds > 0 else None, cost=arm.cost,
         )
         text = self.tokenizer.decode(new, skip_special_tokens=True) if self.tokenizer is not None else ""
         return DecodeResult(new, text, measurement)
@@ -319,16 +209,14 @@ class Decoder:
         """Decode ``prompt`` with AR first (the reference), then with every arm, in one run.
 
         Every result carries ``equals_ar`` and ``ar_wall_seconds`` from that AR
-        decode; an ``Autoregressive`` arm reuses it (its speed-up is 1).
+        decode; a plain arm (``ar``) reuses it (its speed-up is 1).
         """
-        arms = list(arms)
+        arms = [self.check(arm) for arm in arms]  # every arm validated before any decode
         ids = self.encode(prompt)
-        for arm in arms:  # validate every arm before any decode
-            self._arm_kwargs(arm, ids)
         reference = self.generate(Autoregressive("ar-reference"), ids)
         results = []
         for arm in arms:
-            if isinstance(arm, Autoregressive):
+            if arm.plain:
                 measurement = replace(reference.measurement, arm=arm.name, cost=arm.cost)
                 results.append(replace(reference, measurement=measurement))
             else:
@@ -338,20 +226,32 @@ class Decoder:
     def warmup(self, prompt: Prompt | None = None, arms: Iterable[Arm] = ()) -> None:
         """Run AR, every draft (block size 2) and ``arms`` once, untimed, so later timings are warm."""
         ids = self.encode(np.arange(4) % _vocab_size(self.target) if prompt is None else prompt)
-        drafts = [DraftModel(f"warmup-{key}", model=key, block_size=2) for key in self.drafts]
+        drafts = [DraftModel(f"warmup-{i}", model=key, block_size=2) for i, key in enumerate(self.drafts)]
         for arm in [Autoregressive("warmup-ar"), *drafts, *arms]:
             self.generate(arm, ids)
 
 
+def _count_calls(counts: SpeculationCounts) -> Any:
+    """A forward hook that counts the target's calls (plain greedy search: one per new token)."""
+
+    def hook(*_: Any) -> None:
+        counts.target_calls += 1
+
+    return hook
+
+
 def greedy_outputs(
     model: torch.nn.Module, prompts: Sequence[np.ndarray], *, max_new_tokens: int, pad_id: int,
-    eos_id: int | None, batch_size: int = 32,
+    eos_token_ids: Collection[int] = (), batch_size: int = 32,
 ) -> list[np.ndarray]:
     """Greedy continuations of ``prompts`` by ``model``, batched with left padding.
 
-    Each output is cut after its first ``eos_id`` (kept), as batch-size-1
-    decoding would stop there.
+    Each output is cut after its first end-of-sequence token (kept), as
+    batch-size-1 decoding would stop there. An encoder-decoder model's outputs
+    leave out the decoder's start token.
     """
+    eos = list(eos_token_ids)
+    skip = 1 if model.config.is_encoder_decoder else None
     outputs: list[np.ndarray] = []
     with torch.inference_mode():
         for start in range(0, len(prompts), batch_size):
@@ -362,9 +262,10 @@ def greedy_outputs(
             for row, p in enumerate(chunk):
                 ids[row, width - p.size :] = torch.from_numpy(p)
                 mask[row, width - p.size :] = 1
-            out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False,
-                                 num_beams=1, pad_token_id=pad_id, eos_token_id=eos_id)
-            for row in out[:, width:].numpy():
-                ends = np.flatnonzero(row == eos_id) if eos_id is not None else np.array([], int)
+            out = model.generate(input_ids=ids.to(model.device), attention_mask=mask.to(model.device),
+                                 max_new_tokens=max_new_tokens, do_sample=False, num_beams=1, pad_token_id=pad_id,
+                                 eos_token_id=eos or None)
+            for row in out[:, skip or width :].cpu().numpy():
+                ends = np.flatnonzero(np.isin(row, eos)) if eos else np.array([], int)
                 outputs.append(row[: ends[0] + 1] if ends.size else row)
     return outputs

@@ -1,28 +1,29 @@
-"""Lean greedy drafting for transformers' assisted generation.
+"""Candidate generators: greedy drafting with a model, and drafting from the context alone.
 
-transformers' ``AssistedCandidateGenerator`` drafts each round with a full
-``assistant_model.generate()`` call: configuration copies, logits processors
-and stopping criteria around every draft token. With small models on a CPU
-that machinery, not the draft's arithmetic, is most of a round; it inflates
-the cost ratio ``c`` = draft step / target step and hides speed-ups that a
-serving system would see.
+Both are transformers ``CandidateGenerator`` objects (``get_candidates`` /
+``update_candidate_strategy``) that :mod:`banditspec.speculative.loop` verifies
+with the target.
 
-:class:`GreedyDraft` is a ``CandidateGenerator`` that proposes the same tokens
-with a plain loop: one cached forward of the draft per token, argmax. It keeps
-the draft's key/value cache across rounds and crops it to the prefix that is
-still valid after the target's verification, as transformers does. The target's
-own assisted-decoding loop (verification, acceptance, cache cropping) is
-unchanged. It serves drafts that share the target's vocabulary, at a constant
-block size or with transformers' "heuristic" schedule (two more tokens after a
+:class:`GreedyDraft` proposes what transformers' ``AssistedCandidateGenerator``
+would, with a plain loop: one cached forward of the draft per token, argmax
+(transformers drafts each round with a full ``generate()`` call, whose
+machinery, not the draft's arithmetic, is most of a round for small models on
+a CPU). It keeps the draft's key/value cache across rounds and crops it to the
+prefix still valid after verification. It follows transformers' draft-length
+rules: a constant block, or the "heuristic" schedule (two more tokens after a
 round whose every proposal was accepted, one fewer, down to one, after any
-other round); the decoder uses transformers' generator for everything else.
+other round), and the confidence threshold (a round stops right after a
+proposal the draft is less sure of than the threshold; the threshold adapts
+after every round on the ROC curve of past proposals).
 
 The draft may be a view of another model: ``view`` wraps each round's draft
 forwards. An early exit drafts with the target itself inside
-:func:`~banditspec.speculative.early_exit.early_exit`, the truncation that
-transformers' ``EarlyExitCandidateGenerator`` applies around its per-round
-``generate()``; it is active only while the round drafts, so the target's
-verification forward, which follows ``get_candidates``, sees every layer.
+:func:`~banditspec.speculative.kinds.early_exit.early_exit`, active only while
+the round drafts, so the target's verification sees every layer.
+
+:class:`ProposalDraft` wraps a function of the context (prompt lookup, a
+corpus lookup): whatever it returns is proposed, cut as
+:func:`~banditspec.speculative.counterfactual.cut_proposal` says.
 """
 
 from __future__ import annotations
@@ -32,13 +33,32 @@ from collections.abc import Callable, Collection
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
+import numpy as np
 import torch
-from transformers import DynamicCache
-from transformers.generation.candidate_generator import CandidateGenerator
+from transformers import DynamicCache, EncoderDecoderCache
+from transformers.generation import CandidateGenerator
 
-from banditspec.speculative.kinds import SCHEDULES
+from banditspec.speculative.counterfactual import SCHEDULES, cut_proposal, roc_threshold
 
-__all__ = ["GreedyDraft"]
+__all__ = ["GreedyDraft", "ProposalDraft", "cache_argument", "context_length", "eos_token_ids"]
+
+
+def cache_argument(model: torch.nn.Module) -> str:
+    """The keyword ``model.forward`` takes its key/value cache by (transformers renamed it to ``cache`` in 5.x)."""
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+
+def eos_token_ids(generation_config: Any) -> tuple[int, ...]:
+    """The end-of-sequence ids of a generation config (none, one or several)."""
+    eos = generation_config.eos_token_id
+    return () if eos is None else (int(eos),) if isinstance(eos, int) else tuple(int(t) for t in eos)
+
+
+def context_length(model: torch.nn.Module) -> int | None:
+    """The model's context (maximum positions), or None where its config has no limit."""
+    config = model.config.get_text_config()
+    value = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
+    return None if value is None else int(value)
 
 
 class GreedyDraft(CandidateGenerator):
@@ -46,49 +66,63 @@ class GreedyDraft(CandidateGenerator):
 
     Parameters
     ----------
-    draft : transformers causal LM
-        The model that drafts (same vocabulary as the target): a draft, or the
-        target itself under an early-exit ``view``.
+    draft : transformers causal or encoder-decoder LM
+        The model that drafts (the target's vocabulary): a draft, or the target
+        itself under an early-exit ``view``.
     block_size : int
         Draft tokens in the first round (in every round with
         ``schedule="constant"``). Under ``"heuristic"`` the attribute
         ``block_size`` then changes round by round.
     max_length : int
-        Length (prompt + new tokens) at which the target stops; a round never
-        proposes past ``max_length - 1``, as transformers' generator does.
+        Length of the decoder's sequence at which the target stops; a round
+        never proposes past ``max_length - 1``, as transformers' generator does.
     eos_token_ids : collection of int, optional
         A proposal ends after any of these tokens.
     view : callable returning a context manager, optional
         Entered around every round's draft forwards (and the cache's
-        creation), e.g. ``functools.partial(early_exit, target, k)`` to draft
-        with the target's first ``k`` layers; it must restore the model on
-        exit. Default: the model as it is.
+        creation); it must restore the model on exit. Default: the model as it is.
     schedule : {"constant", "heuristic"}, default "constant"
-        How the block size changes between rounds, as transformers'
-        ``num_assistant_tokens_schedule``: "heuristic" adds two tokens after a
-        round whose every proposal was accepted and removes one (down to one)
-        after any other round. A new generator, i.e. every ``generate()``
-        call, starts again from ``block_size``.
+        How the block size changes between rounds (transformers'
+        ``num_assistant_tokens_schedule``); every new generator starts again
+        from ``block_size``.
+    confidence_threshold : float, default 0.0
+        transformers' ``assistant_confidence_threshold`` (0 turns it off).
+    encoder_input_ids : np.ndarray, optional
+        The prompt, for an encoder-decoder draft (encoded once).
     """
 
     def __init__(self, draft: torch.nn.Module, *, block_size: int, max_length: int,
                  eos_token_ids: Collection[int] = (),
                  view: Callable[[], AbstractContextManager[Any]] = nullcontext,
-                 schedule: str = "constant") -> None:
+                 schedule: str = "constant", confidence_threshold: float = 0.0,
+                 encoder_input_ids: np.ndarray | None = None) -> None:
         if not isinstance(block_size, int) or block_size < 1:
             raise ValueError(f"block_size must be an integer >= 1, got {block_size!r}")
         if schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
-        self.schedule = schedule
         self.draft = draft
         self.block_size = block_size
         self.max_length = max_length
         self.eos_token_ids = frozenset(int(t) for t in eos_token_ids)
         self.view = view
+        self.schedule = schedule
+        self.confidence_threshold = float(confidence_threshold)
+        self._round_confidence: list[float] = []
+        self._seen_confidence: list[float] = []
+        self._seen_outcomes: list[int] = []
+        self._inputs: dict[str, Any] = {}
         with view():  # a cache shaped for the model as it drafts
-            self._cache = DynamicCache(config=draft.config)
-        # transformers renamed ``past_key_values`` to ``cache`` (5.x); use what this model's forward takes
-        self._cache_arg = "cache" if "cache" in inspect.signature(draft.forward).parameters else "past_key_values"
+            if encoder_input_ids is None:
+                self._cache: Any = DynamicCache(config=draft.config)
+            else:
+                self._cache = EncoderDecoderCache(DynamicCache(config=draft.config), DynamicCache(config=draft.config))
+                prompt = torch.as_tensor(np.asarray(encoder_input_ids, dtype=np.int64))[None].to(draft.device)
+                with torch.inference_mode():
+                    self._inputs["encoder_outputs"] = draft.get_encoder()(input_ids=prompt)
+        self._cache_arg = cache_argument(draft)
+        if "logits_to_keep" in inspect.signature(draft.forward).parameters:
+            self._inputs["logits_to_keep"] = 1
+        self._ids_arg = "decoder_input_ids" if encoder_input_ids is not None else "input_ids"
         self._cached_ids = torch.empty((1, 0), dtype=torch.long)
 
     def _valid_prefix(self, input_ids: torch.Tensor) -> int:
@@ -102,6 +136,7 @@ class GreedyDraft(CandidateGenerator):
         if input_ids.shape[0] != 1:
             raise ValueError(f"GreedyDraft drafts for batch size 1, got {input_ids.shape[0]} sequences")
         n_new = min(self.block_size, self.max_length - input_ids.shape[1] - 1)
+        self._round_confidence = []
         if n_new <= 0:
             return input_ids, None
         keep = self._valid_prefix(input_ids)
@@ -112,11 +147,12 @@ class GreedyDraft(CandidateGenerator):
         proposal = []
         with self.view():
             for _ in range(n_new):
-                step = {self._cache_arg: self._cache}
-                logits = self.draft(input_ids=feed, use_cache=True, logits_to_keep=1, **step).logits
-                token = logits[:, -1].argmax(-1, keepdim=True)
+                logits = self.draft(**{self._ids_arg: feed, self._cache_arg: self._cache}, use_cache=True,
+                                    **self._inputs).logits
+                probability, token = torch.softmax(logits[:, -1].float(), dim=-1).max(dim=-1, keepdim=True)
                 proposal.append(token)
-                if int(token) in self.eos_token_ids:
+                self._round_confidence.append(float(probability))
+                if int(token) in self.eos_token_ids or float(probability) < self.confidence_threshold:
                     break
                 feed = token
         candidates = torch.cat([input_ids, *proposal], dim=1)
@@ -124,11 +160,49 @@ class GreedyDraft(CandidateGenerator):
         return candidates, None
 
     def update_candidate_strategy(self, input_ids: torch.LongTensor, scores: torch.Tensor, num_matches: int) -> None:
-        """Adapt the block size after a round, as transformers' "heuristic" schedule does.
+        """Adapt the block size and the confidence threshold after a round, as transformers does.
 
         ``scores`` holds the target's logits at every proposed position and
         one more, so ``scores.shape[1] - 1`` tokens were proposed.
         """
+        proposed = scores.shape[1] - 1
         if self.schedule == "heuristic":
-            proposed = scores.shape[1] - 1
             self.block_size = self.block_size + 2 if num_matches == proposed else max(1, self.block_size - 1)
+        if self.confidence_threshold > 0 and proposed:
+            seen = num_matches + (1 if proposed > num_matches else 0)
+            self._seen_confidence += self._round_confidence[:seen]
+            self._seen_outcomes += [1] * num_matches + [0] * (seen - num_matches)
+            updated = roc_threshold(self._seen_outcomes, self._seen_confidence)
+            self.confidence_threshold = self.confidence_threshold if updated is None else updated
+
+
+class ProposalDraft(CandidateGenerator):
+    """Propose whatever a function of the context returns (no model).
+
+    Parameters
+    ----------
+    propose : callable
+        ``propose(context) -> token ids``: the decoder's ids so far (1-d
+        ``np.int64``) to the proposed continuation, deterministic.
+    max_length : int
+        Length of the decoder's sequence at which the target stops.
+    eos_token_ids : collection of int, optional
+        A proposal ends after any of these tokens.
+    """
+
+    def __init__(self, propose: Callable[[np.ndarray], np.ndarray], *, max_length: int,
+                 eos_token_ids: Collection[int] = ()) -> None:
+        self.propose = propose
+        self.max_length = max_length
+        self.eos_token_ids = tuple(int(t) for t in eos_token_ids)
+
+    def get_candidates(self, input_ids: torch.LongTensor, **kwargs: object) -> tuple[torch.LongTensor, None]:
+        """``input_ids`` followed by the proposal for them."""
+        context = input_ids[0].cpu().numpy()
+        proposal = np.asarray(self.propose(context), dtype=np.int64)
+        proposal = cut_proposal(proposal, self.eos_token_ids, self.max_length - input_ids.shape[1])
+        tail = torch.from_numpy(proposal)[None].to(input_ids.device)
+        return torch.cat([input_ids, tail], dim=1), None
+
+    def update_candidate_strategy(self, input_ids: torch.LongTensor, scores: torch.Tensor, num_matches: int) -> None:
+        """Nothing to adapt: the proposal depends on the context alone."""

@@ -14,7 +14,7 @@ lookup). The ``K + 3`` non-negative
 coefficients are fitted jointly by non-negative least squares on real decodes
 of a few calibration queries. Together with the exact counts of the
 counterfactual simulation (:mod:`banditspec.speculative.counterfactual`,
-:mod:`banditspec.speculative.prompt_lookup`) it prices every arm on every query without
+:mod:`banditspec.speculative.kinds.prompt_lookup`) it prices every arm on every query without
 running K assisted generations; since every decode makes at least one target
 call, no price is below ``u``.
 """

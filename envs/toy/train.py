@@ -111,7 +111,7 @@ def distilled_pool(
                                                                  add_special_tokens=False)["input_ids"]]
     target.eval()
     outputs = greedy_outputs(target, prompts, max_new_tokens=max_new_tokens, pad_id=tokenizer.pad_token_id,
-                             eos_id=tokenizer.eos_token_id, batch_size=batch_size)
+                             eos_token_ids=[tokenizer.eos_token_id], batch_size=batch_size)
     lengths = np.array([p.size + o.size for p, o in zip(prompts, outputs)], dtype=np.int64)
     input_ids = np.full((len(queries), int(lengths.max())), tokenizer.pad_token_id, dtype=np.int64)
     labels = np.full(input_ids.shape, IGNORE, dtype=np.int64)

@@ -1,8 +1,10 @@
 """Arm kinds: the ways a target can decode a query, found by name through the ``banditspec.arms`` entry points.
 
-A kind is an :class:`~banditspec.bandits.arms.Arm` subclass registered under
-its ``kind`` name; the built-in ones (``ar``, ``draft``, ``prompt_lookup``,
-``early_exit``) register exactly as a user's own do, in ``setup.cfg``::
+A kind is a :class:`~banditspec.speculative.kinds.base.DecodingArm` subclass
+(the protocol every kind implements: its parameters, how it decodes, how its
+greedy run is simulated) registered under its ``kind`` name; the built-in ones
+(``ar``, ``draft``, ``prompt_lookup``, ``early_exit``) register exactly as a
+user's own do, in ``setup.cfg``::
 
     [options.entry_points]
     banditspec.arms =
@@ -18,17 +20,33 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
-from banditspec.bandits.arms import Arm
 from banditspec.bandits.registry import Registry
-from banditspec.speculative.kinds.builtin import SCHEDULES, Autoregressive, DraftModel, EarlyExit, PromptLookup
+from banditspec.speculative.counterfactual import SCHEDULES
+from banditspec.speculative.kinds.ar import Autoregressive
+from banditspec.speculative.kinds.base import DecodeRequest, DecodingArm, Models, Trace
+from banditspec.speculative.kinds.draft import DraftModel
+from banditspec.speculative.kinds.early_exit import EarlyExit
+from banditspec.speculative.kinds.prompt_lookup import PromptLookup
 
-__all__ = ["ARM_KINDS", "SCHEDULES", "Autoregressive", "DraftModel", "EarlyExit", "PromptLookup", "arm_from_config"]
+__all__ = [
+    "ARM_KINDS",
+    "SCHEDULES",
+    "Autoregressive",
+    "DecodeRequest",
+    "DecodingArm",
+    "DraftModel",
+    "EarlyExit",
+    "Models",
+    "PromptLookup",
+    "Trace",
+    "arm_from_config",
+]
 
 #: Arm kinds by name, from the ``banditspec.arms`` entry points (and :meth:`Registry.register`).
-ARM_KINDS: Registry[Arm] = Registry("banditspec.arms", "arm kind")
+ARM_KINDS: Registry[DecodingArm] = Registry("banditspec.arms", "arm kind")
 
 
-def arm_from_config(table: Mapping[str, Any], *, where: str = "arms") -> Arm:
+def arm_from_config(table: Mapping[str, Any], *, where: str = "arms") -> DecodingArm:
     """Build the arm one ``[[arms]]`` table describes.
 
     Parameters

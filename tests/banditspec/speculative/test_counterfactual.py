@@ -17,7 +17,7 @@ from banditspec.speculative.counterfactual import (
     simulate_calls,
 )
 from banditspec.speculative.decoding import Decoder
-from banditspec.speculative.early_exit import early_exit
+from banditspec.speculative.kinds.early_exit import early_exit
 from tests.banditspec.speculative.test_decoding import perturbed, tiny_llama
 
 logging.set_verbosity_error()

@@ -9,7 +9,7 @@ from transformers.utils import logging
 
 from banditspec.bandits.arms import Arm
 from banditspec.speculative.kinds import Autoregressive, DraftModel, EarlyExit, PromptLookup
-from banditspec.speculative.counterfactual import draft_matches_batch, simulate_arm
+from banditspec.speculative.counterfactual import draft_matches_batch
 from banditspec.speculative.decoding import Decoder
 
 logging.set_verbosity_error()

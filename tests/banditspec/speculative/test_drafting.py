@@ -9,7 +9,7 @@ from transformers.utils import logging
 from banditspec.speculative.kinds import Autoregressive, DraftModel, EarlyExit
 from banditspec.speculative.decoding import Decoder
 from banditspec.speculative.drafting import GreedyDraft
-from banditspec.speculative.early_exit import early_exit
+from banditspec.speculative.kinds.early_exit import early_exit
 from tests.banditspec.speculative.test_decoding import perturbed, prompts, tiny_llama
 
 logging.set_verbosity_error()

@@ -4,7 +4,7 @@ import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 from transformers.utils import logging
 
-from banditspec.speculative.early_exit import check_early_exit, early_exit
+from banditspec.speculative.kinds.early_exit import check_early_exit, early_exit
 from tests.banditspec.speculative.test_decoding import tiny_llama
 
 logging.set_verbosity_error()

@@ -7,7 +7,7 @@ from transformers import GPT2Config, GPT2LMHeadModel
 
 from banditspec.speculative.kinds import PromptLookup
 from banditspec.speculative.decoding import Decoder
-from banditspec.speculative.prompt_lookup import lookup_candidates, simulate_prompt_lookup
+from banditspec.speculative.kinds.prompt_lookup import lookup_candidates, simulate_prompt_lookup
 
 
 def test_lookup_takes_longest_ngram_then_leftmost():

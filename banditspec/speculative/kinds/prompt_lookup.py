@@ -1,0 +1,77 @@
+"""The ``prompt_lookup`` kind: drafts are n-gram continuations copied from the context.
+
+Prompt lookup drafts by copying: at each step it takes the last ``n`` tokens of
+the context (``n`` from ``max_ngram`` down to 1), finds their first earlier
+occurrence in the context and proposes the up to ``num_tokens`` tokens that
+followed it, as transformers' ``PromptLookupCandidateGenerator`` does. The
+proposal depends only on the context, so it decodes through
+:class:`~banditspec.speculative.drafting.ProposalDraft` and, once the target's
+greedy output is known, replays exactly through
+:func:`~banditspec.speculative.counterfactual.simulate_proposals`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+
+from banditspec.speculative.counterfactual import SimulatedDecode, simulate_proposals
+from banditspec.speculative.drafting import ProposalDraft
+from banditspec.speculative.kinds.base import DecodeRequest, DecodingArm, Models, Trace, positive_int
+
+__all__ = ["PromptLookup", "lookup_candidates"]
+
+
+def lookup_candidates(context: np.ndarray, num_tokens: int, max_ngram: int) -> np.ndarray:
+    """Tokens prompt lookup proposes after ``context`` (possibly none).
+
+    Mirrors transformers' ``PromptLookupCandidateGenerator.get_candidates``: the
+    longest n-gram first; within one n-gram size, the leftmost occurrence with
+    a non-empty continuation.
+    """
+    length = context.size
+    for n in range(min(max_ngram, length - 1), 0, -1):
+        windows = np.lib.stride_tricks.sliding_window_view(context, n)
+        for start in np.flatnonzero((windows == context[-n:]).all(axis=1)):
+            begin = start + n
+            end = min(begin + num_tokens, length)
+            if begin < end:
+                return context[begin:end]
+    return context[:0]
+
+
+@dataclass(frozen=True)
+class PromptLookup(DecodingArm):
+    """Prompt-lookup decoding: drafts are n-gram continuations copied from the prompt and output so far.
+
+    Parameters
+    ----------
+    num_tokens : int, default 10
+        Tokens copied per lookup (``prompt_lookup_num_tokens``).
+    max_ngram : int, default 2
+        Longest n-gram matched (``max_matching_ngram_size``).
+    """
+
+    kind: ClassVar[str] = "prompt_lookup"
+
+    num_tokens: int = 10
+    max_ngram: int = 2
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        positive_int(self.num_tokens, "PromptLookup.num_tokens", self.name)
+        positive_int(self.max_ngram, "PromptLookup.max_ngram", self.name)
+
+    def _propose(self, context: np.ndarray) -> np.ndarray:
+        return lookup_candidates(context, self.num_tokens, self.max_ngram)
+
+    def candidate_generator(self, models: Models, request: DecodeRequest) -> ProposalDraft:
+        """Look the context up at every round."""
+        return ProposalDraft(self._propose, max_length=request.max_length, eos_token_ids=request.eos_token_ids)
+
+    def simulate(self, trace: Trace) -> SimulatedDecode:
+        """Every round replayed along the target's output (exact)."""
+        return simulate_proposals(trace.prefix, trace.output, self._propose, max_new_tokens=trace.max_new_tokens,
+                                  eos_token_ids=trace.eos_token_ids)

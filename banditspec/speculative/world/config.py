@@ -1,0 +1,401 @@
+"""``world.toml``: a target, its drafts, the arms and a prompts file, read and checked before anything loads.
+
+:func:`load_world_config` turns the file into a :class:`WorldConfig` (frozen
+dataclasses); every mistake is a ``ValueError`` naming the file and the key,
+unknown keys listing the known ones, raised before any model is touched.
+``docs/world-config.md`` is the user guide; the keys in short::
+
+    [target]      model, tokenizer, gguf_file, dtype, device, trust_remote_code, revision
+    [prompts]     path, prompt_field, group_field, id_field, split_field, test_fraction, chat_template
+    [decoding]    max_new_tokens and greedy generate() settings (GREEDY_SETTINGS)
+    [[arms]]      kind, name, cost and the kind's own keys (arm_from_config)
+    [models."<model string of an arm>"]   tokenizer, gguf_file, dtype, trust_remote_code, revision
+
+Model strings and paths that start with ``./``, ``../``, ``/`` or ``~`` are
+paths; any other model string is a path when it names something in the TOML
+file's folder and a hub id otherwise. Relative paths resolve against the TOML
+file's folder.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from banditspec.bandits.arms import Arm, ArmSet
+from banditspec.speculative.kinds import arm_from_config
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+__all__ = [
+    "DTYPES",
+    "GREEDY_SETTINGS",
+    "PROMPT_FORMATS",
+    "DecodingConfig",
+    "ModelConfig",
+    "PromptsConfig",
+    "WorldConfig",
+    "draft_keys",
+    "load_world_config",
+]
+
+#: Weight dtypes a model may be loaded in ("auto": the checkpoint's own).
+DTYPES = ("float32", "bfloat16", "float16", "auto")
+#: Prompt file formats by file suffix.
+PROMPT_FORMATS = {".jsonl": "jsonl", ".csv": "csv", ".parquet": "parquet"}
+_SAMPLING = ("temperature", "top_p", "top_k", "typical_p", "min_p", "epsilon_cutoff", "eta_cutoff",
+             "penalty_alpha", "diversity_penalty", "num_beam_groups", "num_return_sequences")
+_GREEDY = "speed claims need greedy decoding (every speculative output must equal the greedy AR output)"
+
+
+def draft_keys(arm: Arm) -> tuple[str, ...]:
+    """The draft models ``arm`` needs loaded, as the model strings it names (none for AR, prompt lookup, ...)."""
+    model = getattr(arm, "model", None)
+    return (model,) if model else ()
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Where one checkpoint is and how to load it.
+
+    Parameters
+    ----------
+    location : str
+        A local folder (resolved) or a hub id.
+    tokenizer : str, optional
+        Where its tokenizer is, if not with the weights.
+    gguf_file : str, optional
+        A GGUF file in ``location`` to load instead of transformers weights.
+    dtype : {"float32", "bfloat16", "float16", "auto"}, default "float32"
+        Weight dtype.
+    trust_remote_code : bool, default False
+        Allow code shipped with the checkpoint to run (custom architectures).
+    revision : str, optional
+        Hub revision (branch, tag or commit).
+    """
+
+    location: str
+    tokenizer: str | None = None
+    gguf_file: str | None = None
+    dtype: str = "float32"
+    trust_remote_code: bool = False
+    revision: str | None = None
+
+
+@dataclass(frozen=True)
+class PromptsConfig:
+    """The prompts file and how to read it (:mod:`banditspec.speculative.world.prompts`).
+
+    Parameters
+    ----------
+    path : Path
+        A JSONL, CSV or Parquet file (:data:`PROMPT_FORMATS`).
+    prompt_field : str, default "prompt"
+        The column holding the prompt text.
+    group_field : str, optional
+        A column of labels (a domain, a task) for reports; learners never see it.
+    id_field : str, optional
+        A column of query ids (integers are kept, strings hashed); default: a
+        hash of the prompt text.
+    split_field : str, optional
+        A column of ``"train"``/``"test"`` for a split of the user's own.
+    test_fraction : float, default 0.2
+        Share of queries in the test split when there is no ``split_field``.
+    chat_template : bool, default False
+        Wrap each prompt as one user message in the target tokenizer's chat template.
+    """
+
+    path: Path
+    prompt_field: str = "prompt"
+    group_field: str | None = None
+    id_field: str | None = None
+    split_field: str | None = None
+    test_fraction: float = 0.2
+    chat_template: bool = False
+
+    @property
+    def format(self) -> str:
+        """``"jsonl"``, ``"csv"`` or ``"parquet"``, from the file suffix."""
+        return PROMPT_FORMATS[self.path.suffix.lower()]
+
+
+@dataclass(frozen=True)
+class DecodingConfig:
+    """Greedy decoding settings of every decode.
+
+    Parameters
+    ----------
+    max_new_tokens : int, default 64
+        New tokens per decode.
+    generation : dict
+        Further greedy settings (:data:`GREEDY_SETTINGS`) set on the target's
+        generation config.
+    """
+
+    max_new_tokens: int = 64
+    generation: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class WorldConfig:
+    """A world: target, drafts, arms, prompts and decoding settings.
+
+    Parameters
+    ----------
+    target : ModelConfig
+        The target model.
+    arms : tuple of Arm
+        The arms in action-id order; at least one of kind ``"ar"``.
+    drafts : dict of str to ModelConfig
+        Every draft an arm names (:func:`draft_keys`), by that name.
+    prompts : PromptsConfig, optional
+        The prompts file; a world built in code may bring its own prompt source instead.
+    decoding : DecodingConfig
+        Greedy decoding settings.
+    device : str, default "cpu"
+        Where every model runs.
+    source : Path, optional
+        The TOML file this came from.
+
+    Raises
+    ------
+    ValueError
+        If no arm is AR, two arms share a name, an arm names a draft missing
+        from ``drafts``, or ``drafts`` holds one no arm names.
+    """
+
+    target: ModelConfig
+    arms: tuple[Arm, ...]
+    drafts: dict[str, ModelConfig] = field(default_factory=dict)
+    prompts: PromptsConfig | None = None
+    decoding: DecodingConfig = field(default_factory=DecodingConfig)
+    device: str = "cpu"
+    source: Path | None = None
+
+    def __post_init__(self) -> None:
+        try:
+            ArmSet(self.arms)
+        except ValueError as error:  # two arms with one name
+            raise ValueError(f"arms: {error}") from None
+        if not any(arm.kind == "ar" for arm in self.arms):
+            raise ValueError("arms: at least one arm must be of kind 'ar' (speed-ups are relative to AR decoding)")
+        named = {key for arm in self.arms for key in draft_keys(arm)}
+        if missing := sorted(named - set(self.drafts)):
+            raise ValueError(f"arms name draft models {missing} that drafts does not hold")
+        if unused := sorted(set(self.drafts) - named):
+            raise ValueError(f"models: {unused} are not named by any arm; arms name {sorted(named)}")
+
+    def arms_of(self, draft: str) -> list[str]:
+        """Names of the arms that decode with the draft model ``draft``."""
+        return [arm.name for arm in self.arms if draft in draft_keys(arm)]
+
+
+# -- reading -------------------------------------------------------------------------------------
+
+Check = Callable[[Any], str | None]  # a problem with a value, or None
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _kind(*types: type, text: str) -> Check:
+    def check(value: Any) -> str | None:
+        ok = isinstance(value, types) and not (isinstance(value, bool) and bool not in types)
+        return None if ok else f"must be {text}, got {value!r}"
+
+    return check
+
+
+def _int_at_least(low: int) -> Check:
+    return lambda v: None if _is_int(v) and v >= low else f"must be an integer >= {low}, got {v!r}"
+
+
+def _one_of(choices: tuple[str, ...]) -> Check:
+    return lambda v: None if v in choices else f"must be one of {list(choices)}, got {v!r}"
+
+
+def _fraction(value: Any) -> str | None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < 1
+    return None if ok else f"must be a number strictly between 0 and 1, got {value!r}"
+
+
+def _device(value: Any) -> str | None:
+    if not isinstance(value, str):
+        return f"must be a device string such as 'cpu' or 'cuda:0', got {value!r}"
+    try:
+        torch.device(value)
+    except (RuntimeError, ValueError):
+        return f"must be a device string such as 'cpu' or 'cuda:0', got {value!r}"
+    return None
+
+
+def _token_ids(value: Any) -> str | None:
+    ids = value if isinstance(value, list) else [value]
+    ok = bool(ids) and all(_is_int(i) and i >= 0 for i in ids)
+    return None if ok else f"must be a token id or a non-empty list of token ids, got {value!r}"
+
+
+def _only(allowed: Any) -> Check:
+    return lambda v: None if v == allowed and type(v) is type(allowed) else (
+        f"= {v!r} is refused: {_GREEDY}; only {allowed!r} is allowed")
+
+
+_STRING = _kind(str, text="a string")
+_BOOL = _kind(bool, text="true or false")
+_MODEL_KEYS: dict[str, Check] = {"tokenizer": _STRING, "gguf_file": _STRING, "dtype": _one_of(DTYPES),
+                                 "trust_remote_code": _BOOL, "revision": _STRING}
+_TARGET_KEYS: dict[str, Check] = {"model": _STRING, **_MODEL_KEYS, "device": _device}
+_PROMPTS_KEYS: dict[str, Check] = {"path": _STRING, "prompt_field": _STRING, "group_field": _STRING,
+                                   "id_field": _STRING, "split_field": _STRING, "test_fraction": _fraction,
+                                   "chat_template": _BOOL}
+#: Greedy ``generate()`` settings ``[decoding]`` takes besides ``max_new_tokens``, each with its check.
+GREEDY_SETTINGS: dict[str, Check] = {
+    "min_new_tokens": _int_at_least(0),
+    "repetition_penalty": lambda v: None if isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0
+    else f"must be a number > 0, got {v!r}",
+    "no_repeat_ngram_size": _int_at_least(0),
+    "eos_token_id": _token_ids,
+    "pad_token_id": _token_ids,
+    "suppress_tokens": _token_ids,
+    "begin_suppress_tokens": _token_ids,
+    "do_sample": _only(False),
+    "num_beams": _only(1),
+}
+_DECODING_KEYS: dict[str, Check] = {"max_new_tokens": _int_at_least(1), **GREEDY_SETTINGS}
+_TABLES = ("target", "prompts", "decoding", "arms", "models")
+
+
+def _read(table: Any, where: str, keys: Mapping[str, Check], *, required: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The checked keys of ``table``; ValueError naming ``where`` and the key for anything wrong."""
+    if not isinstance(table, Mapping):
+        raise ValueError(f"{where} must be a table, got {table!r}")
+    for key, value in table.items():
+        if key in _SAMPLING:
+            raise ValueError(f"{where} {key}: {_GREEDY}; remove it")
+        if key not in keys:
+            raise ValueError(f"{where}: unknown key {key!r}; known keys are {sorted(keys)}")
+        if problem := keys[key](value):
+            raise ValueError(f"{where} {key} {problem}")
+    for key in required:
+        if key not in table:
+            raise ValueError(f"{where}: missing key {key!r}")
+    return dict(table)
+
+
+def _resolve(value: str, base: Path, where: str, *, model: bool) -> str:
+    """A path against ``base`` (it must exist), or ``value`` itself when ``model`` and it reads as a hub id."""
+    explicit = value.startswith(("./", "../", "/", "~")) or value in (".", "..")
+    path = base / Path(value).expanduser()
+    if explicit or not model or path.exists():
+        if not path.exists():
+            raise ValueError(f"{where}: no such file or folder {str(path)!r}")
+        return str(path.resolve())
+    return value
+
+
+def _model(options: dict[str, Any], location: str, base: Path, where: str, dtype: str) -> ModelConfig:
+    tokenizer = options.get("tokenizer")
+    return ModelConfig(
+        location=location,
+        tokenizer=None if tokenizer is None else _resolve(tokenizer, base, f"{where} tokenizer", model=True),
+        gguf_file=options.get("gguf_file"),
+        dtype=options.get("dtype", dtype),
+        trust_remote_code=options.get("trust_remote_code", False),
+        revision=options.get("revision"),
+    )
+
+
+def _prompts(table: Any, base: Path, where: str) -> PromptsConfig:
+    options = _read(table, where, _PROMPTS_KEYS, required=("path",))
+    path = Path(_resolve(options.pop("path"), base, f"{where} path", model=False))
+    if path.suffix.lower() not in PROMPT_FORMATS:
+        raise ValueError(f"{where} path {str(path)!r}: the file must end in one of {sorted(PROMPT_FORMATS)}")
+    if "split_field" in options and "test_fraction" in options:
+        raise ValueError(f"{where}: give split_field (the file's own split) or test_fraction, not both")
+    if "test_fraction" in options:
+        options["test_fraction"] = float(options["test_fraction"])
+    return PromptsConfig(path=path, **options)
+
+
+def load_world_config(path: str | Path) -> WorldConfig:
+    """Read and check a ``world.toml``.
+
+    Parameters
+    ----------
+    path : str or Path
+        The TOML file; relative paths inside it resolve against its folder.
+
+    Returns
+    -------
+    WorldConfig
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    ValueError
+        Naming the file and the key: invalid TOML, an unknown table or key
+        (listing the known ones), a missing key, a value of the wrong type or
+        out of range, a sampling setting, a local path that does not exist,
+        an arm the kind refuses, no AR arm, two arms with one name, or a
+        ``[models."..."]`` table for a model no arm names. Nothing is loaded.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no world config file {str(path)!r}")
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path}: not a valid TOML file: {error}") from None
+    base = path.parent
+    for table in document:
+        if table not in _TABLES:
+            raise ValueError(f"{path}: unknown table {table!r}; known tables are {list(_TABLES)}")
+    for table in ("target", "prompts", "arms"):
+        if table not in document:
+            raise ValueError(f"{path}: missing [{table}]" if table != "arms" else f"{path}: missing [[arms]]")
+    target = _read(document["target"], f"{path}: [target]", _TARGET_KEYS, required=("model",))
+    dtype = target.get("dtype", "float32")
+    target_config = _model(target, _resolve(target["model"], base, f"{path}: [target] model", model=True), base,
+                           f"{path}: [target]", dtype)
+    decoding = _read(document.get("decoding", {}), f"{path}: [decoding]", _DECODING_KEYS)
+    arms = document["arms"]
+    if not isinstance(arms, list) or not arms:
+        raise ValueError(f"{path}: arms must be a non-empty array of tables ([[arms]])")
+    built = tuple(arm_from_config(table, where=f"{path}: arms[{i}]") for i, table in enumerate(arms))
+    options = document.get("models", {})
+    if not isinstance(options, Mapping):
+        raise ValueError(f"{path}: models must be a table of [models.\"<model string>\"] tables")
+    drafts: dict[str, ModelConfig] = {}
+    for i, arm in enumerate(built):
+        for key in draft_keys(arm):
+            if key not in drafts:
+                where = f'{path}: [models."{key}"]'
+                table = _read(options.get(key, {}), where, _MODEL_KEYS)
+                location = _resolve(key, base, f"{path}: arms[{i}] model", model=True)
+                drafts[key] = _model(table, location, base, where, dtype)
+    if unused := sorted(set(options) - set(drafts)):
+        raise ValueError(f'{path}: [models."{unused[0]}"] names a model no arm uses; arms use {sorted(drafts)}')
+    prompts = _prompts(document["prompts"], base, f"{path}: [prompts]")
+    max_new_tokens = decoding.pop("max_new_tokens", DecodingConfig.max_new_tokens)
+    try:
+        return WorldConfig(
+            target=target_config,
+            arms=built,
+            drafts=drafts,
+            prompts=prompts,
+            decoding=DecodingConfig(max_new_tokens=max_new_tokens, generation=decoding),
+            device=target.get("device", "cpu"),
+            source=path,
+        )
+    except ValueError as error:  # the checks across tables
+        raise ValueError(f"{path}: {error}") from None

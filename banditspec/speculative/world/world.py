@@ -1,0 +1,243 @@
+"""A world built from a :class:`WorldConfig`: real decoding of real prompts, measured latency.
+
+:class:`ConfiguredWorld` is an :class:`~banditspec.bandits.env.Environment`.
+Its arms are the config's; its queries come from the prompts file (or a
+:class:`~banditspec.speculative.world.prompts.PromptSource` given in code),
+featurized by the target's own prefill (mean-pooled hidden states of its
+encoder, for an encoder-decoder target) or by hashed character n-grams;
+group labels stay in ``Queries.groups`` for reports and never reach a policy.
+
+``step`` and ``full_feedback`` decode for real with
+:class:`~banditspec.speculative.decoding.Decoder` (batch size 1, greedy, AR first
+as the same-run reference) and reward the measurements with a
+:class:`~banditspec.bandits.rewards.Reward` (default: speed-up over AR),
+optionally in several worker processes.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from banditspec.bandits.arms import Arm, ArmSet
+from banditspec.bandits.env import Feedback, Measurement, Queries
+from banditspec.bandits.features import Featurizer, HashingFeaturizer, TargetHiddenStates
+from banditspec.bandits.rewards import Reward, SpeedupOverAR
+from banditspec.speculative.decoding import Decoder
+from banditspec.speculative.measured import full_feedback
+from banditspec.speculative.world.config import WorldConfig, load_world_config
+from banditspec.speculative.world.loading import LoadedModels, load_models
+from banditspec.speculative.world.prompts import PromptSource, apply_chat_template, read_prompts
+
+__all__ = ["FEATURIZERS", "ConfiguredWorld", "open_world"]
+
+#: Context features a world offers: the target's prefill hidden states or hashed character n-grams.
+FEATURIZERS = ("target", "hashing")
+_TASK = 4  # queries per task when decoding in worker processes: small tasks keep the workers evenly busy
+
+
+def _decoder(models: LoadedModels, config: WorldConfig, threads: int) -> Decoder:
+    """The decoder of ``models``, with the config's greedy settings on the target's generation config."""
+    models.target.generation_config.update(**config.decoding.generation)
+    return Decoder(models.target, models.tokenizer, models.drafts, max_new_tokens=config.decoding.max_new_tokens,
+                   threads=threads)
+
+
+class _WarmDecoder:
+    """A decoder that warms up on its first measurement, so that later timings are warm."""
+
+    def __init__(self, decoder: Decoder) -> None:
+        self.decoder = decoder
+        self.warm = False
+
+    def measure(self, texts: Sequence[str], arms: list[Arm], actions: np.ndarray | None, *,
+                progress: bool) -> list[list[Measurement]]:
+        """Decode text ``i`` with AR (the reference) and then arm ``actions[i]``, or every arm."""
+        if not self.warm:
+            self.decoder.warmup(texts[0], arms)
+            self.warm = True
+        rows = []
+        for i, text in enumerate(tqdm(texts, desc="decoding", unit="query", disable=not progress)):
+            chosen = arms if actions is None else [arms[int(actions[i])]]
+            rows.append([r.measurement for r in self.decoder.measure(text, chosen)])
+        return rows
+
+
+class ConfiguredWorld:
+    """The world a :class:`WorldConfig` describes.
+
+    Parameters
+    ----------
+    config : WorldConfig
+        Target, drafts, arms, prompts and decoding settings
+        (:func:`~banditspec.speculative.world.config.load_world_config`).
+    prompts : PromptSource, optional
+        Where queries come from; default: the config's prompts file.
+    featurizer : {"target", "hashing"}, default "target"
+        Context features: the target's prefill hidden states or hashed n-grams.
+    threads : int, default 1
+        Torch threads while decoding (fixed for comparable timings).
+    reward : Reward, optional
+        Reward of a measurement; default :class:`SpeedupOverAR`.
+    progress : bool, default True
+        Progress bars while loading and decoding.
+    workers : int, default 1
+        Processes that decode in parallel when many queries are measured at
+        once (``full_feedback``, ``step``). Each loads the models, warms up and
+        runs ``threads`` torch threads of its own; a query's arms (AR first)
+        are always decoded back to back in one process, so its speed-ups are
+        same-run ratios. Give at most one worker per free core. The workers
+        start with the first such measurement and are kept for the next ones;
+        ``close()`` (or leaving a ``with`` block) stops them.
+
+    Raises
+    ------
+    ValueError
+        For a bad argument, a bad prompts file (before any model loads), or
+        models that do not fit together (:func:`load_models`).
+    """
+
+    def __init__(
+        self,
+        config: WorldConfig,
+        *,
+        prompts: PromptSource | None = None,
+        featurizer: str = "target",
+        threads: int = 1,
+        reward: Reward | None = None,
+        progress: bool = True,
+        workers: int = 1,
+    ) -> None:
+        if featurizer not in FEATURIZERS:
+            raise ValueError(f"featurizer must be one of {FEATURIZERS}, got {featurizer!r}")
+        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+            raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
+        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+            raise ValueError(f"threads must be an integer >= 1, got {threads!r}")
+        if prompts is None:
+            if config.prompts is None:
+                raise ValueError("the world has no prompts: give the config a [prompts] file or pass prompts=")
+            prompts = read_prompts(config.prompts)
+        self.config = config
+        self.prompts = prompts
+        self.workers = workers
+        self.threads = threads
+        self.progress = progress
+        self.reward = reward or SpeedupOverAR()
+        self.models = load_models(config, progress=progress)
+        self._chat = config.prompts is not None and config.prompts.chat_template
+        if self._chat:
+            apply_chat_template(self.models.tokenizer, ["check"])
+        self.arms = ArmSet(config.arms)
+        self.decoder = _decoder(self.models, config, threads)
+        self._local = _WarmDecoder(self.decoder)
+        self._pool: ProcessPoolExecutor | None = None
+        encoder = self.models.target.get_encoder() if self.models.encoder_decoder else self.models.target
+        self.featurizer: Featurizer = (
+            TargetHiddenStates(encoder, self.models.tokenizer) if featurizer == "target" else HashingFeaturizer()
+        )
+
+    def queries(self, n: int, *, split: str, seed: int) -> Queries:
+        """``n`` distinct prompts of ``split``, in an order drawn with ``seed``, featurized; ``groups`` for reports.
+
+        Raises
+        ------
+        ValueError
+            If the split holds fewer than ``n`` prompts.
+        """
+        prompts = self.prompts.sample(n, split=split, seed=seed)
+        texts = apply_chat_template(self.models.tokenizer, prompts.texts) if self._chat else prompts.texts
+        return Queries(ids=prompts.ids, X=self.featurizer.transform(texts), texts=texts, groups=prompts.groups)
+
+    def measure(self, queries: Queries, actions: np.ndarray | None = None) -> list[list[Measurement]]:
+        """Decode every query with AR (the same-run reference) and then arm ``actions[i]``, or every arm."""
+        if queries.texts is None:
+            raise ValueError("measuring needs queries with texts")
+        if self.workers > 1 and len(queries) > _TASK:
+            return self._measure_in_workers(queries.texts, actions)
+        return self._local.measure(queries.texts, list(self.arms), actions, progress=self.progress)
+
+    def _measure_in_workers(self, texts: Sequence[str], actions: np.ndarray | None) -> list[list[Measurement]]:
+        """:meth:`measure` split into tasks of a few queries decoded by ``workers`` processes."""
+        starts = range(0, len(texts), _TASK)
+        tasks = [(texts[i : i + _TASK], None if actions is None else actions[i : i + _TASK]) for i in starts]
+        rows: list[list[list[Measurement]]] = [[] for _ in tasks]
+        pool = self._worker_pool()
+        arms = list(self.arms)  # as they are now: arms may have been added or removed since construction
+        try:
+            with tqdm(total=len(texts), desc=f"decoding ({self.workers} workers)", unit="query",
+                      disable=not self.progress) as bar:
+                futures = {pool.submit(_measure_task, *task, arms): i for i, task in enumerate(tasks)}
+                for future in as_completed(futures):
+                    rows[futures[future]] = future.result()
+                    bar.update(len(rows[futures[future]]))
+        except BaseException:  # a failed or interrupted measurement leaves no busy workers behind
+            pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+            raise
+        return [row for task in rows for row in task]
+
+    def _worker_pool(self) -> ProcessPoolExecutor:
+        """The worker processes: started on first use, each loading the models once, then kept."""
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
+                                             initializer=_start_worker, initargs=(self.config, self.threads))
+        return self._pool
+
+    def close(self) -> None:
+        """Stop the worker processes, if any (a later measurement starts new ones)."""
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+
+    def __enter__(self) -> ConfiguredWorld:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def _feedback(self, measurements: list[list[Measurement]], actions: np.ndarray | None) -> Feedback:
+        full = full_feedback([m for row in measurements for m in row], len(measurements[0]), self.reward)
+        if actions is None:
+            return full
+        return Feedback(rewards=full.rewards[:, 0], seconds=full.seconds[:, 0], ar_seconds=full.ar_seconds,
+                        actions=actions, measurements=full.measurements)
+
+    def step(self, queries: Queries, actions: np.ndarray, *, seed: int = 0) -> Feedback:
+        """Decode query ``i`` with arm ``actions[i]`` (and AR as the reference), measured."""
+        actions = np.asarray(actions, dtype=np.int64)
+        if actions.shape != (len(queries),) or actions.min() < 0 or actions.max() >= len(self.arms):
+            raise ValueError(f"actions must be {len(queries)} arm ids in [0, {len(self.arms)})")
+        return self._feedback(self.measure(queries, actions), actions)
+
+    def full_feedback(self, queries: Queries, *, seed: int = 0) -> Feedback:
+        """Decode every query with every arm, measured in one run."""
+        return self._feedback(self.measure(queries), None)
+
+
+def open_world(path: str | Path, **options: Any) -> ConfiguredWorld:
+    """The world of the ``world.toml`` at ``path``; ``options`` go to :class:`ConfiguredWorld`.
+
+    Every config error is raised before any model loads.
+    """
+    return ConfiguredWorld(load_world_config(path), **options)
+
+
+_WORKER: _WarmDecoder | None = None
+
+
+def _start_worker(config: WorldConfig, threads: int) -> None:
+    """Load the models once per worker process."""
+    global _WORKER
+    _WORKER = _WarmDecoder(_decoder(load_models(config, progress=False), config, threads))
+
+
+def _measure_task(texts: Sequence[str], actions: np.ndarray | None, arms: list[Arm]) -> list[list[Measurement]]:
+    assert _WORKER is not None, "worker not started"
+    return _WORKER.measure(texts, arms, actions, progress=False)
