@@ -17,7 +17,7 @@ In :data:`SELF_DRAFT` the target is a Llama model trained with an early-exit los
 and its first layers draft for it (``assistant_early_exit=k``).
 """
 
-from banditspec.envs.toy.cache import CorruptWorldError, ToyModels, build_world, cache_root, load_world
+from banditspec.envs.toy.cache import CorruptWorldError, ToyModels, build_world, cache_root, load_world, prepare_world
 from banditspec.envs.toy.config import (
     ARCHITECTURES,
     CODE_VERSION,
@@ -35,7 +35,7 @@ from banditspec.envs.toy.config import (
     standard_drafts,
 )
 from banditspec.envs.toy.domains import DOMAINS, Domain, register_domain
-from banditspec.envs.toy.tasks import ToyQuery, sample_queries, split_of
+from banditspec.envs.toy.tasks import ToyPrompts, ToyQuery, sample_queries, split_of
 
 __all__ = [
     "ARCHITECTURES",
@@ -55,10 +55,12 @@ __all__ = [
     "ModelSpec",
     "ToyConfig",
     "ToyModels",
+    "ToyPrompts",
     "ToyQuery",
     "build_world",
     "cache_root",
     "load_world",
+    "prepare_world",
     "register_domain",
     "sample_queries",
     "split_of",

@@ -28,12 +28,15 @@ import tempfile
 import time
 import warnings
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from transformers import AutoModelForCausalLM, PreTrainedModel, PreTrainedTokenizerFast
+
+from banditspec.speculative.world.loading import LoadedModels
 
 from banditspec.envs.toy.config import CODE_VERSION, DEFAULT, ToyConfig
 from banditspec.envs.toy.tasks import sample_queries
@@ -41,10 +44,11 @@ from banditspec.envs.toy.tokenizer import build_tokenizer
 from banditspec.envs.toy.domains import MAX_TOKENS
 from banditspec.envs.toy.train import create_model, distilled_pool, encode_queries, misaligned_permutation, train_model
 
-__all__ = ["CorruptWorldError", "ToyModels", "build_world", "cache_root", "load_world"]
+__all__ = ["CorruptWorldError", "ToyModels", "build_world", "cache_root", "load_world", "prepare_world"]
 
 log = logging.getLogger(__name__)
 _META = "world.json"
+T = TypeVar("T")
 
 
 class CorruptWorldError(RuntimeError):
@@ -52,8 +56,8 @@ class CorruptWorldError(RuntimeError):
 
 
 @dataclass
-class ToyModels:
-    """A loaded toy world.
+class ToyModels(LoadedModels):
+    """A loaded toy world: its models (a :class:`~banditspec.speculative.world.loading.LoadedModels`) and their origin.
 
     Attributes
     ----------
@@ -140,8 +144,8 @@ def _fingerprint(file: Path) -> dict[str, Any]:
     return {"size": file.stat().st_size, "sha256": hashlib.sha256(file.read_bytes()).hexdigest()}
 
 
-def _load(config: ToyConfig, path: Path) -> ToyModels:
-    """Check ``path``'s manifest and load it; :class:`CorruptWorldError` on any problem."""
+def _verify(config: ToyConfig, path: Path) -> dict[str, Any]:
+    """``world.json`` of ``path`` without the manifest and config, once every file matches the manifest."""
     try:
         meta = json.loads((path / _META).read_text())
         for rel, expected in meta["manifest"].items():
@@ -150,15 +154,69 @@ def _load(config: ToyConfig, path: Path) -> ToyModels:
                 raise CorruptWorldError(f"{file} is missing or does not match its manifest entry")
         if meta["key"] != config.key():
             raise CorruptWorldError(f"{path} holds world {meta['key']}, expected {config.key()}")
-        tokenizer = PreTrainedTokenizerFast.from_pretrained(path / "tokenizer")
-        target = AutoModelForCausalLM.from_pretrained(path / "target").eval()
-        drafts = {d.name: AutoModelForCausalLM.from_pretrained(path / "drafts" / d.name).eval() for d in config.drafts}
     except CorruptWorldError:
         raise
     except Exception as exc:  # any failure to read the entry means it is damaged
+        raise CorruptWorldError(f"cannot read the toy world in {path}: {type(exc).__name__}: {exc}") from exc
+    return {k: v for k, v in meta.items() if k not in ("manifest", "config")}
+
+
+def _load(config: ToyConfig, path: Path) -> ToyModels:
+    """Check ``path``'s manifest and load it; :class:`CorruptWorldError` on any problem."""
+    info = _verify(config, path)
+    try:
+        tokenizer = PreTrainedTokenizerFast.from_pretrained(path / "tokenizer")
+        target = AutoModelForCausalLM.from_pretrained(path / "target").eval()
+        drafts = {d.name: AutoModelForCausalLM.from_pretrained(path / "drafts" / d.name).eval() for d in config.drafts}
+    except Exception as exc:  # any failure to read the entry means it is damaged
         raise CorruptWorldError(f"cannot load the toy world in {path}: {type(exc).__name__}: {exc}") from exc
-    info = {k: v for k, v in meta.items() if k not in ("manifest", "config")}
     return ToyModels(target, drafts, tokenizer, config, path, info)
+
+
+def _cached(config: ToyConfig, cache_dir: str | os.PathLike[str] | None, progress: bool,
+            read: Callable[[ToyConfig, Path], T]) -> T:
+    """``read`` of the cache entry of ``config``, built first if missing, rebuilt if ``read`` finds it damaged."""
+    if not isinstance(config, ToyConfig):
+        raise ValueError(f"config must be a ToyConfig, got {type(config).__name__}")
+    root = cache_root(cache_dir)
+    path = root / config.key()
+    if path.exists():
+        try:
+            return read(config, path)
+        except CorruptWorldError as exc:
+            warnings.warn(f"toy world cache entry is damaged, rebuilding it: {exc}", RuntimeWarning, stacklevel=3)
+            log.warning("rebuilding damaged toy world %s: %s", path, exc)
+            shutil.rmtree(path, ignore_errors=True)
+    root.mkdir(parents=True, exist_ok=True)
+    log.info("building toy world %s in %s", config.key(), path)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{config.key()}-", dir=root))
+    try:
+        build_world(config, tmp, progress=progress)
+        try:
+            tmp.rename(path)
+        except OSError:  # another process finished the same world first
+            if not (path / _META).exists():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return read(config, path)
+
+
+def prepare_world(
+    config: ToyConfig = DEFAULT, *, cache_dir: str | os.PathLike[str] | None = None, progress: bool = True
+) -> tuple[Path, dict[str, Any]]:
+    """The cache folder of ``config``'s world, built first if needed, and its ``world.json`` info; loads no model.
+
+    The folder holds ``tokenizer/``, ``target/`` and ``drafts/<name>/``, each
+    checked against the manifest; :class:`~banditspec.envs.toy.world.ToyWorld`
+    loads them as any world config's models are loaded.
+
+    Returns
+    -------
+    (Path, dict)
+        The folder, and parameter counts, final losses and build seconds.
+    """
+    return _cached(config, cache_dir, progress, lambda c, p: (p, _verify(c, p)))
 
 
 def load_world(
@@ -179,27 +237,4 @@ def load_world(
     -------
     ToyModels
     """
-    if not isinstance(config, ToyConfig):
-        raise ValueError(f"config must be a ToyConfig, got {type(config).__name__}")
-    root = cache_root(cache_dir)
-    path = root / config.key()
-    if path.exists():
-        try:
-            return _load(config, path)
-        except CorruptWorldError as exc:
-            warnings.warn(f"toy world cache entry is damaged, rebuilding it: {exc}", RuntimeWarning, stacklevel=2)
-            log.warning("rebuilding damaged toy world %s: %s", path, exc)
-            shutil.rmtree(path, ignore_errors=True)
-    root.mkdir(parents=True, exist_ok=True)
-    log.info("building toy world %s in %s", config.key(), path)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{config.key()}-", dir=root))
-    try:
-        build_world(config, tmp, progress=progress)
-        try:
-            tmp.rename(path)
-        except OSError:  # another process finished the same world first
-            if not (path / _META).exists():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return _load(config, path)
+    return _cached(config, cache_dir, progress, _load)

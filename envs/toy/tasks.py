@@ -1,5 +1,8 @@
 """Queries of the toy world: :class:`ToyQuery` and :func:`sample_queries`.
 
+:class:`ToyPrompts` is the toy world's prompt source for
+:class:`~banditspec.speculative.world.ConfiguredWorld`.
+
 Train and test queries are disjoint by construction: a prompt belongs to the
 ``test`` split when the first byte of its BLAKE2b hash is below 32 (one prompt
 in eight) and to ``train`` otherwise, and the sampler keeps only prompts of the
@@ -16,8 +19,9 @@ from typing import Any
 import numpy as np
 
 from banditspec.envs.toy.domains import get_domain
+from banditspec.speculative.world.prompts import Prompts, query_id
 
-__all__ = ["SPLITS", "ToyQuery", "sample_queries", "split_of"]
+__all__ = ["SPLITS", "ToyPrompts", "ToyQuery", "sample_queries", "split_of"]
 
 SPLITS = ("train", "test")
 _TEST_BYTE = 32  # prompts whose hash starts below this byte are test prompts (1/8)
@@ -86,3 +90,23 @@ def sample_queries(source: Any, n: int, *, split: str, seed: int, domains: Seque
         if split_of(prompt) == split:
             queries.append(ToyQuery(prompt, completion, domain.name))
     return queries
+
+
+@dataclass(frozen=True)
+class ToyPrompts:
+    """The queries of a toy world as a prompt source: :func:`sample_queries`, ids from the prompt text, domains as groups.
+
+    Parameters
+    ----------
+    source : ToyConfig, ToyModels or sequence of str
+        Where the domains come from.
+    """
+
+    source: Any
+
+    def sample(self, n: int, *, split: str, seed: int) -> Prompts:
+        """``n`` queries of ``split`` drawn with ``seed`` (:func:`sample_queries`)."""
+        sampled = sample_queries(self.source, n, split=split, seed=seed)
+        texts = [q.prompt for q in sampled]
+        return Prompts(texts=texts, ids=np.array([query_id(t) for t in texts], dtype=np.int64),
+                       groups=np.array([q.domain for q in sampled]))

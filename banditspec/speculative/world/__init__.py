@@ -24,7 +24,6 @@ from banditspec.speculative.world.config import (
     ModelConfig,
     PromptsConfig,
     WorldConfig,
-    draft_keys,
     load_world_config,
 )
 from banditspec.speculative.world.loading import LoadedModels, load_models
@@ -36,7 +35,7 @@ from banditspec.speculative.world.prompts import (
     query_id,
     read_prompts,
 )
-from banditspec.speculative.world.world import FEATURIZERS, ConfiguredWorld, open_world
+from banditspec.speculative.world.world import FEATURIZERS, ConfiguredWorld, check_options, open_world
 
 __all__ = [
     "DTYPES",
@@ -53,7 +52,7 @@ __all__ = [
     "PromptsConfig",
     "WorldConfig",
     "apply_chat_template",
-    "draft_keys",
+    "check_options",
     "load_models",
     "load_world_config",
     "open_world",

@@ -27,8 +27,8 @@ from typing import Any
 
 import torch
 
-from banditspec.bandits.arms import Arm, ArmSet
-from banditspec.speculative.kinds import arm_from_config
+from banditspec.bandits.arms import ArmSet
+from banditspec.speculative.kinds import DecodingArm, arm_from_config
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -43,7 +43,6 @@ __all__ = [
     "ModelConfig",
     "PromptsConfig",
     "WorldConfig",
-    "draft_keys",
     "load_world_config",
 ]
 
@@ -54,12 +53,6 @@ PROMPT_FORMATS = {".jsonl": "jsonl", ".csv": "csv", ".parquet": "parquet"}
 _SAMPLING = ("temperature", "top_p", "top_k", "typical_p", "min_p", "epsilon_cutoff", "eta_cutoff",
              "penalty_alpha", "diversity_penalty", "num_beam_groups", "num_return_sequences")
 _GREEDY = "speed claims need greedy decoding (every speculative output must equal the greedy AR output)"
-
-
-def draft_keys(arm: Arm) -> tuple[str, ...]:
-    """The draft models ``arm`` needs loaded, as the model strings it names (none for AR, prompt lookup, ...)."""
-    model = getattr(arm, "model", None)
-    return (model,) if model else ()
 
 
 @dataclass(frozen=True)
@@ -152,10 +145,10 @@ class WorldConfig:
     ----------
     target : ModelConfig
         The target model.
-    arms : tuple of Arm
-        The arms in action-id order; at least one of kind ``"ar"``.
+    arms : tuple of DecodingArm
+        The arms in action-id order; at least one plain (kind ``"ar"``).
     drafts : dict of str to ModelConfig
-        Every draft an arm names (:func:`draft_keys`), by that name.
+        Every draft an arm names (:meth:`DecodingArm.draft_models`), by that name.
     prompts : PromptsConfig, optional
         The prompts file; a world built in code may bring its own prompt source instead.
     decoding : DecodingConfig
@@ -168,12 +161,12 @@ class WorldConfig:
     Raises
     ------
     ValueError
-        If no arm is AR, two arms share a name, an arm names a draft missing
+        If an arm is not a :class:`DecodingArm`, no arm is plain, two arms share a name, an arm names a draft missing
         from ``drafts``, or ``drafts`` holds one no arm names.
     """
 
     target: ModelConfig
-    arms: tuple[Arm, ...]
+    arms: tuple[DecodingArm, ...]
     drafts: dict[str, ModelConfig] = field(default_factory=dict)
     prompts: PromptsConfig | None = None
     decoding: DecodingConfig = field(default_factory=DecodingConfig)
@@ -185,9 +178,11 @@ class WorldConfig:
             ArmSet(self.arms)
         except ValueError as error:  # two arms with one name
             raise ValueError(f"arms: {error}") from None
-        if not any(arm.kind == "ar" for arm in self.arms):
+        if wrong := [arm.name for arm in self.arms if not isinstance(arm, DecodingArm)]:
+            raise ValueError(f"arms: {wrong} do not decode with a target model (not DecodingArm kinds)")
+        if not any(arm.plain for arm in self.arms):
             raise ValueError("arms: at least one arm must be of kind 'ar' (speed-ups are relative to AR decoding)")
-        named = {key for arm in self.arms for key in draft_keys(arm)}
+        named = {key for arm in self.arms for key in arm.draft_models()}
         if missing := sorted(named - set(self.drafts)):
             raise ValueError(f"arms name draft models {missing} that drafts does not hold")
         if unused := sorted(set(self.drafts) - named):
@@ -195,7 +190,7 @@ class WorldConfig:
 
     def arms_of(self, draft: str) -> list[str]:
         """Names of the arms that decode with the draft model ``draft``."""
-        return [arm.name for arm in self.arms if draft in draft_keys(arm)]
+        return [arm.name for arm in self.arms if draft in arm.draft_models()]
 
 
 # -- reading -------------------------------------------------------------------------------------
@@ -377,7 +372,7 @@ def load_world_config(path: str | Path) -> WorldConfig:
         raise ValueError(f"{path}: models must be a table of [models.\"<model string>\"] tables")
     drafts: dict[str, ModelConfig] = {}
     for i, arm in enumerate(built):
-        for key in draft_keys(arm):
+        for key in arm.draft_models():
             if key not in drafts:
                 where = f'{path}: [models."{key}"]'
                 table = _read(options.get(key, {}), where, _MODEL_KEYS)

@@ -35,11 +35,20 @@ from banditspec.speculative.world.config import WorldConfig, load_world_config
 from banditspec.speculative.world.loading import LoadedModels, load_models
 from banditspec.speculative.world.prompts import PromptSource, apply_chat_template, read_prompts
 
-__all__ = ["FEATURIZERS", "ConfiguredWorld", "open_world"]
+__all__ = ["FEATURIZERS", "ConfiguredWorld", "check_options", "open_world"]
 
 #: Context features a world offers: the target's prefill hidden states or hashed character n-grams.
 FEATURIZERS = ("target", "hashing")
 _TASK = 4  # queries per task when decoding in worker processes: small tasks keep the workers evenly busy
+
+
+def check_options(*, featurizer: str, threads: int, workers: int) -> None:
+    """Raise ValueError unless the options of a :class:`ConfiguredWorld` are valid (checked before anything loads)."""
+    if featurizer not in FEATURIZERS:
+        raise ValueError(f"featurizer must be one of {FEATURIZERS}, got {featurizer!r}")
+    for name, value in (("threads", threads), ("workers", workers)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
 
 
 def _decoder(models: LoadedModels, config: WorldConfig, threads: int) -> Decoder:
@@ -114,17 +123,12 @@ class ConfiguredWorld:
         progress: bool = True,
         workers: int = 1,
     ) -> None:
-        if featurizer not in FEATURIZERS:
-            raise ValueError(f"featurizer must be one of {FEATURIZERS}, got {featurizer!r}")
-        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-            raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
-        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-            raise ValueError(f"threads must be an integer >= 1, got {threads!r}")
+        check_options(featurizer=featurizer, threads=threads, workers=workers)
         if prompts is None:
             if config.prompts is None:
                 raise ValueError("the world has no prompts: give the config a [prompts] file or pass prompts=")
             prompts = read_prompts(config.prompts)
-        self.config = config
+        self.world_config = config
         self.prompts = prompts
         self.workers = workers
         self.threads = threads
@@ -187,7 +191,7 @@ class ConfiguredWorld:
         """The worker processes: started on first use, each loading the models once, then kept."""
         if self._pool is None:
             self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
-                                             initializer=_start_worker, initargs=(self.config, self.threads))
+                                             initializer=_start_worker, initargs=(self.world_config, self.threads))
         return self._pool
 
     def close(self) -> None:
