@@ -137,7 +137,7 @@ class Collector:
 
     def _trace(self, prompt: np.ndarray, output: np.ndarray, match: MatchVector | None) -> Trace:
         return Trace(self.decoder.prefix(prompt), output, self.decoder.max_new_tokens, self.decoder.eos_token_ids,
-                     match)
+                     match, self.decoder.tokenizer)
 
     def _priced(self, counts: list[list[SimulatedDecode]], outputs: list[np.ndarray]) -> list[list[Measurement]]:
         """Counterfactual counts priced in seconds by the latency model."""

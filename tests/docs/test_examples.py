@@ -76,3 +76,18 @@ def test_custom_reward_values_and_properties():
                           max_examples=20)
     with pytest.raises(AssertionError, match="declared increasing"):
         check_reward_function(reward, monotone_in_latency="increasing", max_examples=20)
+
+
+def test_custom_arm_kind_decodes_simulates_collects_and_learns(tmp_path, toy_cache, monkeypatch):
+    monkeypatch.syspath_prepend(str(EXAMPLES))
+    import corpus_arm
+    import corpus_demo
+
+    assert (EXAMPLES / "corpus_arm.py").read_text().strip() in [b.strip() for b in python_blocks("custom-arms.md")]
+    assert (EXAMPLES / "corpus_demo.py").read_text().strip() in [b.strip() for b in python_blocks("custom-arms.md")]
+    with pytest.raises(ValueError, match="corpus"):
+        corpus_arm.CorpusLookup("c", corpus=str(tmp_path / "missing.txt"))
+    found = corpus_demo.main(str(tmp_path / "out"), n_train=120, n_test=16, cache_dir=str(toy_cache))
+    assert found["outputs_equal_ar"]
+    assert found["simulated_calls_equal_measured"] == 1.0
+    assert found["corpus_tokens_per_call"] > 1.5  # the corpus holds the target's answers: it drafts well

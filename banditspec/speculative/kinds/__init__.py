@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from banditspec.bandits.registry import Registry
-from banditspec.speculative.counterfactual import SCHEDULES
+from banditspec.speculative.counterfactual import SCHEDULES, SimulatedDecode
 from banditspec.speculative.kinds.ar import Autoregressive
 from banditspec.speculative.kinds.base import DecodeRequest, DecodingArm, Models, Trace
 from banditspec.speculative.kinds.draft import DraftModel
@@ -38,6 +38,7 @@ __all__ = [
     "EarlyExit",
     "Models",
     "PromptLookup",
+    "SimulatedDecode",
     "Trace",
     "arm_from_config",
 ]

@@ -43,6 +43,7 @@ class Models(Protocol):
     """The loaded models an arm decodes with (a :class:`~banditspec.speculative.decoding.Decoder` is one)."""
 
     target: torch.nn.Module
+    tokenizer: Any
     drafts: Mapping[str, torch.nn.Module]
     max_new_tokens: int
 
@@ -84,6 +85,8 @@ class Trace:
     match : MatchVector or None
         The teacher-forced match vector of the arm's drafting model along
         ``y`` (``None`` for an arm without one).
+    tokenizer : tokenizer, optional
+        The target's tokenizer, for kinds that work on text.
     """
 
     prefix: np.ndarray
@@ -91,6 +94,7 @@ class Trace:
     max_new_tokens: int
     eos_token_ids: tuple[int, ...] = ()
     match: MatchVector | None = None
+    tokenizer: Any = None
 
 
 def positive_int(value: Any, field: str, arm: str) -> None:
