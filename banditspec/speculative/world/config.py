@@ -239,9 +239,13 @@ def _token_ids(value: Any) -> str | None:
     return None if ok else f"must be a token id or a non-empty list of token ids, got {value!r}"
 
 
+def _toml(value: Any) -> str:
+    return str(value).lower() if isinstance(value, bool) else repr(value)
+
+
 def _only(allowed: Any) -> Check:
     return lambda v: None if v == allowed and type(v) is type(allowed) else (
-        f"= {v!r} is refused: {_GREEDY}; only {allowed!r} is allowed")
+        f"= {_toml(v)} is refused: {_GREEDY}; only {_toml(allowed)} is allowed")
 
 
 _STRING = _kind(str, text="a string")

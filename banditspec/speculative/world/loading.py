@@ -18,6 +18,7 @@ only with ``torch.load(weights_only=True)`` (passed explicitly; transformers
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,7 +74,9 @@ def _config(model: ModelConfig, what: str) -> PretrainedConfig:
     try:
         return AutoConfig.from_pretrained(model.location, **_source_kwargs(model))
     except (OSError, ValueError) as error:
-        raise ValueError(f"cannot read the config of {what} ({model.location}): {error}") from error
+        hint = ("; set trust_remote_code = true for it only if you trust that code"
+                if "trust_remote_code" in str(error) and not model.trust_remote_code else "")
+        raise ValueError(f"cannot read the config of {what} ({model.location}): {error}{hint}") from error
 
 
 def _tokenizer(model: ModelConfig, what: str) -> Any:
@@ -88,13 +91,18 @@ def _tokenizer(model: ModelConfig, what: str) -> Any:
                          "elsewhere, name its folder with the model's tokenizer key") from error
 
 
-def _weights(model: ModelConfig, config: PretrainedConfig, device: str) -> Any:
+def _weights(model: ModelConfig, config: PretrainedConfig, device: str, what: str) -> Any:
     kwargs = _source_kwargs(model) | {"config": config, "dtype": _DTYPES[model.dtype], "weights_only": True}
     folder = Path(model.location)
     if model.gguf_file is None and folder.is_dir() and any(folder.glob("*.safetensors")):
         kwargs["use_safetensors"] = True
     cls = AutoModelForSeq2SeqLM if getattr(config, "is_encoder_decoder", False) else AutoModelForCausalLM
-    return cls.from_pretrained(model.location, **kwargs).to(device).eval()
+    try:
+        return cls.from_pretrained(model.location, **kwargs).to(device).eval()
+    except pickle.UnpicklingError as error:
+        raise ValueError(f"{what} ({model.location}): its pickled checkpoint holds more than tensors and is not "
+                         f"loaded (torch.load weights_only=True refused it: {str(error).splitlines()[0]}); "
+                         "use safetensors weights") from error
 
 
 def _family(config: PretrainedConfig) -> str:
@@ -152,6 +160,6 @@ def load_models(config: WorldConfig, *, progress: bool = True) -> LoadedModels:
             )
     loaded = {}
     for what, model in tqdm(models.items(), desc="loading models", unit="model", disable=not progress):
-        loaded[what] = _weights(model, configs[what], config.device)
+        loaded[what] = _weights(model, configs[what], config.device, what)
     target = loaded.pop("target")
     return LoadedModels(target=target, drafts={k: loaded[f"draft {k!r}"] for k in config.drafts}, tokenizer=tokenizer)
