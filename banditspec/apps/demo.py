@@ -27,74 +27,33 @@ import json
 import os
 import time
 from pathlib import Path
-from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
-from banditspec.speculative.kinds import SCHEDULES
-from banditspec.speculative.collect import Collector, collect
-from banditspec.apps.compare import CompareResult, choice_metrics, greedy, group_shares
+from banditspec.apps.report import format_table, write_report
+from banditspec.apps.result import CompareResult
+from banditspec.apps.scoring import LearnerSpec, score, train_learners
 from banditspec.bandits.data import LoggedDataset
 from banditspec.bandits.env import ENVIRONMENTS, Feedback, Queries
-from banditspec.bandits.features import HashingFeaturizer
+from banditspec.speculative.collect import Collector, collect
+from banditspec.speculative.kinds import SCHEDULES
 from banditspec.speculative.latency import LatencyModel
 from banditspec.speculative.measured import measure_every_arm
-from banditspec.bandits.policy import POLICIES
-from banditspec.apps.report import format_table, write_report
-from banditspec.bandits.rewards import paper_reward
 
-__all__ = ["LEARNERS", "evaluate_measured", "run_demo", "train_learners"]
+__all__ = ["LEARNERS", "add_demo_arguments", "run_demo"]
 
 
-#: learner name -> (registered policy, features, reward)
-LEARNERS: dict[str, tuple[str, str, str]] = {
-    "reinforce": ("reinforce", "target", "speedup"),
-    "reinforce-proxy": ("reinforce", "target", "proxy"),
-    "reinforce-hashing": ("reinforce", "hashing", "speedup"),
-    "linucb": ("linucb", "target", "speedup"),
-    "contextual-greedy": ("contextual-greedy", "target", "speedup"),
-    "thompson": ("thompson", "target", "speedup"),
-    "random": ("random", "target", "speedup"),
+#: The demo's learners by report name.
+LEARNERS: dict[str, LearnerSpec] = {
+    "reinforce": LearnerSpec("reinforce"),
+    "reinforce-proxy": LearnerSpec("reinforce", reward="proxy"),
+    "reinforce-hashing": LearnerSpec("reinforce", features="hashing"),
+    "linucb": LearnerSpec("linucb"),
+    "contextual-greedy": LearnerSpec("contextual-greedy"),
+    "thompson": LearnerSpec("thompson"),
+    "random": LearnerSpec("random"),
 }
-
-
-def train_learners(
-    data: LoggedDataset, hashed: np.ndarray | None, *, alpha: float, seed: int,
-    learners: Mapping[str, tuple[str, str, str]] = LEARNERS,
-) -> tuple[dict[str, Any], dict[str, float]]:
-    """Fit every learner on the collected rows; returns the policies and their fit seconds.
-
-    Parameters
-    ----------
-    data : LoggedDataset
-        Collected rows (features: the target's hidden states).
-    hashed : np.ndarray or None
-        The same rows' hashed n-gram features (``None`` if no learner uses them).
-    alpha : float
-        Cost weight of the paper's proxy reward.
-    seed : int
-        Seed of every learner.
-    learners : mapping
-        Learner name -> (registered policy, ``"target"`` or ``"hashing"``
-        features, ``"speedup"`` or ``"proxy"`` reward).
-    """
-    proxy = paper_reward(alpha, "token_match")(data.columns)
-    policies, seconds = {}, {}
-    for name, (registered, features, reward) in learners.items():
-        start = time.perf_counter()
-        policy = POLICIES.create(registered, n_arms=data.n_arms, seed=seed)
-        X = data.X if features == "target" else _hashing_features(hashed, name)
-        policy.fit(X, data.actions, data.rewards if reward == "speedup" else proxy, data.propensities)
-        seconds[name] = time.perf_counter() - start
-        policies[name] = policy
-    return policies, seconds
-
-
-def _hashing_features(hashed: np.ndarray | None, learner: str) -> np.ndarray:
-    if hashed is None:
-        raise ValueError(f"learner {learner!r} uses hashed n-gram features; pass them (hashed is None)")
-    return hashed
 
 
 def _counterfactual_check(world: Any, test: Queries, full: Feedback, latency: LatencyModel) -> dict[str, Any]:
@@ -134,41 +93,6 @@ def _speedups_by_group(full: Feedback, groups: np.ndarray, arm_names: list[str])
     return table
 
 
-def evaluate_measured(
-    result: CompareResult, policies: Mapping[str, Any], fit_seconds: Mapping[str, float], test: Queries,
-    hashed_test: np.ndarray | None, full: Feedback, seed: int, learners: Mapping[str, tuple[str, str, str]] = LEARNERS,
-) -> dict[str, np.ndarray]:
-    """Score every learner, every fixed arm and the oracle on one seed's measured test decodes.
-
-    Appends the seed's rows to ``result`` (its ``arm_names`` and ``groups``
-    give the columns); every speed-up is total AR seconds over total seconds
-    of the chosen arms, from ``full``. Returns each learner's chosen arm per
-    test query.
-    """
-    names, K = result.arm_names, len(result.arm_names)
-    groups = np.asarray(test.groups).astype(str)
-    best = np.argmax(full.rewards, axis=1)
-    oracle_speedup = float(full.ar_seconds.sum() / full.seconds[np.arange(len(best)), best].sum())
-    result.oracle.append({"seed": seed, "speedup_vs_ar": oracle_speedup, "mean_reward": float(full.rewards.max(1).mean())})
-    for k, arm in enumerate(names):
-        result.fixed_arms.append({"arm": arm, "seed": seed,
-                                  **choice_metrics(np.full(len(test), k), full, best, oracle_speedup)})
-    rng = np.random.default_rng([seed, 0x71E])
-    chosen = {}
-    for name, policy in policies.items():
-        X = _hashing_features(hashed_test, name) if learners[name][1] == "hashing" else test.X
-        start = time.perf_counter()
-        choice = greedy(policy.predict_proba(X), rng)
-        decision_us = 1e6 * (time.perf_counter() - start) / len(test)
-        result.runs.append({"policy": name, "seed": seed, "fit_seconds": fit_seconds[name], "decision_us": decision_us,
-                            **choice_metrics(choice, full, best, oracle_speedup)})
-        shares = group_shares(choice, groups, result.groups, K)[None]
-        previous = result.choices.get(name)
-        result.choices[name] = shares if previous is None else np.concatenate([previous, shares])
-        chosen[name] = choice
-    return chosen
-
-
 def run_demo(args: argparse.Namespace) -> int:
     """Run ``banditspec demo``."""
     out = Path(args.out)
@@ -184,9 +108,7 @@ def run_demo(args: argparse.Namespace) -> int:
     data = LoggedDataset.load(data_dir)
     clock.lap("collection")
     latency = LatencyModel.from_dict(json.loads((data_dir / "latency.json").read_text()))
-    hashing = HashingFeaturizer()
-    policies, fit_seconds = train_learners(data, hashing.transform(list(data.columns["prompt"])), alpha=args.alpha,
-                                           seed=args.seed)
+    fitted = train_learners(data, LEARNERS, seed=args.seed, alpha=args.alpha)
     clock.lap("training")
     test = world.queries(args.n_test, split="test", seed=args.seed)
     full, _ = measure_every_arm(world, test, out / "test-data",
@@ -196,10 +118,10 @@ def run_demo(args: argparse.Namespace) -> int:
     config = {"env": "toy", "world": args.config, "n_train_queries": args.n_train, "n_test_queries": args.n_test,
               "max_new_tokens": args.max_new_tokens, "block_size": args.block_size,
               "schedule": args.schedule, "alpha": args.alpha,
-              "threads": args.threads, "workers": args.workers, "learners": {k: list(v) for k, v in LEARNERS.items()},
+              "threads": args.threads, "workers": args.workers, "learners": {k: v.describe() for k, v in LEARNERS.items()},
               "arms": world.arms.describe(), "latency_model": latency.to_dict()}
     result = CompareResult(world.arms.names, sorted(set(np.asarray(test.groups).astype(str))), [args.seed], config)
-    evaluate_measured(result, policies, fit_seconds, test, hashing.transform(test.texts), full, args.seed)
+    score(result, fitted, test, full, args.seed)
     new_tokens = np.array([m.new_tokens for m in full.measurements]).reshape(full.seconds.shape)[:, 0]
     ar_tokens_per_s = float(new_tokens.sum() / full.ar_seconds.sum())
     summary = result.summary()

@@ -149,7 +149,7 @@ def run_reproduce(args: argparse.Namespace) -> int:
               ("n_test_queries" if spec.shared_test else "n_test_queries_per_seed"): n_test,
               "max_new_tokens": args.max_new_tokens, "block_size": args.block_size,
               "schedule": args.schedule, "workers": args.workers,
-              "learners": {k: list(v) for k, v in spec.learners.items()}, "models": _models(world)}
+              "learners": {k: v.describe() for k, v in spec.learners.items()}, "models": _models(world)}
     tests = _measured_tests(world, spec, n_test, seeds, out / "test-data",
                             {"experiment": args.experiment, "config": args.config or spec.world,
                              "max_new_tokens": args.max_new_tokens})

@@ -12,27 +12,24 @@ started.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from banditspec.bandits.data import LoggedDataset
-from banditspec.apps.demo import train_learners
-from banditspec.apps.reproduce.common import Outcome, Setup
+from banditspec.apps.reproduce.common import LEARNERS, Outcome, Setup
 from banditspec.apps.reproduce.sweep import check_distinct_labels, plot_sweep, run_sweep, sweep_table
+from banditspec.apps.scoring import Fitted, LearnerSpec, train_learners
+from banditspec.bandits.data import LoggedDataset
 
 __all__ = ["ALPHAS", "PROXY_LEARNERS", "alpha_claims", "arm_terms", "check_alphas", "run_alpha"]
 
 #: Cost weights swept by default: the sizes world's choices move between 0.1 and 0.5 (AR -> large -> small drafts).
 ALPHAS = (0.0, 0.1, 0.2, 0.3, 0.5, 1.0, 2.0)
 
-#: learner name -> (registered policy, features, reward): every learner on the proxy reward
-PROXY_LEARNERS: dict[str, tuple[str, str, str]] = {
-    "reinforce": ("reinforce", "target", "proxy"),
-    "linucb": ("linucb", "target", "proxy"),
-    "egreedy": ("egreedy", "target", "proxy"),
-}
+#: Every experiment's learners, trained on the proxy reward instead.
+PROXY_LEARNERS: dict[str, LearnerSpec] = {name: replace(spec, reward="proxy") for name, spec in LEARNERS.items()}
 
 
 def alpha_claims(sweep: dict[str, Any]) -> dict[str, Any]:
@@ -76,8 +73,8 @@ def run_alpha(setup: Setup, out: Path) -> Outcome:
     alphas = setup.sweep or list(ALPHAS)
     check_alphas(alphas, len(setup.data))
 
-    def train(alpha: float, seed: int) -> tuple[dict[str, Any], dict[str, float]]:
-        return train_learners(setup.data, None, alpha=alpha, seed=seed, learners=PROXY_LEARNERS)
+    def train(alpha: float, seed: int) -> dict[str, Fitted]:
+        return train_learners(setup.data, PROXY_LEARNERS, seed=seed, alpha=alpha)
 
     result, sweep = run_sweep(setup, "alpha", alphas, train, PROXY_LEARNERS, axis_label="alpha (cost weight of the proxy reward)")
     claims = alpha_claims(sweep)

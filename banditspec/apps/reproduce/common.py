@@ -9,18 +9,15 @@ from typing import Any
 
 import numpy as np
 
-from banditspec.apps.compare import CompareResult
+from banditspec.apps.result import CompareResult
+from banditspec.apps.scoring import LearnerSpec
 from banditspec.bandits.data import LoggedDataset
 from banditspec.bandits.env import Feedback, Queries
 
 __all__ = ["LEARNERS", "Experiment", "MeasuredTest", "Outcome", "Setup", "claims_lines", "slowest_seed"]
 
-#: learner name -> (registered policy, features, reward), as in the demo
-LEARNERS: dict[str, tuple[str, str, str]] = {
-    "reinforce": ("reinforce", "target", "speedup"),
-    "linucb": ("linucb", "target", "speedup"),
-    "egreedy": ("egreedy", "target", "speedup"),
-}
+#: The learners every experiment trains, by report name: on the target's features and the speed-up over AR.
+LEARNERS: dict[str, LearnerSpec] = {name: LearnerSpec(name) for name in ("reinforce", "linucb", "egreedy")}
 
 
 @dataclass(frozen=True)
@@ -96,8 +93,8 @@ class Experiment:
         ``run(setup, out) -> Outcome``; may write figures under ``out``.
     shared_test : bool
         Evaluate every seed on one held-out set (the seeds then vary training only).
-    learners : mapping
-        Learner name -> (registered policy, features, reward), as ``train_learners`` takes them.
+    learners : mapping of str to LearnerSpec
+        The learners it trains, by report name.
     default_sweep : callable, optional
         ``default_sweep(n_train)``: the values swept when none are given; ``None``: it sweeps nothing.
     check_sweep : callable, optional
@@ -111,7 +108,7 @@ class Experiment:
     n_test: int
     run: Callable[[Setup, Path], Outcome]
     shared_test: bool = False
-    learners: Mapping[str, tuple[str, str, str]] = field(default_factory=lambda: dict(LEARNERS))
+    learners: Mapping[str, LearnerSpec] = field(default_factory=lambda: dict(LEARNERS))
     default_sweep: Callable[[int], list[float]] | None = None
     check_sweep: Callable[[Sequence[float], int], None] | None = None
 

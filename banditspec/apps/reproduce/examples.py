@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from banditspec.apps.demo import train_learners
 from banditspec.apps.reproduce.common import LEARNERS, Outcome, Setup
 from banditspec.apps.reproduce.sweep import check_distinct_labels, plot_sweep, run_sweep, sweep_table
+from banditspec.apps.scoring import Fitted, train_learners
 
 __all__ = ["check_sizes", "default_sizes", "examples_claims", "run_examples"]
 
@@ -65,10 +65,10 @@ def run_examples(setup: Setup, out: Path) -> Outcome:
     sizes = setup.sweep or default_sizes(n_queries)
     check_sizes(sizes, n_queries)
 
-    def train(n: float, seed: int) -> tuple[dict[str, Any], dict[str, float]]:
+    def train(n: float, seed: int) -> dict[str, Fitted]:
         picked = np.random.default_rng([seed, int(n)]).choice(n_queries, int(n), replace=False)
         rows = (np.sort(picked)[:, None] * K + np.arange(K)).ravel()
-        return train_learners(setup.data.subset(rows), None, alpha=0.5, seed=seed, learners=LEARNERS)
+        return train_learners(setup.data.subset(rows), LEARNERS, seed=seed)
 
     result, sweep = run_sweep(setup, "queries", sizes, train, LEARNERS, axis_label="training queries")
     claims = examples_claims(sweep)

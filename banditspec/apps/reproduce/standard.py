@@ -12,9 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from banditspec.apps.compare import CompareResult
-from banditspec.apps.demo import evaluate_measured, train_learners
 from banditspec.apps.reproduce.common import LEARNERS, Outcome, Setup, claims_lines, slowest_seed
+from banditspec.apps.result import CompareResult
+from banditspec.apps.scoring import score, train_learners
 
 __all__ = ["ar_option_claims", "domains_claims", "markdown_table", "multitask_claims", "self_draft_claims", "standard"]
 
@@ -32,9 +32,7 @@ def standard(claims: Claims) -> Callable[[Setup, Path], Outcome]:
         groups = []
         for seed in setup.seeds:
             test = setup.tests[seed]
-            policies, fit_seconds = train_learners(setup.data, None, alpha=0.5, seed=seed, learners=LEARNERS)
-            picked = evaluate_measured(result, policies, fit_seconds, test.queries, None, test.feedback, seed,
-                                       learners=LEARNERS)
+            picked = score(result, train_learners(setup.data, LEARNERS, seed=seed), test.queries, test.feedback, seed)
             for name, choice in picked.items():
                 chosen.setdefault(name, []).append(choice)
             groups.append(np.asarray(test.queries.groups).astype(str))

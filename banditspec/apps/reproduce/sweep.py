@@ -13,15 +13,15 @@ from typing import Any
 
 import numpy as np
 
-from banditspec.apps.compare import CompareResult
-from banditspec.apps.demo import evaluate_measured
-from banditspec.apps.reproduce.common import Setup, claims_lines
 from banditspec.apps.report import pyplot
+from banditspec.apps.reproduce.common import Setup, claims_lines
+from banditspec.apps.result import CompareResult
+from banditspec.apps.scoring import Fitted, LearnerSpec, score
 
 __all__ = ["Train", "check_distinct_labels", "label", "plot_sweep", "run_sweep", "sweep_table"]
 
-#: ``train(value, seed) -> (policies by learner name, fit seconds by learner name)``
-Train = Callable[[float, int], tuple[dict[str, Any], dict[str, float]]]
+#: ``train(value, seed) -> trained learners by learner name``
+Train = Callable[[float, int], dict[str, Fitted]]
 
 
 def label(learner: str, parameter: str, value: float) -> str:
@@ -38,7 +38,7 @@ def check_distinct_labels(values: Sequence[float]) -> None:
 
 def run_sweep(
     setup: Setup, parameter: str, values: Sequence[float], train: Train,
-    learners: Mapping[str, tuple[str, str, str]], *, axis_label: str | None = None,
+    learners: Mapping[str, LearnerSpec], *, axis_label: str | None = None,
 ) -> tuple[CompareResult, dict[str, Any]]:
     """Train and evaluate every learner at every value; returns the comparison and the curves.
 
@@ -60,14 +60,9 @@ def run_sweep(
     shares: dict[str, list[np.ndarray]] = {}
     for seed in setup.seeds:
         test = setup.tests[seed]
-        policies, seconds, mapping = {}, {}, {}
-        for value in values:
-            trained, fit_seconds = train(value, seed)
-            for name, policy in trained.items():
-                key = label(name, parameter, value)
-                policies[key], seconds[key], mapping[key] = policy, fit_seconds[name], learners[name]
-        chosen = evaluate_measured(result, policies, seconds, test.queries, None, test.feedback, seed,
-                                   learners=mapping)
+        fitted = {label(name, parameter, value): learner
+                  for value in values for name, learner in train(value, seed).items()}
+        chosen = score(result, fitted, test.queries, test.feedback, seed)
         for key, choice in chosen.items():
             shares.setdefault(key, []).append(np.bincount(choice, minlength=len(costs)) / len(choice))
     summary = result.summary()

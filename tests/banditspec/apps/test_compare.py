@@ -5,12 +5,9 @@ import sys
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from hypothesis.extra.numpy import arrays
 
 from banditspec.apps.cli import main
-from banditspec.apps.compare import compare, fix_threads, greedy, resolve_policies
+from banditspec.apps.compare import compare, fix_threads
 from banditspec.bandits.data import LoggedDataset
 from banditspec.bandits.policy import POLICIES, Policy, argmax_distribution
 from banditspec.envs.logged import LoggedWorld
@@ -161,11 +158,11 @@ def test_logged_world_with_and_without_seconds():
 
 def test_unknown_or_bad_policies_are_rejected_before_work():
     with pytest.raises(ValueError, match="known policies: .*test-uniform"):
-        resolve_policies(["test-uniform", "no-such-learner"])
+        compare(WORLD, ["test-uniform", "no-such-learner"])
     with pytest.raises(ValueError, match="distinct"):
-        resolve_policies(["fixed", "fixed"])
+        compare(WORLD, ["fixed", "fixed"])
     with pytest.raises(ValueError, match="callable"):
-        resolve_policies({"x": 3})
+        compare(WORLD, {"x": 3})
     with pytest.raises(ValueError, match="n_train"):
         compare(WORLD, ["fixed"], n_train=0)
     with pytest.raises(ValueError, match="seeds"):
@@ -185,18 +182,6 @@ def test_cli(tmp_path, capsys):
     assert "known policies: " in capsys.readouterr().err
     assert main(["compare", "--env", "logged"]) == 2
     assert "--dataset" in capsys.readouterr().err
-
-
-@settings(max_examples=50, deadline=None)
-@given(arrays(float, st.tuples(st.integers(1, 20), st.integers(1, 6)), elements=st.sampled_from([0.0, 0.25, 0.5, 1.0])))
-def test_greedy_picks_a_most_probable_arm(proba):
-    choice = greedy(proba, np.random.default_rng(0))
-    assert np.all(proba[np.arange(len(proba)), choice] == proba.max(axis=1))
-
-
-def test_greedy_breaks_ties_at_random():
-    choice = greedy(np.full((4000, 4), 0.25), np.random.default_rng(1))
-    assert np.all(np.abs(np.bincount(choice, minlength=4) / 4000 - 0.25) < 0.03)
 
 
 def test_fix_threads(monkeypatch):

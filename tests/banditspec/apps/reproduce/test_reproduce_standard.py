@@ -1,6 +1,6 @@
 import numpy as np
 
-from banditspec.apps.compare import CompareResult
+from banditspec.apps.result import CompareResult
 from banditspec.apps.reproduce.standard import ar_option_claims, multitask_claims, self_draft_claims
 
 ARMS = ["ar", "expert-a", "generalist", "exit-1"]
