@@ -94,7 +94,7 @@ def sample_queries(source: Any, n: int, *, split: str, seed: int, domains: Seque
 
 @dataclass(frozen=True)
 class ToyPrompts:
-    """The queries of a toy world as a prompt source: :func:`sample_queries`, ids from the prompt text, domains as groups.
+    """The queries of a toy world as a prompt source: :func:`sample_queries`, ids from the text, domains as groups.
 
     Parameters
     ----------

@@ -17,8 +17,6 @@ prompts, and :mod:`~banditspec.speculative.world.world` is the environment.
 """
 
 from banditspec.speculative.world.config import (
-    DTYPES,
-    GREEDY_SETTINGS,
     PROMPT_FORMATS,
     DecodingConfig,
     ModelConfig,
@@ -26,6 +24,7 @@ from banditspec.speculative.world.config import (
     WorldConfig,
     load_world_config,
 )
+from banditspec.speculative.world.keys import DTYPES, GREEDY_SETTINGS
 from banditspec.speculative.world.loading import LoadedModels, load_models
 from banditspec.speculative.world.prompts import (
     PromptFile,

@@ -2,7 +2,8 @@
 
 :func:`load_world_config` turns the file into a :class:`WorldConfig` (frozen
 dataclasses); every mistake is a ``ValueError`` naming the file and the key,
-unknown keys listing the known ones, raised before any model is touched.
+unknown keys listing the known ones, raised before any model is touched
+(the keys and their checks: :mod:`banditspec.speculative.world.keys`).
 ``docs/world-config.md`` is the user guide; the keys in short::
 
     [target]      model, tokenizer, gguf_file, dtype, device, trust_remote_code, revision
@@ -20,15 +21,14 @@ file's folder.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from banditspec.bandits.arms import ArmSet
 from banditspec.speculative.kinds import DecodingArm, arm_from_config
+from banditspec.speculative.world.keys import DECODING_KEYS, MODEL_KEYS, PROMPTS_KEYS, TABLES, TARGET_KEYS, read_table
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -36,8 +36,6 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 __all__ = [
-    "DTYPES",
-    "GREEDY_SETTINGS",
     "PROMPT_FORMATS",
     "DecodingConfig",
     "ModelConfig",
@@ -46,13 +44,8 @@ __all__ = [
     "load_world_config",
 ]
 
-#: Weight dtypes a model may be loaded in ("auto": the checkpoint's own).
-DTYPES = ("float32", "bfloat16", "float16", "auto")
 #: Prompt file formats by file suffix.
 PROMPT_FORMATS = {".jsonl": "jsonl", ".csv": "csv", ".parquet": "parquet"}
-_SAMPLING = ("temperature", "top_p", "top_k", "typical_p", "min_p", "epsilon_cutoff", "eta_cutoff",
-             "penalty_alpha", "diversity_penalty", "num_beam_groups", "num_return_sequences")
-_GREEDY = "speed claims need greedy decoding (every speculative output must equal the greedy AR output)"
 
 
 @dataclass(frozen=True)
@@ -161,8 +154,9 @@ class WorldConfig:
     Raises
     ------
     ValueError
-        If an arm is not a :class:`DecodingArm`, no arm is plain, two arms share a name, an arm names a draft missing
-        from ``drafts``, or ``drafts`` holds one no arm names.
+        If an arm is not a :class:`DecodingArm`, no arm is plain (``ar``),
+        two arms share a name, an arm names a draft missing from ``drafts``,
+        or ``drafts`` holds one no arm names.
     """
 
     target: ModelConfig
@@ -195,101 +189,6 @@ class WorldConfig:
 
 # -- reading -------------------------------------------------------------------------------------
 
-Check = Callable[[Any], str | None]  # a problem with a value, or None
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _kind(*types: type, text: str) -> Check:
-    def check(value: Any) -> str | None:
-        ok = isinstance(value, types) and not (isinstance(value, bool) and bool not in types)
-        return None if ok else f"must be {text}, got {value!r}"
-
-    return check
-
-
-def _int_at_least(low: int) -> Check:
-    return lambda v: None if _is_int(v) and v >= low else f"must be an integer >= {low}, got {v!r}"
-
-
-def _one_of(choices: tuple[str, ...]) -> Check:
-    return lambda v: None if v in choices else f"must be one of {list(choices)}, got {v!r}"
-
-
-def _fraction(value: Any) -> str | None:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < 1
-    return None if ok else f"must be a number strictly between 0 and 1, got {value!r}"
-
-
-def _device(value: Any) -> str | None:
-    if not isinstance(value, str):
-        return f"must be a device string such as 'cpu' or 'cuda:0', got {value!r}"
-    try:
-        torch.device(value)
-    except (RuntimeError, ValueError):
-        return f"must be a device string such as 'cpu' or 'cuda:0', got {value!r}"
-    return None
-
-
-def _token_ids(value: Any) -> str | None:
-    ids = value if isinstance(value, list) else [value]
-    ok = bool(ids) and all(_is_int(i) and i >= 0 for i in ids)
-    return None if ok else f"must be a token id or a non-empty list of token ids, got {value!r}"
-
-
-def _toml(value: Any) -> str:
-    return str(value).lower() if isinstance(value, bool) else repr(value)
-
-
-def _only(allowed: Any) -> Check:
-    return lambda v: None if v == allowed and type(v) is type(allowed) else (
-        f"= {_toml(v)} is refused: {_GREEDY}; only {_toml(allowed)} is allowed")
-
-
-_STRING = _kind(str, text="a string")
-_BOOL = _kind(bool, text="true or false")
-_MODEL_KEYS: dict[str, Check] = {"tokenizer": _STRING, "gguf_file": _STRING, "dtype": _one_of(DTYPES),
-                                 "trust_remote_code": _BOOL, "revision": _STRING}
-_TARGET_KEYS: dict[str, Check] = {"model": _STRING, **_MODEL_KEYS, "device": _device}
-_PROMPTS_KEYS: dict[str, Check] = {"path": _STRING, "prompt_field": _STRING, "group_field": _STRING,
-                                   "id_field": _STRING, "split_field": _STRING, "test_fraction": _fraction,
-                                   "chat_template": _BOOL}
-#: Greedy ``generate()`` settings ``[decoding]`` takes besides ``max_new_tokens``, each with its check.
-GREEDY_SETTINGS: dict[str, Check] = {
-    "min_new_tokens": _int_at_least(0),
-    "repetition_penalty": lambda v: None if isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0
-    else f"must be a number > 0, got {v!r}",
-    "no_repeat_ngram_size": _int_at_least(0),
-    "eos_token_id": _token_ids,
-    "pad_token_id": _token_ids,
-    "suppress_tokens": _token_ids,
-    "begin_suppress_tokens": _token_ids,
-    "do_sample": _only(False),
-    "num_beams": _only(1),
-}
-_DECODING_KEYS: dict[str, Check] = {"max_new_tokens": _int_at_least(1), **GREEDY_SETTINGS}
-_TABLES = ("target", "prompts", "decoding", "arms", "models")
-
-
-def _read(table: Any, where: str, keys: Mapping[str, Check], *, required: tuple[str, ...] = ()) -> dict[str, Any]:
-    """The checked keys of ``table``; ValueError naming ``where`` and the key for anything wrong."""
-    if not isinstance(table, Mapping):
-        raise ValueError(f"{where} must be a table, got {table!r}")
-    for key, value in table.items():
-        if key in _SAMPLING:
-            raise ValueError(f"{where} {key}: {_GREEDY}; remove it")
-        if key not in keys:
-            raise ValueError(f"{where}: unknown key {key!r}; known keys are {sorted(keys)}")
-        if problem := keys[key](value):
-            raise ValueError(f"{where} {key} {problem}")
-    for key in required:
-        if key not in table:
-            raise ValueError(f"{where}: missing key {key!r}")
-    return dict(table)
-
-
 def _resolve(value: str, base: Path, where: str, *, model: bool) -> str:
     """A path against ``base`` (it must exist), or ``value`` itself when ``model`` and it reads as a hub id."""
     explicit = value.startswith(("./", "../", "/", "~")) or value in (".", "..")
@@ -314,7 +213,7 @@ def _model(options: dict[str, Any], location: str, base: Path, where: str, dtype
 
 
 def _prompts(table: Any, base: Path, where: str) -> PromptsConfig:
-    options = _read(table, where, _PROMPTS_KEYS, required=("path",))
+    options = read_table(table, where, PROMPTS_KEYS, required=("path",))
     path = Path(_resolve(options.pop("path"), base, f"{where} path", model=False))
     if path.suffix.lower() not in PROMPT_FORMATS:
         raise ValueError(f"{where} path {str(path)!r}: the file must end in one of {sorted(PROMPT_FORMATS)}")
@@ -357,16 +256,16 @@ def load_world_config(path: str | Path) -> WorldConfig:
         raise ValueError(f"{path}: not a valid TOML file: {error}") from None
     base = path.parent
     for table in document:
-        if table not in _TABLES:
-            raise ValueError(f"{path}: unknown table {table!r}; known tables are {list(_TABLES)}")
+        if table not in TABLES:
+            raise ValueError(f"{path}: unknown table {table!r}; known tables are {list(TABLES)}")
     for table in ("target", "prompts", "arms"):
         if table not in document:
             raise ValueError(f"{path}: missing [{table}]" if table != "arms" else f"{path}: missing [[arms]]")
-    target = _read(document["target"], f"{path}: [target]", _TARGET_KEYS, required=("model",))
+    target = read_table(document["target"], f"{path}: [target]", TARGET_KEYS, required=("model",))
     dtype = target.get("dtype", "float32")
     target_config = _model(target, _resolve(target["model"], base, f"{path}: [target] model", model=True), base,
                            f"{path}: [target]", dtype)
-    decoding = _read(document.get("decoding", {}), f"{path}: [decoding]", _DECODING_KEYS)
+    decoding = read_table(document.get("decoding", {}), f"{path}: [decoding]", DECODING_KEYS)
     arms = document["arms"]
     if not isinstance(arms, list) or not arms:
         raise ValueError(f"{path}: arms must be a non-empty array of tables ([[arms]])")
@@ -379,7 +278,7 @@ def load_world_config(path: str | Path) -> WorldConfig:
         for key in arm.draft_models():
             if key not in drafts:
                 where = f'{path}: [models."{key}"]'
-                table = _read(options.get(key, {}), where, _MODEL_KEYS)
+                table = read_table(options.get(key, {}), where, MODEL_KEYS)
                 location = _resolve(key, base, f"{path}: arms[{i}] model", model=True)
                 drafts[key] = _model(table, location, base, where, dtype)
     if unused := sorted(set(options) - set(drafts)):

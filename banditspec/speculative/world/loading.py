@@ -133,7 +133,8 @@ def load_models(config: WorldConfig, *, progress: bool = True) -> LoadedModels:
         the target's, or a draft of the other architecture family
         (decoder-only vs encoder-decoder).
     """
-    models: Mapping[str, ModelConfig] = {"target": config.target, **{f"draft {k!r}": m for k, m in config.drafts.items()}}
+    drafts = {f"draft {key!r}": model for key, model in config.drafts.items()}
+    models: Mapping[str, ModelConfig] = {"target": config.target, **drafts}
     if any(m.gguf_file is not None for m in models.values()) and not is_gguf_available():
         raise ImportError("a model of this world is a GGUF file (gguf_file) and reading it needs the gguf package: "
                           "pip install gguf")

@@ -105,6 +105,23 @@ class ConfiguredWorld:
         start with the first such measurement and are kept for the next ones;
         ``close()`` (or leaving a ``with`` block) stops them.
 
+    Attributes
+    ----------
+    world_config : WorldConfig
+        What the world was built from.
+    arms : ArmSet
+        The arms, in action-id order (arms may be removed or marked unavailable).
+    models : LoadedModels
+        Target, drafts and tokenizer.
+    decoder : Decoder
+        Decodes and measures one query with any arm.
+    featurizer : Featurizer
+        Turns query texts into the features policies see.
+    prompts : PromptSource
+        Where queries come from.
+    reward : Reward
+        Turns measurements into rewards.
+
     Raises
     ------
     ValueError

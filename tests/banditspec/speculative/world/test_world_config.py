@@ -3,8 +3,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-import transformers
-from conftest import llama_world, prompt_rows, to_toml, toml_value, write_jsonl
+from tests.banditspec.speculative.world.checkpoints import llama_world, prompt_rows, to_toml, toml_value, write_jsonl
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
@@ -50,7 +49,8 @@ def test_relative_paths_resolve_against_the_toml_folder_and_other_strings_are_hu
     assert config.target.location == str(checkpoints.target.resolve())
     assert config.prompts.path == (tmp_path / "data.jsonl").resolve()
     assert config.drafts["models/drafts/same"].location == str(checkpoints.same.resolve())
-    assert config.drafts["my-org/draft-1b"] == ModelConfig("my-org/draft-1b", tokenizer=str(checkpoints.target.resolve()))
+    tokenizer = str(checkpoints.target.resolve())
+    assert config.drafts["my-org/draft-1b"] == ModelConfig("my-org/draft-1b", tokenizer=tokenizer)
 
 
 def _set(table: str, key: str, value):
@@ -136,23 +136,12 @@ BAD = {
 }
 
 
-def _forbid_loading(monkeypatch):
-    def refuse(*args, **kwargs):
-        raise AssertionError("a model or tokenizer was loaded before the config was checked")
-
-    for cls in (transformers.AutoConfig, transformers.AutoTokenizer, transformers.AutoModelForCausalLM,
-                transformers.AutoModelForSeq2SeqLM, transformers.PreTrainedModel,
-                transformers.PreTrainedTokenizerBase):
-        monkeypatch.setattr(cls, "from_pretrained", refuse)
-
-
 @pytest.mark.parametrize("case", sorted(BAD))
-def test_a_bad_config_names_the_file_and_the_key_before_anything_loads(case, checkpoints, write_world, monkeypatch):
+def test_a_bad_config_names_the_file_and_the_key_before_anything_loads(case, checkpoints, write_world, forbid_loading):
     change, fragments = BAD[case]
     document = copy.deepcopy(llama_world(checkpoints))
     change(document)
     path = write_world(document)
-    _forbid_loading(monkeypatch)
     with pytest.raises(ValueError) as error:
         open_world(path, progress=False)
     message = str(error.value)

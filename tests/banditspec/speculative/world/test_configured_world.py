@@ -1,0 +1,125 @@
+import numpy as np
+import pytest
+import torch
+from tests.banditspec.speculative.world.checkpoints import llama_world, prompt_rows, to_toml, write_jsonl
+
+from banditspec.bandits.env import Environment
+from banditspec.speculative.world import ConfiguredWorld, load_world_config, open_world, query_id
+
+
+@pytest.fixture(scope="module")
+def llama(checkpoints, tmp_path_factory):
+    """The Llama world (AR, a copy of the target as a draft, a small draft, prompt lookup, an early exit)."""
+    folder = tmp_path_factory.mktemp("llama-world")
+    write_jsonl(folder / "prompts.jsonl", prompt_rows())
+    document = llama_world(checkpoints)
+    document["decoding"] |= {"repetition_penalty": 1.3}
+    (folder / "world.toml").write_text(to_toml(document))
+    return open_world(folder / "world.toml", progress=False)
+
+
+def test_full_feedback_measures_every_arm_and_every_output_equals_ar(llama):
+    assert isinstance(llama, Environment) and llama.models.target.generation_config.repetition_penalty == 1.3
+    queries = llama.queries(3, split="test", seed=0)
+    full = llama.full_feedback(queries)
+    names = llama.arms.names
+    assert full.rewards.shape == (3, len(names)) and full.seconds.shape == (3, len(names))
+    assert [m.arm for m in full.measurements] == names * 3
+    assert all(m.equals_ar for m in full.measurements)
+    np.testing.assert_allclose(full.rewards[:, 0], 1.0)
+    np.testing.assert_allclose(full.rewards, full.ar_seconds[:, None] / full.seconds)
+    by_arm = {name: [m for m in full.measurements if m.arm == name] for name in names}
+    assert sum(m.accepted_tokens for m in by_arm["same"]) > 0  # a copy of the target (drafting without the penalty)
+    assert all(m.target_calls == m.new_tokens for m in by_arm["ar"])
+    assert [m.cost for m in by_arm["small"]] == [0.1] * 3
+
+
+def test_queries_are_distinct_deterministic_featurized_and_labelled(llama, checkpoints, tmp_path):
+    a = llama.queries(5, split="train", seed=3)
+    b = llama.queries(5, split="train", seed=3)
+    assert a.texts == b.texts and len(set(a.texts)) == 5
+    np.testing.assert_array_equal(a.X, b.X)
+    np.testing.assert_array_equal(a.ids, [query_id(t) for t in a.texts])
+    assert a.X.shape == (5, 32)
+    topics = {r["text"]: r["topic"] for r in prompt_rows()}
+    assert list(a.groups) == [topics[t] for t in a.texts]
+    test = llama.queries(llama.prompts.size("test"), split="test", seed=0)
+    assert not set(test.texts) & set(llama.queries(llama.prompts.size("train"), split="train", seed=0).texts)
+    with pytest.raises(ValueError, match="asked for 41 test queries"):
+        llama.queries(41, split="test", seed=0)
+
+
+def test_step_decodes_the_chosen_arm_against_ar(llama):
+    queries = llama.queries(2, split="test", seed=1)
+    step = llama.step(queries, np.array([1, 0]))
+    assert step.rewards.shape == (2,) and step.rewards[1] == 1.0
+    assert [m.arm for m in step.measurements] == ["same", "ar"]
+    with pytest.raises(ValueError, match="actions"):
+        llama.step(queries, np.array([0, 9]))
+
+
+def test_hashed_features_and_a_chat_template(checkpoints, write_world):
+    document = llama_world(checkpoints)
+    document["target"]["tokenizer"] = str(checkpoints.chat_tokenizer)
+    document["prompts"]["chat_template"] = True
+    with open_world(write_world(document), featurizer="hashing", progress=False) as world:
+        queries = world.queries(2, split="test", seed=0)
+        assert queries.X.shape == (2, 64)
+        assert all(t.startswith("user : the ") and t.endswith(" assistant :") for t in queries.texts)
+        assert queries.ids.tolist() == world.prompts.sample(2, split="test", seed=0).ids.tolist()
+
+
+def test_a_chat_template_needs_a_tokenizer_with_one(checkpoints, write_world):
+    document = llama_world(checkpoints)
+    document["prompts"]["chat_template"] = True
+    with pytest.raises(ValueError, match="chat_template = true but the target's tokenizer"):
+        open_world(write_world(document), progress=False)
+
+
+def test_a_bad_prompts_file_is_refused_before_any_model_loads(checkpoints, write_world, forbid_loading):
+    path = write_world(llama_world(checkpoints), rows=[{"text": "the cat", "topic": "cat"},
+                                                             {"txt": "the dog", "topic": "dog"}])
+    with pytest.raises(ValueError, match=r"prompts.jsonl: line 2: field 'text' is missing"):
+        open_world(path, progress=False)
+
+
+def test_bad_options_are_refused_before_any_model_loads(checkpoints, write_world, forbid_loading):
+    path = write_world(llama_world(checkpoints))
+    for options, field in [({"featurizer": "bert"}, "featurizer"), ({"workers": 0}, "workers"),
+                           ({"threads": True}, "threads")]:
+        with pytest.raises(ValueError, match=field):
+            open_world(path, progress=False, **options)
+
+
+@pytest.fixture(scope="module")
+def t5(checkpoints, tmp_path_factory):
+    """An encoder-decoder world: a T5 target, a smaller T5 draft."""
+    folder = tmp_path_factory.mktemp("t5-world")
+    write_jsonl(folder / "prompts.jsonl", prompt_rows())
+    document = {
+        "target": {"model": str(checkpoints.t5_target)},
+        "prompts": {"path": "prompts.jsonl", "prompt_field": "text"},
+        "decoding": {"max_new_tokens": 6},
+        "arms": [{"kind": "ar", "name": "ar"}, {"kind": "draft", "name": "t5-small", "model": str(checkpoints.t5_draft),
+                                                "block_size": 2}],
+    }
+    (folder / "world.toml").write_text(to_toml(document))
+    return ConfiguredWorld(load_world_config(folder / "world.toml"), progress=False)
+
+
+def test_an_encoder_decoder_world_loads_featurizes_and_decodes_ar(t5):
+    assert t5.models.encoder_decoder
+    queries = t5.queries(2, split="train", seed=0)
+    assert queries.X.shape == (2, 32)  # the encoder's states
+    step = t5.step(queries, np.zeros(2, dtype=np.int64))
+    ids = t5.models.tokenizer(queries.texts[0], return_tensors="pt")["input_ids"]
+    with torch.inference_mode():
+        expected = t5.models.target.generate(input_ids=ids, max_new_tokens=6, do_sample=False)[0, 1:]
+    assert step.measurements[0].new_tokens == expected.numel()
+    assert t5.decoder.generate(t5.arms["ar"], queries.texts[0]).ids.tolist() == expected.tolist()
+
+
+def test_an_encoder_decoder_world_decodes_its_draft_losslessly(t5):
+    full = t5.full_feedback(t5.queries(3, split="test", seed=0))
+    assert [m.arm for m in full.measurements] == ["ar", "t5-small"] * 3
+    assert all(m.equals_ar for m in full.measurements)
