@@ -1,4 +1,5 @@
 import copy
+import re
 import tempfile
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from hypothesis import strategies as st
 from banditspec.bandits.arms import Arm
 from banditspec.speculative.kinds import Autoregressive, DraftModel
 from banditspec.speculative.world import ModelConfig, WorldConfig, load_world_config, open_world
+from banditspec.speculative.world.keys import DECODING_KEYS, MODEL_KEYS, PROMPTS_KEYS, TABLES, TARGET_KEYS
 
 
 def test_a_good_config_is_read_with_its_defaults(checkpoints, write_world):
@@ -200,3 +202,22 @@ def test_a_config_built_in_code_is_checked_too(checkpoints):
         WorldConfig(target=target, arms=(ar, draft), drafts={"d": target, "e": target})
     with pytest.raises(ValueError, match="not DecodingArm"):
         WorldConfig(target=target, arms=(ar, Arm("plain")))
+
+
+GUIDE = Path(__file__).resolve().parents[4] / "docs" / "world-config.md"
+
+
+def test_the_user_guides_example_is_a_valid_config_and_the_guide_names_every_key(tmp_path):
+    text = GUIDE.read_text()
+    example = re.search(r"^```toml\n(.*?)^```$", text, re.S | re.M).group(1)
+    for folder in ("drafts/code", "drafts/tokenizer"):
+        (tmp_path / folder).mkdir(parents=True)
+    write_jsonl(tmp_path / "prompts.jsonl", prompt_rows(4))
+    (tmp_path / "world.toml").write_text(example)
+    config = load_world_config(tmp_path / "world.toml")
+    assert config.arms[0].kind == "ar" and len(config.drafts) == 2
+    assert config.drafts["./drafts/code"].tokenizer == str((tmp_path / "drafts" / "tokenizer").resolve())
+    for key in {*TARGET_KEYS, *PROMPTS_KEYS, *DECODING_KEYS, *MODEL_KEYS}:
+        assert f"`{key}`" in text, key
+    for table in TABLES:
+        assert f"## `[{table}" in text or f"## `[[{table}" in text, table
