@@ -57,7 +57,8 @@ class TableOracle(DomainMeans):
     requires_rewards = True
 
     def predict_proba(self, X, available=None, rewards=None):
-        return argmax_distribution(np.asarray(rewards), self._check_mask(available, len(X)))
+        rewards = np.asarray(rewards)
+        return argmax_distribution(rewards, np.ones(rewards.shape, bool) if available is None else np.asarray(available))
 
 
 class Uniform(DomainMeans):
