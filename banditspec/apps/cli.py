@@ -1,8 +1,16 @@
 """The ``banditspec`` command line.
 
 Each sub-command lives in the module that owns its work; that module exposes
-``add_arguments(parser)`` and ``run(args) -> int``. Modules are imported only
-when their sub-command runs, so ``banditspec --help`` stays fast.
+``add_arguments(parser)``, ``check_arguments(args)`` and ``run(args) -> int``.
+The check runs first and raises ``ValueError`` for bad input (an option, a
+path that cannot be written) before any work is done; the engine's commands
+(``collect``, ``merge``) have theirs in :mod:`banditspec.apps.checks`.
+Modules are imported only when their sub-command runs, so ``banditspec --help``
+stays fast.
+
+An error ends the command with one line on stderr (exit status 2 for bad
+input, 1 for anything else); ``banditspec --debug COMMAND ...`` prints the
+traceback too.
 """
 
 from __future__ import annotations
@@ -10,53 +18,80 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from collections.abc import Sequence
+import traceback
+from collections.abc import Callable, Sequence
+from types import ModuleType
+from typing import Any, NamedTuple
 
-__all__ = ["main"]
+__all__ = ["COMMANDS", "Command", "main"]
 
-#: sub-command -> (module, one-line help)
-COMMANDS: dict[str, tuple[str, str]] = {
-    "demo": ("banditspec.apps.demo", "build the toy world, collect, train, evaluate with real decoding"),
-    "collect": ("banditspec.speculative.collect", "collect an offline dataset of every arm on a set of queries"),
-    "merge": ("banditspec.speculative.collect", "merge the shards of collection runs into one dataset"),
-    "compare": ("banditspec.apps.compare", "compare learners on one environment over several seeds"),
-    "reproduce": ("banditspec.apps.reproduce", "test one of the paper's claims with real decoding in the toy world"),
+
+class Command(NamedTuple):
+    """A sub-command: the module that does its work, a one-line help, and where its argument check lives."""
+
+    module: str
+    help: str
+    checks: str | None = None  #: module with ``check_<command>_arguments`` when not ``module``
+
+
+COMMANDS: dict[str, Command] = {
+    "demo": Command("banditspec.apps.demo", "build the toy world, collect, train, evaluate with real decoding"),
+    "collect": Command("banditspec.speculative.collect", "collect an offline dataset of every arm on a set of queries",
+                       checks="banditspec.apps.checks"),
+    "merge": Command("banditspec.speculative.collect", "merge the shards of collection runs into one dataset",
+                     checks="banditspec.apps.checks"),
+    "compare": Command("banditspec.apps.compare", "compare learners on one environment over several seeds"),
+    "reproduce": Command("banditspec.apps.reproduce", "test one of the paper's claims with real decoding in the toy world"),
 }
 
 
-def _add_arguments(command: argparse.ArgumentParser, module_name: str, name: str) -> None:
-    module = importlib.import_module(module_name)
-    adder = getattr(module, f"add_{name}_arguments", None) or module.add_arguments
-    adder(command)
+def _hook(module: ModuleType, verb: str, command: str, noun: str = "") -> Callable[..., Any]:
+    """``module.<verb>_<command>[_<noun>]``, or ``module.<verb>[_<noun>]`` for a module serving one command."""
+    suffix = f"_{noun}" if noun else ""
+    return getattr(module, f"{verb}_{command}{suffix}", None) or getattr(module, f"{verb}{suffix}")
+
+
+def _fail(command: str, error: Exception, debug: bool) -> int:
+    """Print ``error`` as one line (after its traceback with ``debug``); 2 for bad input, 1 otherwise."""
+    if debug:
+        traceback.print_exception(error)
+    bad_input = isinstance(error, (ValueError, KeyError, OSError))
+    message = error.args[0] if isinstance(error, KeyError) and error.args else str(error)
+    if not bad_input:
+        message = f"{type(error).__name__}: {message}" + ("" if debug else " (rerun with --debug for the traceback)")
+    print(f"banditspec {command}: error: {message}", file=sys.stderr)
+    return 2 if bad_input else 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``banditspec`` console script.
 
     A module serving several sub-commands names its functions
-    ``add_<command>_arguments`` / ``run_<command>``; a module serving one may
-    name them ``add_arguments`` / ``run``.
+    ``add_<command>_arguments`` / ``check_<command>_arguments`` /
+    ``run_<command>``; a module serving one may name them ``add_arguments`` /
+    ``check_arguments`` / ``run``.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(prog="banditspec", description="Per-query draft selection for speculative decoding.")
+    parser.add_argument("--debug", action="store_true", help="print the traceback of an error, not only its message")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    chosen = argv[0] if argv and argv[0] in COMMANDS else None
-    for name, (module_name, help_text) in COMMANDS.items():
-        command = sub.add_parser(name, help=help_text, description=help_text)
-        command.set_defaults(_command=name)
+    chosen = next((word for word in argv if word in COMMANDS), None)
+    for name, command in COMMANDS.items():
+        command_parser = sub.add_parser(name, help=command.help, description=command.help)
+        command_parser.set_defaults(_command=name)
         if name == chosen:
-            _add_arguments(command, module_name, name)
+            _hook(importlib.import_module(command.module), "add", name, "arguments")(command_parser)
     args = parser.parse_args(argv)
-    module = importlib.import_module(COMMANDS[args._command][0])
-    runner = getattr(module, f"run_{args._command}", None) or module.run
+    command = COMMANDS[args._command]
+    module = importlib.import_module(command.module)
     try:
-        return int(runner(args) or 0)
+        _hook(importlib.import_module(command.checks or command.module), "check", args._command, "arguments")(args)
+        return int(_hook(module, "run", args._command)(args) or 0)
     except KeyboardInterrupt:
         print("interrupted; what was written so far is kept", file=sys.stderr)
         return 130
-    except (ValueError, KeyError, FileNotFoundError) as error:
-        print(f"banditspec {args._command}: error: {error}", file=sys.stderr)
-        return 2
+    except Exception as error:  # every error ends as one line, its traceback only with --debug
+        return _fail(args._command, error, args.debug)
 
 
 if __name__ == "__main__":

@@ -17,22 +17,23 @@ For every seed the harness
 from __future__ import annotations
 
 import argparse
+import inspect
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm
 
+from banditspec.apps.checks import environment_class, output_folder, positive_int
 from banditspec.apps.result import CompareResult
 from banditspec.apps.scoring import LearnerSpec, resolve_learners, score, train_learners
 from banditspec.bandits.data import LoggedDataset
 from banditspec.bandits.env import ENVIRONMENTS, Environment
 from banditspec.bandits.policy import Policy
 
-__all__ = ["DEFAULT_POLICIES", "add_arguments", "compare", "fix_threads", "run"]
+__all__ = ["DEFAULT_POLICIES", "add_arguments", "check_arguments", "compare", "fix_threads", "run"]
 
 DEFAULT_POLICIES = "reinforce,linucb,egreedy,oracle,fixed,random"
 
@@ -73,7 +74,8 @@ def compare(
     n_train, n_test : int
         Training and test queries per seed.
     out : path, optional
-        Folder for ``report.json``, ``runs.csv`` and the figures.
+        Folder for ``report.json``, ``runs.csv`` and the figures; checked to
+        be writable before any work.
     progress : bool, default True
         Show a tqdm progress bar.
 
@@ -89,6 +91,8 @@ def compare(
     for attribute in ("arms", "queries", "step", "full_feedback"):
         if not hasattr(env, attribute):
             raise ValueError(f"env must implement the Environment protocol: it lacks {attribute!r}")
+    if out is not None:
+        output_folder(out, option="out")
     arm_names = list(env.arms.names)
     K = len(arm_names)
     result = CompareResult(arm_names, [], seed_list, {
@@ -124,14 +128,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--env", default="synthetic", help="environment name (default: synthetic)")
     parser.add_argument("--policies", default=DEFAULT_POLICIES,
                         help=f"comma-separated learner names (default: {DEFAULT_POLICIES})")
-    parser.add_argument("--seeds", type=int, default=5, help="number of seeds (default: 5)")
-    parser.add_argument("--n-train", type=int, default=None,
+    parser.add_argument("--seeds", type=positive_int, default=5, help="number of seeds (default: 5)")
+    parser.add_argument("--n-train", type=positive_int, default=None,
                         help="training queries per seed (default: 20000, or the whole train split of a dataset)")
-    parser.add_argument("--n-test", type=int, default=None,
+    parser.add_argument("--n-test", type=positive_int, default=None,
                         help="test queries per seed (default: 5000, or the whole test split of a dataset)")
     parser.add_argument("--dataset", type=Path, default=None, help="logged dataset (Parquet) for --env logged")
     parser.add_argument("--out", type=Path, default=None, help="folder for report.json, runs.csv and figures")
-    parser.add_argument("--threads", type=int, default=1,
+    parser.add_argument("--threads", type=positive_int, default=1,
                         help="torch threads of the learners, fixed for comparable timings (default: 1)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
@@ -154,36 +158,43 @@ def fix_threads(threads: int) -> None:
         os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(threads)
 
 
-def run(args: argparse.Namespace) -> int:
-    """Run ``banditspec compare``; prints the table. Returns 0, or 2 on a usage error."""
-    try:
-        fix_threads(args.threads)
-        names = [p.strip() for p in args.policies.split(",") if p.strip()]
-        resolve_learners(names)
-        try:
-            env_cls = ENVIRONMENTS.get(args.env)
-        except KeyError:
-            raise ValueError(f"unknown environment {args.env!r}; known environments: "
-                             f"{', '.join(ENVIRONMENTS.names())}") from None
-        except ImportError as error:
-            raise ValueError(f"environment {args.env!r} is registered but cannot be imported ({error})") from error
-        params: dict[str, Any] = {}
-        if args.dataset is not None:
-            from banditspec.bandits.data import LoggedDataset
+def _policy_names(text: str) -> list[str]:
+    return [p.strip() for p in text.split(",") if p.strip()]
 
-            params["dataset"] = LoggedDataset.load(args.dataset)
-        elif args.env == "logged":
-            raise ValueError("--env logged needs --dataset PATH (a logged dataset with all_rewards)")
-        env = env_cls(**params)
-        sizes = {}
-        for split, value, default in (("train", args.n_train, 20000), ("test", args.n_test, 5000)):
-            split_size = getattr(env, "split_size", None)
-            sizes[split] = value if value is not None else (split_size(split) if split_size else default)
-        result = compare(env, names, seeds=args.seeds, n_train=sizes["train"], n_test=sizes["test"],
-                         out=args.out, progress=not args.no_progress)
-    except (ValueError, FileNotFoundError) as error:
-        print(f"banditspec compare: error: {error}", file=sys.stderr)
-        return 2
+
+def check_arguments(args: argparse.Namespace) -> None:
+    """Check ``banditspec compare``'s options before any work.
+
+    Raises
+    ------
+    ValueError
+        For unknown learners or environment, ``--dataset`` given to a world
+        that replays none (or missing for one that needs it), a missing
+        dataset, or an ``--out`` that cannot be written.
+    """
+    resolve_learners(_policy_names(args.policies))
+    parameter = inspect.signature(environment_class(args.env)).parameters.get("dataset")
+    if args.dataset is not None and parameter is None:
+        raise ValueError(f"--dataset is for environments that replay a logged dataset (--env logged); "
+                         f"the {args.env!r} environment takes none: drop --dataset or use --env logged")
+    if args.dataset is None and parameter is not None and parameter.default is inspect.Parameter.empty:
+        raise ValueError(f"--env {args.env} needs --dataset PATH (a logged dataset with all_rewards)")
+    if args.dataset is not None and not args.dataset.exists():
+        raise ValueError(f"--dataset {args.dataset}: no such file or folder")
+    if args.out is not None:
+        output_folder(args.out)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``banditspec compare`` (after :func:`check_arguments`); prints the table and returns 0."""
+    fix_threads(args.threads)
+    params = {} if args.dataset is None else {"dataset": LoggedDataset.load(args.dataset)}
+    env = ENVIRONMENTS.create(args.env, **params)
+    split_size = getattr(env, "split_size", None)
+    sizes = {split: value if value is not None else (split_size(split) if split_size else default)
+             for split, value, default in (("train", args.n_train, 20000), ("test", args.n_test, 5000))}
+    result = compare(env, _policy_names(args.policies), seeds=args.seeds, n_train=sizes["train"],
+                     n_test=sizes["test"], out=args.out, progress=not args.no_progress)
     from banditspec.apps.report import format_table
 
     print(format_table(result))

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import time
 from pathlib import Path
@@ -31,9 +32,10 @@ from typing import Any
 
 import numpy as np
 
+from banditspec.apps.checks import non_negative_int, output_folder, positive_int
 from banditspec.apps.report import format_table, write_report
 from banditspec.apps.result import CompareResult
-from banditspec.apps.scoring import LearnerSpec, score, train_learners
+from banditspec.apps.scoring import LearnerSpec, resolve_learners, score, train_learners
 from banditspec.bandits.data import LoggedDataset
 from banditspec.bandits.env import ENVIRONMENTS, Feedback, Queries
 from banditspec.speculative.collect import Collector, collect
@@ -41,7 +43,7 @@ from banditspec.speculative.kinds import SCHEDULES
 from banditspec.speculative.latency import LatencyModel
 from banditspec.speculative.measured import measure_every_arm
 
-__all__ = ["LEARNERS", "add_demo_arguments", "run_demo"]
+__all__ = ["LEARNERS", "add_demo_arguments", "check_demo_arguments", "run_demo"]
 
 
 #: The demo's learners by report name.
@@ -94,7 +96,7 @@ def _speedups_by_group(full: Feedback, groups: np.ndarray, arm_names: list[str])
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    """Run ``banditspec demo``."""
+    """Run ``banditspec demo`` (after :func:`check_demo_arguments`)."""
     out = Path(args.out)
     clock = _PhaseClock()
     world = ENVIRONMENTS.create("toy", config=args.config, max_new_tokens=args.max_new_tokens,
@@ -168,16 +170,32 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``banditspec demo``."""
     parser.add_argument("--out", default="results/demo", help="output folder (default: results/demo)")
     parser.add_argument("--config", default="default", choices=["default", "tiny"], help="toy world size")
-    parser.add_argument("--n-train", type=int, default=2000, help="training queries collected (default: 2000)")
-    parser.add_argument("--n-test", type=int, default=200, help="held-out queries decoded for real (default: 200)")
-    parser.add_argument("--max-new-tokens", type=int, default=48)
-    parser.add_argument("--block-size", type=int, default=6, help="draft block size (default: 6)")
+    parser.add_argument("--n-train", type=positive_int, default=2000, help="training queries collected (default: 2000)")
+    parser.add_argument("--n-test", type=positive_int, default=200,
+                        help="held-out queries decoded for real (default: 200)")
+    parser.add_argument("--max-new-tokens", type=positive_int, default=48)
+    parser.add_argument("--block-size", type=positive_int, default=6, help="draft block size (default: 6)")
     parser.add_argument("--schedule", default="constant", choices=SCHEDULES,
                         help="draft-length schedule of the draft arms (default: constant)")
     parser.add_argument("--alpha", type=float, default=0.5, help="cost weight of the offline proxy reward")
-    parser.add_argument("--calibration", type=int, default=16, help="queries measured to calibrate the latency model")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads per decoding process (default: 1)")
-    parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1),
+    parser.add_argument("--calibration", type=positive_int, default=16,
+                        help="queries measured to calibrate the latency model")
+    parser.add_argument("--threads", type=positive_int, default=1, help="torch threads per decoding process (default: 1)")
+    parser.add_argument("--workers", type=positive_int, default=min(2, os.cpu_count() or 1),
                         help="processes decoding held-out queries in parallel, one per free core "
                              "(default: 2, or 1 on a single core)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=non_negative_int, default=0)
+
+
+def check_demo_arguments(args: argparse.Namespace) -> None:
+    """Check ``banditspec demo``'s options before any work: the learners, ``--alpha`` and ``--out``.
+
+    Raises
+    ------
+    ValueError
+        Naming the option and the fix.
+    """
+    resolve_learners(LEARNERS)
+    if not (math.isfinite(args.alpha) and args.alpha >= 0):
+        raise ValueError(f"--alpha must be a finite cost weight >= 0, got {args.alpha}")
+    output_folder(args.out)

@@ -38,13 +38,14 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from banditspec.speculative.kinds import SCHEDULES
 from banditspec.speculative.collect import collect
 from banditspec.bandits.data import LoggedDataset
 from banditspec.bandits.env import ENVIRONMENTS
 from banditspec.speculative.measured import measure_every_arm
+from banditspec.apps.checks import non_negative_int, output_folder, positive_int
 from banditspec.apps.report import format_table, write_report
 from banditspec.apps.reproduce.alpha import ALPHAS, PROXY_LEARNERS, check_alphas, run_alpha
 from banditspec.apps.reproduce.common import Experiment, MeasuredTest, Setup
@@ -56,8 +57,9 @@ from banditspec.apps.reproduce.standard import (
     self_draft_claims,
     standard,
 )
+from banditspec.apps.scoring import resolve_learners
 
-__all__ = ["EXPERIMENTS", "Experiment", "add_reproduce_arguments", "run_reproduce"]
+__all__ = ["EXPERIMENTS", "Experiment", "add_reproduce_arguments", "check_reproduce_arguments", "run_reproduce"]
 
 # Held-out sizes keep each run under 10 minutes on 2 cores: a query costs about 3.8 s of decoding for the default
 # world's 8 arms and about 7 s for the spec-bench world's 9 (longer prompts), so multitask and examples evaluate
@@ -125,19 +127,47 @@ def _measured_tests(world: Any, spec: Experiment, n_test: int, seeds: list[int],
     return {seed: tests[seeds[0]] for seed in seeds} if spec.shared_test else tests
 
 
-def run_reproduce(args: argparse.Namespace) -> int:
-    """Run ``banditspec reproduce``."""
-    started = time.perf_counter()
+class _Plan(NamedTuple):
+    """What a ``reproduce`` run does, from its options and the experiment's defaults."""
+
+    spec: Experiment
+    n_train: int
+    n_test: int
+    seeds: list[int]
+    out: Path
+    sweep: list[float] | None
+
+
+def _plan(args: argparse.Namespace) -> _Plan:
+    """The run's settings, every one checked; raises ValueError naming the bad option."""
     spec = EXPERIMENTS[args.experiment]
     n_test = spec.n_test if args.n_test is None else args.n_test
     n_train = spec.n_train if args.n_train is None else args.n_train
     seeds = list(args.seeds or ([0, 1, 2, 3, 4] if args.experiment == "examples" else [0, 1, 2]))
-    out = Path(args.out or f"results/{args.experiment}")
     if args.sweep is not None and spec.check_sweep is None:
         raise ValueError(f"the {args.experiment} experiment sweeps nothing; --sweep is for alpha and examples")
     sweep = args.sweep if args.sweep is not None else spec.default_sweep(n_train) if spec.default_sweep else None
     if sweep is not None:
         spec.check_sweep(sweep, n_train)
+    resolve_learners(spec.learners)
+    return _Plan(spec, n_train, n_test, seeds, output_folder(args.out or f"results/{args.experiment}"), sweep)
+
+
+def check_reproduce_arguments(args: argparse.Namespace) -> None:
+    """Check ``banditspec reproduce``'s options before any work: sizes, ``--sweep``, the learners and ``--out``.
+
+    Raises
+    ------
+    ValueError
+        Naming the option and the fix.
+    """
+    _plan(args)
+
+
+def run_reproduce(args: argparse.Namespace) -> int:
+    """Run ``banditspec reproduce`` (after :func:`check_reproduce_arguments`)."""
+    started = time.perf_counter()
+    spec, n_train, n_test, seeds, out, sweep = _plan(args)
     world = _open_world(args, spec)
     print(f"{args.experiment}: {spec.question}\narms: {world.arms.names}")
     data_dir = collect(world, out / "train-data", n=n_train, split="train", seed=0,
@@ -169,17 +199,6 @@ def run_reproduce(args: argparse.Namespace) -> int:
     return 0
 
 
-def _positive(text: str) -> int:
-    """An argparse type: an integer >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}")
-    return value
-
-
 def add_reproduce_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``banditspec reproduce``."""
     parser.add_argument("experiment", choices=sorted(EXPERIMENTS), help="which claim to test")
@@ -187,21 +206,21 @@ def add_reproduce_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", default=None,
                         help="toy world (default: the experiment's own: default, sizes, spec-bench or self-draft; "
                              "tiny for a quick check)")
-    parser.add_argument("--seeds", type=int, nargs="+", default=None,
+    parser.add_argument("--seeds", type=non_negative_int, nargs="+", default=None,
                         help="learner and test-sample seeds (default: 0 1 2; examples: 0 1 2 3 4)")
-    parser.add_argument("--n-train", type=_positive, default=None,
+    parser.add_argument("--n-train", type=positive_int, default=None,
                         help="training queries collected (default: 1000; examples: 5000)")
-    parser.add_argument("--n-test", type=_positive, default=None,
+    parser.add_argument("--n-test", type=positive_int, default=None,
                         help="held-out queries per seed, or in the one shared set of examples and multitask "
                              "(default per experiment)")
     parser.add_argument("--sweep", type=float, nargs="+", default=None,
                         help="values of the swept parameter: cost weights for alpha "
                              "(default 0 0.1 0.2 0.3 0.5 1 2), training-set sizes for examples (default: 8 log-spaced "
                              "from 10 to --n-train)")
-    parser.add_argument("--max-new-tokens", type=_positive, default=48)
-    parser.add_argument("--block-size", type=_positive, default=6)
+    parser.add_argument("--max-new-tokens", type=positive_int, default=48)
+    parser.add_argument("--block-size", type=positive_int, default=6)
     parser.add_argument("--schedule", default="constant", choices=SCHEDULES,
                         help="draft-length schedule of the draft arms (default: constant)")
-    parser.add_argument("--calibration", type=_positive, default=16, help="queries measured to calibrate the latency model")
-    parser.add_argument("--workers", type=_positive, default=min(2, os.cpu_count() or 1),
+    parser.add_argument("--calibration", type=positive_int, default=16, help="queries measured to calibrate the latency model")
+    parser.add_argument("--workers", type=positive_int, default=min(2, os.cpu_count() or 1),
                         help="processes decoding held-out queries in parallel (default: 2)")
