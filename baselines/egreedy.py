@@ -17,7 +17,8 @@ from __future__ import annotations
 import numpy as np
 
 from banditspec.bandits.policy import Policy, argmax_distribution
-from banditspec.baselines._ridge import RidgePolicy, check_real
+from banditspec.bandits.validation import check_real
+from banditspec.baselines._ridge import RidgePolicy, decision_rows
 
 __all__ = ["ContextualGreedy", "EpsilonGreedy"]
 
@@ -128,4 +129,6 @@ class ContextualGreedy(RidgePolicy):
         check_real("epsilon", self.epsilon, 0.0, 1.0)
 
     def _predict_proba(self, X: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        return epsilon_greedy(X @ self.theta_.T, mask, self.epsilon)
+        scores = decision_rows(X) @ self.theta_.T
+        self._check_scores(scores[mask])
+        return epsilon_greedy(scores, mask, self.epsilon)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from banditspec.bandits.policy import argmax_distribution
+from banditspec.bandits.validation import check_integer
 from banditspec.baselines._stateless import StatelessPolicy
 
 __all__ = ["FixedArm"]
@@ -34,8 +35,7 @@ class FixedArm(StatelessPolicy):
 
     def _check_params(self) -> None:
         super()._check_params()
-        if not isinstance(self.arm, (int, np.integer)) or isinstance(self.arm, bool) or not 0 <= self.arm < self.n_arms:
-            raise ValueError(f"arm must be an arm id in [0, {self.n_arms}), got {self.arm!r}")
+        check_integer("arm", self.arm, low=0, high=self.n_arms - 1)
 
     def _predict_proba(self, X: np.ndarray, mask: np.ndarray) -> np.ndarray:
         scores = np.zeros(mask.shape)

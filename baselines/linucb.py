@@ -37,7 +37,8 @@ from typing import Any
 
 import numpy as np
 
-from banditspec.baselines._ridge import RidgePolicy, check_real
+from banditspec.bandits.validation import check_real
+from banditspec.baselines._ridge import RidgePolicy, decision_rows
 
 __all__ = ["LinUCB"]
 
@@ -121,8 +122,8 @@ class LinUCB(RidgePolicy):
             return None
         scores = self._row_scores(X[0])
         if available is not None:
-            mask = np.asarray(available, dtype=bool)
-            if mask.shape not in ((self.n_arms,), (1, self.n_arms)) or not mask.any():
+            mask = np.asarray(available)
+            if mask.dtype != bool or mask.shape not in ((self.n_arms,), (1, self.n_arms)) or not mask.any():
                 return None
             scores = np.where(mask.reshape(self.n_arms), scores, -np.inf)
         best = scores.argmax(keepdims=True)
@@ -136,9 +137,20 @@ class LinUCB(RidgePolicy):
         return out
 
     def _choose(self, X: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        """Index of the best available arm per validated row, shape ``(n,)`` (ties to the lowest id)."""
+        """Index of the best available arm per validated row, shape ``(n,)`` (ties to the lowest id).
+
+        Rows with huge entries are scaled first (:func:`~banditspec.baselines._ridge.decision_rows`).
+
+        Raises
+        ------
+        ValueError
+            If scores of available arms overflow float64 even so.
+        """
+        X = decision_rows(X)
         if len(X) < PRUNE_MIN_ROWS or self.alpha == 0:
-            return np.argmax(np.where(mask, self.scores(X), -np.inf), axis=1)
+            scores = self.scores(X)
+            self._check_scores(scores[mask])
+            return np.argmax(np.where(mask, scores, -np.inf), axis=1)
         return self._pruned_choice(X, mask)
 
     def _pruned_choice(self, X: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -164,6 +176,7 @@ class LinUCB(RidgePolicy):
         best_low = bound.max(axis=0)
         np.multiply(high_factor, norms, out=bound)
         bound += mean
+        self._check_scores(best_low, bound)
         survivors = np.greater_equal(bound, best_low)
         if available is not None:
             survivors &= available

@@ -28,7 +28,7 @@ from __future__ import annotations
 import numpy as np
 
 from banditspec.bandits.policy import Policy, masked_softmax
-from banditspec.baselines._ridge import check_real
+from banditspec.bandits.validation import check_real
 
 __all__ = ["Exp3"]
 

@@ -21,7 +21,8 @@ from typing import Any
 import numpy as np
 
 from banditspec.bandits.policy import argmax_distribution
-from banditspec.baselines._ridge import RidgePolicy, check_real
+from banditspec.bandits.validation import check_integer, check_real
+from banditspec.baselines._ridge import RidgePolicy, decision_rows
 
 __all__ = ["LinearThompson"]
 
@@ -62,12 +63,14 @@ class LinearThompson(RidgePolicy):
     def _check_params(self) -> None:
         super()._check_params()
         check_real("v", self.v, 0.0)
-        if not isinstance(self.n_samples, (int, np.integer)) or isinstance(self.n_samples, bool) or self.n_samples < 1:
-            raise ValueError(f"n_samples must be a positive integer, got {self.n_samples!r}")
+        check_integer("n_samples", self.n_samples, low=1)
 
     def _posterior(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        mean, var = self._moments(X)
-        return mean, self.v * np.sqrt(var)
+        """Posterior means and scales of ``x^T theta_k`` on :func:`decision_rows` of ``X``, shape ``(n, K)`` each."""
+        mean, var = self._moments(decision_rows(X))
+        sd = self.v * np.sqrt(var)
+        self._check_scores(mean, sd)
+        return mean, sd
 
     def select(
         self, X: Any, rng: np.random.Generator | None = None, available: Any = None, *, check_input: bool = True

@@ -17,21 +17,24 @@ A subclass implements four hooks:
     fitted arrays by name, for saving (numpy arrays only).
 
 ``_fit`` defaults to ``_init_state`` followed by ``_update``; learners that
-train in epochs (REINFORCE) override it.
+train in epochs (REINFORCE) override it. ``_check_params`` (checking the
+hyper-parameters, at construction, in :meth:`Policy.set_params` and before
+every fit) and ``_state_shapes`` (what :meth:`Policy.load` expects in a file)
+have defaults to extend.
 """
 
 from __future__ import annotations
 
 import inspect
-import json
-from abc import ABC, abstractmethod
+from abc import ABCMeta, abstractmethod
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
-from safetensors.numpy import load_file, save_file
 
+from banditspec.bandits.persistence import PolicyFileError, StateShapes, check_state, read_policy, write_policy
 from banditspec.bandits.registry import Registry
+from banditspec.bandits.validation import arm_ids, availability_mask, check_integer, real_array
 
 __all__ = [
     "POLICIES",
@@ -42,12 +45,6 @@ __all__ = [
 ]
 
 POLICIES: Registry[Policy] = Registry("banditspec.policies", "policy")
-
-_FORMAT = "banditspec-policy/1"
-
-
-class PolicyFileError(ValueError):
-    """A file or folder that is not a saved banditspec policy."""
 
 
 def masked_softmax(logits: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -88,15 +85,29 @@ def argmax_distribution(scores: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return out
 
 
-class Policy(ABC):
+class _CheckedOnConstruction(ABCMeta):
+    """Metaclass of :class:`Policy`: checks the hyper-parameters once the outermost ``__init__`` has run."""
+
+    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        policy = super().__call__(*args, **kwargs)
+        policy._check_params()
+        return policy
+
+
+class Policy(metaclass=_CheckedOnConstruction):
     """A contextual-bandit learner over ``n_arms`` arms.
+
+    Hyper-parameters are checked when the learner is made (and again by
+    :meth:`set_params` and before every :meth:`fit`): a bad value raises
+    ``ValueError`` naming the parameter, whatever its type.
 
     Parameters
     ----------
     n_arms : int
         Number of arms ``K``; actions are ``0 .. K-1``.
     seed : int, default 0
-        Seed of every random choice the learner makes while fitting.
+        Seed of every random choice the learner makes while fitting, in
+        ``[0, 2**64)``.
 
     Attributes
     ----------
@@ -106,6 +117,8 @@ class Policy(ABC):
 
     #: True for policies that need the true rewards at decision time (the oracle).
     requires_rewards: ClassVar[bool] = False
+    #: Hyper-parameters the fitted state is built from: :meth:`set_params` cannot change them once fitted.
+    _state_params: ClassVar[tuple[str, ...]] = ("n_arms",)
 
     def __init__(self, n_arms: int, *, seed: int = 0) -> None:
         self.n_arms = n_arms
@@ -117,9 +130,49 @@ class Policy(ABC):
         signature = inspect.signature(cls.__init__)
         return [p for p in signature.parameters if p != "self"]
 
-    def get_params(self) -> dict[str, Any]:
-        """Hyper-parameters by name, as passed to ``__init__``."""
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """Hyper-parameters by name, as passed to ``__init__``.
+
+        Parameters
+        ----------
+        deep : bool, default True
+            Accepted for scikit-learn compatibility (``sklearn.base.clone``);
+            learners hold no nested estimators, so it changes nothing.
+        """
         return {name: getattr(self, name) for name in self._param_names()}
+
+    def set_params(self, **params: Any) -> Policy:
+        """Set hyper-parameters by name and return the policy (scikit-learn convention).
+
+        The new values are checked together with the others; if one is
+        refused, none is set. On a fitted policy the parameters its fitted
+        state is built from (``n_arms``, and for instance ``hidden`` of
+        REINFORCE) cannot change: fit a ``sklearn.base.clone`` instead.
+
+        Raises
+        ------
+        ValueError
+            Naming an unknown parameter, a bad value, or a parameter the
+            fitted state depends on.
+        """
+        names = self._param_names()
+        unknown = sorted(set(params) - set(names))
+        if unknown:
+            raise ValueError(f"{type(self).__name__} has no parameter {unknown[0]!r}; its parameters are {names}")
+        before = self.get_params()
+        try:
+            for name, value in params.items():
+                setattr(self, name, value)
+            self._check_params()
+            frozen = [name for name in self._state_params if self.is_fitted() and getattr(self, name) != before[name]]
+            if frozen:
+                raise ValueError(f"{frozen[0]} cannot change on a fitted {type(self).__name__}: its fitted state is "
+                                 "built from it; fit sklearn.base.clone(policy).set_params(...) instead")
+        except ValueError:
+            for name, value in before.items():
+                setattr(self, name, value)
+            raise
+        return self
 
     def is_fitted(self) -> bool:
         """Whether the policy has learned from data."""
@@ -127,11 +180,12 @@ class Policy(ABC):
 
     # -- validation ----------------------------------------------------------------------
     def _check_params(self) -> None:
-        if not isinstance(self.n_arms, (int, np.integer)) or self.n_arms < 1:
-            raise ValueError(f"n_arms must be a positive integer, got {self.n_arms!r}")
+        """Raise ValueError naming the first bad hyper-parameter; subclasses extend it (calling super)."""
+        check_integer("n_arms", self.n_arms, low=1)
+        check_integer("seed", self.seed, low=0, high=2**64 - 1)
 
     def _check_X(self, X: Any, *, fitting: bool = False, refit: bool = False) -> np.ndarray:
-        X = np.asarray(X, dtype=float)
+        X = real_array("X", X)
         if X.ndim != 2:
             raise ValueError(f"X must be a 2-d array of shape (n, d), got shape {X.shape}")
         if X.shape[0] == 0:
@@ -152,41 +206,20 @@ class Policy(ABC):
             self._check_params()
         X = self._check_X(X, fitting=True, refit=refit)
         n = X.shape[0]
-        actions = np.asarray(actions)
-        if actions.shape != (n,):
-            raise ValueError(f"actions must have shape ({n},), got {actions.shape}")
-        if not np.issubdtype(actions.dtype, np.integer):
-            if not np.all(np.equal(np.mod(actions, 1), 0)):
-                raise ValueError("actions must be integer arm ids")
-            actions = actions.astype(np.int64)
-        if actions.min() < 0 or actions.max() >= self.n_arms:
-            raise ValueError(f"actions must be arm ids in [0, {self.n_arms}), got values in "
-                             f"[{actions.min()}, {actions.max()}]")
-        rewards = np.asarray(rewards, dtype=float)
+        actions = arm_ids("actions", actions, n, self.n_arms)
+        rewards = real_array("rewards", rewards)
         if rewards.shape != (n,):
             raise ValueError(f"rewards must have shape ({n},), got {rewards.shape}")
         if not np.isfinite(rewards).all():
             raise ValueError("rewards contain NaN or infinite values")
         if propensities is None:
-            return X, actions.astype(np.int64, copy=False), rewards, np.full(n, 1.0 / self.n_arms)
-        propensities = np.asarray(propensities, dtype=float)
+            return X, actions, rewards, np.full(n, 1.0 / self.n_arms)
+        propensities = real_array("propensities", propensities)
         if propensities.shape != (n,):
             raise ValueError(f"propensities must have shape ({n},), got {propensities.shape}")
         if not (propensities.min() > 0 and propensities.max() <= 1):
             raise ValueError("propensities must lie in (0, 1]")
-        return X, actions.astype(np.int64, copy=False), rewards, propensities
-
-    def _check_mask(self, available: Any, n: int) -> np.ndarray:
-        if available is None:
-            return np.ones((n, self.n_arms), dtype=bool)
-        mask = np.asarray(available, dtype=bool)
-        if mask.shape == (self.n_arms,):
-            mask = np.broadcast_to(mask, (n, self.n_arms))
-        if mask.shape != (n, self.n_arms):
-            raise ValueError(f"available must have shape ({self.n_arms},) or ({n}, {self.n_arms}), got {mask.shape}")
-        if not mask.any(axis=1).all():
-            raise ValueError("available leaves some query with no arm: at least one arm per row must be available")
-        return mask
+        return X, actions, rewards, propensities
 
     # -- public API ----------------------------------------------------------------------
     def fit(self, X: Any, actions: Any, rewards: Any, propensities: Any = None) -> Policy:
@@ -235,7 +268,7 @@ class Policy(ABC):
         """``X`` as floats and the ``(n, K)`` availability mask, validated unless ``check_input`` is False."""
         if check_input:
             X = self._check_X(X)
-            return X, self._check_mask(available, X.shape[0])
+            return X, availability_mask(available, X.shape[0], self.n_arms)
         X = np.asarray(X, dtype=float)
         shape = (X.shape[0], self.n_arms)
         return X, np.ones(shape, dtype=bool) if available is None else np.broadcast_to(np.asarray(available, bool), shape)
@@ -272,57 +305,72 @@ class Policy(ABC):
 
     # -- persistence ---------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
-        """Save to the folder ``path`` (``policy.json`` + ``state.safetensors``); no pickle."""
+        """Save to the folder ``path`` (``policy.json`` + ``state.safetensors``); no pickle.
+
+        Raises
+        ------
+        ValueError
+            If the policy is not fitted or not registered, a hyper-parameter
+            cannot be written as JSON, or the fitted state is not finite.
+        """
         if not self.is_fitted():
             raise ValueError(f"{type(self).__name__} is not fitted: nothing to save")
         name = POLICIES.name_of(type(self))
         if name is None:
             raise ValueError(f"{type(self).__name__} is not registered: POLICIES.register(name, cls) first")
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        state = {k: np.ascontiguousarray(v) for k, v in self._state().items()}
-        state["n_features_"] = np.array(self.n_features_, dtype=np.int64)
-        save_file(state, str(path / "state.safetensors"))
-        meta = {"format": _FORMAT, "policy": name, "params": self.get_params()}
-        tmp = path / "policy.json.tmp"
-        tmp.write_text(json.dumps(meta, indent=2))
-        tmp.replace(path / "policy.json")
-        return path
+        return write_policy(path, name, self.get_params(), self.n_features_, self._state())
 
     @classmethod
     def load(cls, path: str | Path) -> Policy:
         """Load a policy saved by :meth:`save`.
 
         Called on :class:`Policy` it builds whichever registered learner the
-        folder holds; called on a subclass it also checks the kind.
+        folder holds; called on a subclass it also checks the kind. Nothing
+        is built from a file that fails a check: the format version, the
+        hyper-parameters (those of the learner, each valid), and every fitted
+        array (name, shape, dtype, finite; see :meth:`_state_shapes`).
 
         Raises
         ------
         PolicyFileError
-            If ``path`` is not a saved policy.
+            Naming the file and the field that is wrong.
         """
-        path = Path(path)
-        meta_file = path / "policy.json"
+        saved = read_policy(path)
         try:
-            meta = json.loads(meta_file.read_text())
-        except (OSError, json.JSONDecodeError) as error:
-            raise PolicyFileError(f"{path} is not a saved banditspec policy: cannot read {meta_file} ({error})") from error
-        if not isinstance(meta, dict) or meta.get("format") != _FORMAT:
-            raise PolicyFileError(f"{meta_file} is not a banditspec policy file: expected format {_FORMAT!r}")
-        try:
-            policy_cls = POLICIES.get(meta["policy"])
-        except KeyError as error:
-            raise PolicyFileError(str(error)) from error
+            policy_cls = POLICIES.get(saved.name)
+        except (KeyError, ImportError) as error:
+            raise PolicyFileError.field(saved.meta_file, "policy", str(error.args[0])) from error
         if cls is not Policy and not issubclass(policy_cls, cls):
-            raise PolicyFileError(f"{path} holds a {meta['policy']!r} policy, not a {cls.__name__}")
+            raise PolicyFileError.field(saved.meta_file, "policy", f"holds a {saved.name!r} policy, not a {cls.__name__}")
+        names = policy_cls._param_names()
+        missing, unexpected = sorted(set(names) - set(saved.params)), sorted(set(saved.params) - set(names))
+        if missing or unexpected:
+            raise PolicyFileError.field(saved.meta_file, "params", f"missing {missing}, unexpected {unexpected}; "
+                                        f"{policy_cls.__name__} takes {names}")
         try:
-            state = load_file(str(path / "state.safetensors"))
-        except Exception as error:  # safetensors raises several unrelated types
-            raise PolicyFileError(f"cannot read {path / 'state.safetensors'}: {error}") from error
-        policy = policy_cls(**meta["params"])
-        policy.n_features_ = int(state.pop("n_features_"))
-        policy._load_state(state)
+            policy = policy_cls(**saved.params)
+        except (TypeError, ValueError) as error:
+            raise PolicyFileError.field(saved.meta_file, "params", str(error)) from error
+        check_state(saved.state_file, saved.state, policy._state_shapes(saved.n_features))
+        policy.n_features_ = saved.n_features
+        try:
+            policy._load_state(saved.state)
+        except ValueError as error:
+            raise PolicyFileError(f"{saved.state_file}: {error}") from error
         return policy
+
+    def _state_shapes(self, n_features: int) -> StateShapes:
+        """Name -> (shape, dtype) of every array :meth:`_state` returns once fitted on ``n_features`` features.
+
+        :meth:`load` checks a file against it before the state is restored.
+        The default reads it off a fresh state made by ``_init_state``;
+        learners whose state is large, or whose fitted state holds more than
+        a fresh one, override it, so that a corrupted ``n_features_`` is
+        refused without building a state of the size it claims.
+        """
+        fresh = type(self)(**self.get_params())
+        fresh._init_state(n_features)
+        return {name: (np.shape(value), np.asarray(value).dtype) for name, value in fresh._state().items()}
 
     # -- hooks ---------------------------------------------------------------------------
     def _fit(self, X: np.ndarray, actions: np.ndarray, rewards: np.ndarray, propensities: np.ndarray) -> None:

@@ -19,15 +19,23 @@ information (every arm's reward per query), log every arm with propensity
 ``1/K`` and the estimate becomes the exact expected gradient.
 
 Training is deterministic under ``seed`` for a fixed torch thread count.
+The saved state is complete (network, Adam's moment estimates and step
+counts, standardisation, baseline), so a policy saved, loaded and trained on
+with ``partial_fit`` is exactly the policy that was trained on without the
+round trip.
 """
 
 from __future__ import annotations
+
+from typing import ClassVar
 
 import numpy as np
 import torch
 from torch import nn
 
+from banditspec.bandits.persistence import StateShapes
 from banditspec.bandits.policy import Policy, masked_softmax
+from banditspec.bandits.validation import check_integer, check_real
 
 __all__ = ["Reinforce"]
 
@@ -55,7 +63,14 @@ class Reinforce(Policy):
         Clip of the importance ratio ``pi / mu``.
     seed : int, default 0
         Seed of the initialisation and the minibatch order.
+
+    Notes
+    -----
+    ``n_arms``, ``hidden`` and ``lr`` are built into the network and the
+    optimizer: :meth:`set_params` cannot change them on a fitted policy.
     """
+
+    _state_params: ClassVar[tuple[str, ...]] = ("n_arms", "hidden", "lr")
 
     def __init__(
         self,
@@ -81,18 +96,13 @@ class Reinforce(Policy):
 
     def _check_params(self) -> None:
         super()._check_params()
-        checks = {
-            "hidden": self.hidden >= 0,
-            "epochs": self.epochs >= 1,
-            "batch_size": self.batch_size >= 1,
-            "lr": self.lr > 0,
-            "entropy": self.entropy >= 0,
-            "baseline_momentum": 0 <= self.baseline_momentum < 1,
-            "max_weight": self.max_weight >= 1,
-        }
-        bad = [name for name, ok in checks.items() if not ok]
-        if bad:
-            raise ValueError(f"invalid Reinforce parameters {bad}: {self.get_params()}")
+        check_integer("hidden", self.hidden, low=0)
+        check_integer("epochs", self.epochs, low=1)
+        check_integer("batch_size", self.batch_size, low=1)
+        check_real("lr", self.lr, 0.0, open_low=True)
+        check_real("entropy", self.entropy, 0.0)
+        check_real("baseline_momentum", self.baseline_momentum, 0.0, 1.0, open_high=True)
+        check_real("max_weight", self.max_weight, 1.0)
 
     # -- state ---------------------------------------------------------------------------
     def _network(self, n_features: int) -> nn.Module:
@@ -118,7 +128,10 @@ class Reinforce(Policy):
         self.steps_ = 0
 
     def _state(self) -> dict[str, np.ndarray]:
+        """Network weights ``net.*``, Adam's slots ``adam.<param>.<slot>``, standardisation and scalars."""
         state = {f"net.{k}": v.detach().numpy().copy() for k, v in self.net_.state_dict().items()}
+        for index, slots in self.optimizer_.state_dict()["state"].items():
+            state.update({f"adam.{index}.{slot}": v.detach().numpy().copy() for slot, v in slots.items()})
         state.update(
             x_mean=self.x_mean_,
             x_scale=self.x_scale_,
@@ -126,12 +139,40 @@ class Reinforce(Policy):
         )
         return state
 
+    def _state_shapes(self, n_features: int) -> StateShapes:
+        """The arrays of a fitted policy, read off a network on torch's meta device (nothing is allocated)."""
+        with torch.device("meta"):
+            net = self._network(n_features)
+        single, double = np.dtype(np.float32), np.dtype(np.float64)
+        shapes = {f"net.{k}": (tuple(v.shape), single) for k, v in net.state_dict().items()}
+        for index, parameter in enumerate(net.parameters()):
+            shape = tuple(parameter.shape)
+            shapes.update({f"adam.{index}.exp_avg": (shape, single), f"adam.{index}.exp_avg_sq": (shape, single),
+                           f"adam.{index}.step": ((), single)})
+        shapes.update(x_mean=((n_features,), double), x_scale=((n_features,), double), scalars=((4,), double))
+        return shapes
+
     def _load_state(self, state: dict[str, np.ndarray]) -> None:
+        r_mean, r_scale, baseline, steps = (float(v) for v in state["scalars"])
+        if not (r_scale > 0 and steps >= 0 and steps.is_integer()):
+            raise ValueError(f"field 'scalars': expected [r_mean, r_scale > 0, baseline, steps >= 0 whole], "
+                             f"got {state['scalars'].tolist()}")
+        if not np.all(state["x_scale"] > 0):
+            raise ValueError("field 'x_scale': feature scales must be > 0")
+        slots: dict[int, dict[str, torch.Tensor]] = {}
+        for key, value in state.items():
+            if key.startswith("adam."):
+                _, index, slot = key.split(".")
+                slots.setdefault(int(index), {})[slot] = torch.from_numpy(value.copy())
+        for index, slot in slots.items():
+            step = float(slot["step"])
+            if not (step >= 1 and step.is_integer() and bool((slot["exp_avg_sq"] >= 0).all())):
+                raise ValueError(f"field 'adam.{index}': expected a whole step >= 1 and exp_avg_sq >= 0")
         self._init_state(self.n_features_)
         self.net_.load_state_dict({k[4:]: torch.from_numpy(v.copy()) for k, v in state.items() if k.startswith("net.")})
+        self.optimizer_.load_state_dict({"state": slots, "param_groups": self.optimizer_.state_dict()["param_groups"]})
         self.x_mean_, self.x_scale_ = state["x_mean"], state["x_scale"]
-        r_mean, r_scale, baseline, steps = state["scalars"]
-        self.r_mean_, self.r_scale_, self.baseline_, self.steps_ = float(r_mean), float(r_scale), float(baseline), int(steps)
+        self.r_mean_, self.r_scale_, self.baseline_, self.steps_ = r_mean, r_scale, baseline, int(steps)
 
     # -- learning ------------------------------------------------------------------------
     def _fit(self, X: np.ndarray, actions: np.ndarray, rewards: np.ndarray, propensities: np.ndarray) -> None:
@@ -171,7 +212,18 @@ class Reinforce(Policy):
 
     # -- prediction ----------------------------------------------------------------------
     def _predict_proba(self, X: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """Softmax of the network's logits over the available arms.
+
+        Raises
+        ------
+        ValueError
+            If a logit is not finite (weights that overflow float32 on these rows).
+        """
         self.net_.eval()
         with torch.inference_mode():
             logits = self.net_(torch.from_numpy((X - self.x_mean_) / self.x_scale_).float()).double().numpy()
+        if not np.isfinite(logits).all():
+            raise ValueError("Reinforce logits are not finite on some rows: the network's weights overflow float32 "
+                             "there (a diverged fit, or features far outside the training range); refit with a "
+                             "lower lr or standardised features")
         return masked_softmax(logits, mask)

@@ -71,6 +71,8 @@ def _bad_batches(d):
         "NaN rewards": (swap(2, np.array([1.0, np.nan, 0.0])), "rewards"),
         "unknown action": (swap(1, np.array([0, 1, 4])), "actions"),
         "negative action": (swap(1, np.array([0, -1, 2])), "actions"),
+        "boolean actions": (swap(1, np.array([True, False, True])), "actions must be integers"),
+        "string actions": (swap(1, np.array(["0", "1", "2"])), "actions must be integers"),
         "zero propensity": (swap(3, np.array([0.5, 0.0, 0.5])), "propensities"),
         "propensity above one": (swap(3, np.array([0.5, 1.5, 0.5])), "propensities"),
     }
@@ -91,6 +93,21 @@ def test_bad_input_raises_and_changes_nothing(name, case, bandit):
     assert after.keys() == before.keys()
     for key, value in before.items():
         np.testing.assert_array_equal(after[key], value, err_msg=key)
+
+
+@pytest.mark.parametrize("available", [[0, 2], [1, 0, 1, 1], [0.5, 1.0, 1.0, 1.0], [np.nan, 1.0, 1.0, 1.0]],
+                         ids=["indices", "flags", "fractions", "NaN"])
+@pytest.mark.parametrize("name", NAMES)
+def test_availability_must_be_booleans(name, available, bandit):
+    policy = fitted(name, bandit)
+    X = bandit.contexts(3, np.random.default_rng(0))
+    for rows in (X[:1], X):  # one row takes the learners' fast paths
+        table = bandit.table(rows)
+        extra = {"rewards": table} if policy.requires_rewards else {}
+        with pytest.raises(ValueError, match="available must be booleans"):
+            policy.select(rows, available=available, **extra)
+        with pytest.raises(ValueError, match="available must be booleans"):
+            proba(policy, rows, available, table)
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -1,8 +1,12 @@
+import re
+from importlib.metadata import entry_points
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
+from sklearn.base import clone
 
 from banditspec.bandits.policy import POLICIES, Policy, argmax_distribution, masked_softmax
 
@@ -132,3 +136,96 @@ def test_oracle_accepts_the_fast_path():
     oracle = POLICIES.create("oracle", n_arms=3).fit(np.zeros((2, 1)), [0, 1], [1.0, 2.0])
     table = np.array([[0.0, 1.0, 2.0], [3.0, 1.0, 0.0]])
     np.testing.assert_array_equal(oracle.select(np.zeros((2, 1)), rewards=table, check_input=False), [2, 0])
+
+
+# -- scikit-learn conventions, on every installed learner --------------------------------------------------------
+INSTALLED = sorted(ep.name for ep in entry_points(group="banditspec.policies"))
+#: cheap settings for the learners that train for long by default
+QUICK = {"reinforce": {"epochs": 2, "hidden": 4, "batch_size": 16}}
+
+
+def _data(n=40, d=3, k=3, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(n, d)), rng.integers(0, k, n), rng.normal(size=n)
+
+
+@pytest.mark.parametrize("name", INSTALLED)
+def test_get_params_set_params_and_clone_follow_scikit_learn(name):
+    policy = POLICIES.create(name, n_arms=3, **QUICK.get(name, {}))
+    assert policy.get_params(deep=True) == policy.get_params(deep=False) == policy.get_params()
+    twin = clone(policy)
+    assert type(twin) is type(policy) and twin is not policy and twin.get_params() == policy.get_params()
+    assert policy.set_params(seed=5) is policy and policy.seed == 5
+    fitted = policy.fit(*_data())
+    fresh = clone(fitted)
+    assert not fresh.is_fitted() and fresh.get_params() == fitted.get_params()
+
+
+@pytest.mark.parametrize("name", INSTALLED)
+def test_set_params_refuses_bad_values_and_changes_nothing(name):
+    policy = POLICIES.create(name, n_arms=3)
+    before = policy.get_params()
+    with pytest.raises(ValueError, match="has no parameter 'colour'"):
+        policy.set_params(colour="red")
+    with pytest.raises(ValueError, match="seed"):
+        policy.set_params(n_arms=4, seed=-1)  # the good value is not kept either
+    assert policy.get_params() == before
+
+
+@pytest.mark.parametrize("name", INSTALLED)
+def test_a_fitted_policy_keeps_the_parameters_its_state_is_built_from(name):
+    policy = POLICIES.create(name, n_arms=3, **QUICK.get(name, {})).fit(*_data())
+    with pytest.raises(ValueError, match="n_arms cannot change on a fitted"):
+        policy.set_params(n_arms=4)
+    assert policy.n_arms == 3
+    clone(policy).set_params(n_arms=4).fit(*_data(k=4))  # the way to change it
+
+
+def test_reinforce_parameters_are_checked_when_made_and_before_fit_changes_anything():
+    for params, field in [({"epochs": 2.5}, "epochs"), ({"hidden": 8.5}, "hidden"), ({"batch_size": True}, "batch_size"),
+                          ({"lr": "0.01"}, "lr"), ({"baseline_momentum": 1.0}, "baseline_momentum")]:
+        with pytest.raises(ValueError, match=field):
+            POLICIES.create("reinforce", n_arms=3, **params)
+    policy = POLICIES.create("reinforce", n_arms=3, **QUICK["reinforce"]).fit(*_data())
+    before = {k: v.copy() for k, v in policy._state().items()}
+    policy.epochs = 2.5  # set directly, around set_params
+    with pytest.raises(ValueError, match="epochs"):
+        policy.fit(*_data(seed=1))
+    for key, value in policy._state().items():
+        np.testing.assert_array_equal(value, before[key], err_msg=key)
+
+
+#: values a hyper-parameter may be handed by mistake: JSON-like values, numpy scalars, complex numbers, objects
+odd_values = st.one_of(
+    st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=4),
+                 lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3),
+                 max_leaves=4),
+    st.complex_numbers(),
+    st.sampled_from([np.nan, np.inf, np.float64(np.nan), np.int64(-1), np.bool_(True), np.float32(2.5), 2**64, object()]),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(name=st.sampled_from(INSTALLED), data=st.data())
+def test_constructors_and_set_params_refuse_bad_values_with_the_parameter_name(name, data):
+    cls = POLICIES.get(name)
+    param = data.draw(st.sampled_from(cls._param_names()), label="param")
+    value = data.draw(odd_values, label="value")
+    try:
+        policy = cls(**{"n_arms": 3, param: value})
+    except ValueError as error:
+        assert re.search(rf"\b{param}\b", str(error)), f"the error does not name {param}: {error}"
+        accepted = False
+    else:
+        assert policy.get_params()[param] is value  # stored unchanged, so clone works
+        assert clone(policy).get_params()[param] is value
+        accepted = True
+    other = cls(n_arms=3)
+    defaults = other.get_params()
+    try:
+        other.set_params(**{param: value})
+    except ValueError as error:
+        assert not accepted and re.search(rf"\b{param}\b", str(error))
+        assert other.get_params() == defaults
+    else:
+        assert accepted

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import torch
 
 from banditspec.bandits.policy import Policy, PolicyFileError
 from banditspec.bandits.reinforce import Reinforce
@@ -86,9 +87,19 @@ def test_rejected_input_leaves_policy_unchanged():
 
 def test_invalid_parameters_and_not_a_policy_file(tmp_path):
     with pytest.raises(ValueError, match="epochs"):
-        Reinforce(3, epochs=0).fit(np.zeros((2, 2)), [0, 1], [0.0, 1.0])
+        Reinforce(3, epochs=0)
     (tmp_path / "policy.json").write_text("{}")
-    with pytest.raises(PolicyFileError, match="not a banditspec policy"):
+    with pytest.raises(PolicyFileError, match="field 'format'"):
         Policy.load(tmp_path)
-    with pytest.raises(PolicyFileError):
+    with pytest.raises(PolicyFileError, match="not a saved banditspec policy"):
         Policy.load(tmp_path / "missing")
+
+
+def test_logits_that_overflow_are_refused_not_turned_into_nan():
+    X, domains, table = domain_problem(100, seed=10)
+    actions = np.arange(len(X)) % 6
+    policy = Reinforce(6, epochs=1, hidden=4).fit(X, actions, table[domains, actions])
+    with torch.no_grad():
+        policy.net_[2].weight.fill_(3e38)  # finite, but four of them sum past float32's range
+    with pytest.raises(ValueError, match="logits are not finite"):
+        policy.predict_proba(X[:3])
