@@ -3,7 +3,8 @@
 Prompt lookup drafts by copying: at each step it takes the last ``n`` tokens of
 the context (``n`` from ``max_ngram`` down to 1), finds their first earlier
 occurrence in the context and proposes the up to ``num_tokens`` tokens that
-followed it, as transformers' ``PromptLookupCandidateGenerator`` does. The
+followed it, up to (not including) an end-of-sequence token, as transformers'
+``PromptLookupCandidateGenerator`` does. The
 proposal depends only on the context, so it decodes through
 :class:`~banditspec.speculative.drafting.ProposalDraft` and, once the target's
 greedy output is known, replays exactly through
@@ -12,7 +13,9 @@ greedy output is known, replays exactly through
 
 from __future__ import annotations
 
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
+from functools import partial
 from typing import ClassVar
 
 import numpy as np
@@ -24,12 +27,15 @@ from banditspec.speculative.kinds.base import DecodeRequest, DecodingArm, Models
 __all__ = ["PromptLookup", "lookup_candidates"]
 
 
-def lookup_candidates(context: np.ndarray, num_tokens: int, max_ngram: int) -> np.ndarray:
+def lookup_candidates(context: np.ndarray, num_tokens: int, max_ngram: int,
+                      eos_token_ids: Collection[int] = ()) -> np.ndarray:
     """Tokens prompt lookup proposes after ``context`` (possibly none).
 
     Mirrors transformers' ``PromptLookupCandidateGenerator.get_candidates``: the
     longest n-gram first; within one n-gram size, the leftmost occurrence with
-    a non-empty continuation.
+    a non-empty continuation; that continuation is cut *before* its first
+    token of ``eos_token_ids`` (so a continuation that starts with one
+    proposes nothing), as transformers cuts it.
     """
     length = context.size
     for n in range(min(max_ngram, length - 1), 0, -1):
@@ -38,7 +44,9 @@ def lookup_candidates(context: np.ndarray, num_tokens: int, max_ngram: int) -> n
             begin = start + n
             end = min(begin + num_tokens, length)
             if begin < end:
-                return context[begin:end]
+                found = context[begin:end]
+                ends = np.flatnonzero(np.isin(found, list(eos_token_ids))) if len(eos_token_ids) else ()
+                return found[: ends[0]] if len(ends) else found
     return context[:0]
 
 
@@ -64,14 +72,16 @@ class PromptLookup(DecodingArm):
         positive_int(self.num_tokens, "PromptLookup.num_tokens", self.name)
         positive_int(self.max_ngram, "PromptLookup.max_ngram", self.name)
 
-    def _propose(self, context: np.ndarray) -> np.ndarray:
-        return lookup_candidates(context, self.num_tokens, self.max_ngram)
+    def _proposer(self, eos_token_ids: Collection[int]) -> Callable[[np.ndarray], np.ndarray]:
+        return partial(lookup_candidates, num_tokens=self.num_tokens, max_ngram=self.max_ngram,
+                       eos_token_ids=tuple(eos_token_ids))
 
     def candidate_generator(self, models: Models, request: DecodeRequest) -> ProposalDraft:
         """Look the context up at every round."""
-        return ProposalDraft(self._propose, max_length=request.max_length, eos_token_ids=request.eos_token_ids)
+        return ProposalDraft(self._proposer(request.eos_token_ids), max_length=request.max_length,
+                             eos_token_ids=request.eos_token_ids)
 
     def simulate(self, trace: Trace) -> SimulatedDecode:
         """Every round replayed along the target's output (exact)."""
-        return simulate_proposals(trace.prefix, trace.output, self._propose, max_new_tokens=trace.max_new_tokens,
-                                  eos_token_ids=trace.eos_token_ids)
+        return simulate_proposals(trace.prefix, trace.output, self._proposer(trace.eos_token_ids),
+                                  max_new_tokens=trace.max_new_tokens, eos_token_ids=trace.eos_token_ids)

@@ -19,7 +19,7 @@ def test_batched_greedy_outputs_equal_batch_one_decoding(tiny_toy):
     prompts = [tiny_toy.decoder.encode(t) for t in queries.texts]
     tok = tiny_toy.decoder.tokenizer
     batched = greedy_outputs(tiny_toy.decoder.target, prompts, max_new_tokens=24, pad_id=tok.pad_token_id,
-                             eos_id=tok.eos_token_id, batch_size=4)
+                             eos_token_ids=(tok.eos_token_id,), batch_size=4)
     single = [tiny_toy.decoder.generate(Autoregressive("ar"), p).ids for p in prompts]
     for b, s in zip(batched, single):
         np.testing.assert_array_equal(b, s)

@@ -1,5 +1,4 @@
 import math
-from contextlib import nullcontext
 
 import numpy as np
 import pytest
@@ -8,17 +7,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from transformers.utils import logging
 
-from banditspec.speculative.kinds import Autoregressive, DraftModel, EarlyExit, PromptLookup
 from banditspec.speculative.counterfactual import (
     MatchVector,
     draft_matches,
     draft_matches_batch,
-    simulate_arm,
     simulate_calls,
+    simulate_proposals,
 )
 from banditspec.speculative.decoding import Decoder
-from banditspec.speculative.kinds.early_exit import early_exit
-from tests.banditspec.speculative.test_decoding import perturbed, tiny_llama
+from banditspec.speculative.drafting import ProposalDraft
+from banditspec.speculative.kinds import Autoregressive, DraftModel, EarlyExit, PromptLookup, Trace
+from tests.banditspec.speculative.models import generate_ids, perturbed, prompts, speculate, tiny_llama
 
 logging.set_verbosity_error()
 
@@ -91,16 +90,37 @@ def test_known_trace():
     assert (sim.target_calls, sim.proposed_tokens, sim.accepted_tokens) == (4, 5, 3)
 
 
-def test_simulate_arm_uses_arm_settings():
+def trace(match, max_new_tokens=None, prefix=(7,)):
+    """The trace of a target whose output has the length of ``match``, with the arm's match vector."""
+    length = len(match)
+    return Trace(np.asarray(prefix), np.arange(length) % 5, length if max_new_tokens is None else max_new_tokens,
+                 (), match)
+
+
+@settings(max_examples=100, deadline=None)
+@given(match_vectors, blocks, st.sampled_from(["constant", "heuristic"]), st.sampled_from([0.0, 0.4]),
+       st.integers(0, 5), st.integers(0, 2**16))
+def test_a_draft_arm_simulates_with_its_own_settings(matches, g, schedule, threshold, extra, seed):
+    confidence = np.random.default_rng(seed).random(matches.size)
+    arm = DraftModel("d", model="m", block_size=g, schedule=schedule, confidence_threshold=threshold)
+    expected = simulate_calls(matches, g, max_new_tokens=matches.size + extra, schedule=schedule,
+                              confidence=confidence, threshold=threshold, adaptive_threshold=threshold > 0)
+    assert arm.simulate(trace(MatchVector(matches, confidence), matches.size + extra)) == expected
+
+
+def test_arms_simulate_what_they_need():
     matches = MatchVector(np.ones(10, dtype=bool), np.full(10, 0.9))
-    arm = DraftModel("d", model="m", block_size=4)
-    assert simulate_arm(arm, matches) == simulate_calls(matches.matches, 4)
-    with pytest.raises(ValueError, match="needs a DraftModel or EarlyExit"):
-        simulate_arm(Autoregressive("ar"), matches)
-    with pytest.raises(ValueError, match="needs a DraftModel or EarlyExit"):
-        simulate_arm(PromptLookup("pl"), matches)
+    assert counts(Autoregressive("ar").simulate(trace(matches))) == (10, 0, 0)  # one call per token, match or not
+    # prompt lookup replays its proposals along the output and needs no match vector: after x = 0 1 2 3 4,
+    # y = 0 1 2 3 4 0 1 2 3 4 (M = 10) it finds nothing at n=0, copies 1 2 3 after the 0 at n=1 and 0 1 2 after
+    # the bigram 3 4 at n=5 (all accepted), and proposes nothing at n=9 with one token left
+    lookup = PromptLookup("pl", num_tokens=3).simulate(Trace(np.array([0, 1, 2, 3, 4]), np.arange(10) % 5, 10))
+    assert counts(lookup) == (4, 6, 6)
+    for arm in (DraftModel("d", model="m"), EarlyExit("e", layer=1)):
+        with pytest.raises(ValueError, match=f"arm '{arm.name}': simulating .* needs its match vector"):
+            arm.simulate(Trace(np.array([1]), np.arange(10), 10))
     with pytest.raises(ValueError, match="confidence_threshold"):
-        simulate_arm(DraftModel("d", model="m", settings={"confidence_threshold": 2.0}), matches)
+        DraftModel("d", model="m", confidence_threshold=2.0)
 
 
 @pytest.mark.parametrize(
@@ -124,7 +144,7 @@ def test_bad_simulation_input_raises(kwargs, message):
 def test_early_exit_drafts_at_a_constant_block_without_threshold(matches, g, extra):
     # an unconfident early exit still proposes full blocks: the decoder turns the threshold off for it
     vector = MatchVector(matches, np.zeros(matches.size))
-    sim = simulate_arm(EarlyExit("e", layer=1, block_size=g), vector, max_new_tokens=matches.size + extra)
+    sim = EarlyExit("e", layer=1, block_size=g).simulate(trace(vector, matches.size + extra))
     assert sim == simulate_calls(matches, g, max_new_tokens=matches.size + extra)
 
 
@@ -133,13 +153,13 @@ def tiny_model():
     return tiny_llama(50, seed=0, layers=2)
 
 
-def simulated_against_measured(decoder, arms, drafting_model, *, n_prompts, seed):
+def simulated_against_measured(decoder, arms, *, n_prompts, seed):
     """Decode random prompts with AR and ``arms``; compare each arm's simulated counts with the measured ones.
 
-    ``drafting_model(arm)`` is a context manager giving the model whose
-    teacher-forced pass yields the arm's match vector. Returns the number of
-    decodes whose counts agree, the number of decodes, and the accepted and
-    proposed draft tokens measured in all.
+    Each arm's match vector comes from one teacher-forced pass of its
+    drafting model (``arm.drafting_model``). Returns the number of decodes
+    whose counts agree, the number of decodes, and the accepted and proposed
+    draft tokens measured in all.
     """
     rng = np.random.default_rng(seed)
     agree = total = accepted = proposed = 0
@@ -150,9 +170,10 @@ def simulated_against_measured(decoder, arms, drafting_model, *, n_prompts, seed
             m = result.measurement
             assert m.equals_ar
             np.testing.assert_array_equal(result.ids, reference.ids)
-            with drafting_model(arm) as model:
+            with arm.drafting_model(decoder) as model:
                 vector = draft_matches_batch(model, [prompt], [reference.ids])[0]
-            sim = simulate_arm(arm, vector, max_new_tokens=decoder.max_new_tokens)
+            sim = arm.simulate(Trace(decoder.prefix(prompt), reference.ids, decoder.max_new_tokens,
+                                     decoder.eos_token_ids, vector))
             agree += counts(sim) == (m.target_calls, m.proposed_tokens, m.accepted_tokens)
             total += 1
             accepted, proposed = accepted + m.accepted_tokens, proposed + m.proposed_tokens
@@ -160,26 +181,26 @@ def simulated_against_measured(decoder, arms, drafting_model, *, n_prompts, seed
 
 
 def test_early_exit_counts_match_real_early_exit_decoding():
-    # the simulation from one teacher-forced pass of the cut target against transformers' assistant_early_exit
+    # the simulation from one teacher-forced pass of the cut target against decoding with the exit (which
+    # test_drafting checks against transformers' assistant_early_exit)
     target = tiny_llama(100, seed=0, layers=3)
     decoder = Decoder(target, None, max_new_tokens=20, threads=1)
     arms = [EarlyExit("exit1", layer=1, block_size=3), EarlyExit("exit2", layer=2, block_size=4),
             EarlyExit("exit2-1", layer=2, block_size=1)]
-    agree, total, accepted, proposed = simulated_against_measured(
-        decoder, arms, lambda arm: early_exit(target, arm.layer), n_prompts=8, seed=0)
+    agree, total, accepted, proposed = simulated_against_measured(decoder, arms, n_prompts=8, seed=0)
     assert 0 < accepted < proposed  # the exits agree with the target often, not always
     assert agree >= 0.9 * total
 
 
 @pytest.mark.parametrize("schedule", ["constant", "heuristic"])
 def test_draft_counts_match_real_assisted_generation(schedule):
-    # the simulation from one teacher-forced pass of each draft against transformers' assisted generation
+    # the simulation from one teacher-forced pass of each draft against decoding with it (which test_drafting
+    # checks against transformers' assisted generation)
     target = tiny_llama(100, seed=3)
     drafts = {"close": perturbed(target, 0.003, seed=4), "far": perturbed(target, 0.05, seed=5)}
     decoder = Decoder(target, None, drafts, max_new_tokens=20, threads=1)
     arms = [DraftModel(f"{key}{g}", model=key, block_size=g, schedule=schedule) for key in drafts for g in (2, 5)]
-    agree, total, accepted, proposed = simulated_against_measured(
-        decoder, arms, lambda arm: nullcontext(drafts[arm.model]), n_prompts=6, seed=1)
+    agree, total, accepted, proposed = simulated_against_measured(decoder, arms, n_prompts=6, seed=1)
     assert 0 < accepted < proposed  # rounds that accept and rounds that reject
     assert agree >= 0.9 * total
 
@@ -212,3 +233,66 @@ def test_bad_match_input_raises(tiny_model):
         draft_matches(tiny_model, [1, 2], [60])
     with pytest.raises(ValueError, match="same length"):
         draft_matches_batch(tiny_model, [[1]], [])
+
+
+def proposer(seed, output, prefix_size, most):
+    """A deterministic drafter of the context alone: after ``n`` tokens it copies ``output[n:]`` for a few tokens,
+    then adds random ones (how many of each, and which, drawn from ``seed`` and ``n``)."""
+
+    def propose(context):
+        n = context.size - prefix_size
+        rng = np.random.default_rng([seed, n])
+        right, wrong = rng.integers(0, most + 1, size=2)
+        return np.concatenate([output[n : n + right], rng.integers(0, 100, size=wrong)])
+
+    return propose
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(0, 99), min_size=1, max_size=8), st.lists(st.integers(0, 99), max_size=40),
+       st.integers(0, 2**16), st.integers(0, 6), st.integers(0, 4), st.sets(st.integers(0, 99), max_size=2))
+def test_replayed_proposals_account_for_every_token(prefix, output, seed, most, extra, eos):
+    y = np.array(output, dtype=np.int64)
+    sim = simulate_proposals(prefix, y, proposer(seed, y, len(prefix), most), max_new_tokens=y.size + extra,
+                             eos_token_ids=eos)
+    assert sim.new_tokens == y.size
+    assert sim.target_calls + sim.accepted_tokens == y.size
+    assert sim.target_calls <= y.size and 0 <= sim.accepted_tokens <= sim.proposed_tokens
+    assert sim.proposed_exact
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.integers(1, 60), st.integers(1, 8), st.integers(0, 4))
+def test_an_oracle_of_the_context_needs_one_call_per_block_and_one_more_token(length, k, extra):
+    y = np.arange(length) % 97 + 2
+    sim = simulate_proposals([1], y, lambda context: y[context.size - 1 :][:k], max_new_tokens=length + extra)
+    assert (sim.target_calls, sim.accepted_tokens) == (math.ceil(length / (k + 1)), length - sim.target_calls)
+
+
+@pytest.fixture(scope="module")
+def target():
+    return tiny_llama(100, seed=12)
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.integers(0, 2**16), st.integers(0, 6), st.booleans())
+def test_replayed_proposals_equal_the_decode_with_them(target, seed, most, end):
+    # simulate_proposals against speculative decoding with the same drafter: exact, round by round
+    prompt = prompts(1, seed=seed)[0]
+    y = generate_ids(target, prompt, 16)
+    eos = (int(y[5]),) if end else ()
+    y = y[: int(np.flatnonzero(np.isin(y, eos))[0]) + 1] if end else y
+    propose = proposer(seed, y, prompt.size, most)
+    ids, counts_ = speculate(target, prompt, ProposalDraft(propose, max_length=prompt.size + 16, eos_token_ids=eos),
+                             16, eos_token_id=list(eos) or None)
+    np.testing.assert_array_equal(ids, y)
+    sim = simulate_proposals(prompt, y, propose, max_new_tokens=16, eos_token_ids=eos)
+    assert (sim.target_calls, sim.proposed_tokens, sim.accepted_tokens) == (
+        counts_.target_calls, counts_.proposed, counts_.accepted)
+
+
+def test_bad_replay_input_raises():
+    with pytest.raises(ValueError, match="prefix must be a non-empty 1-d id sequence"):
+        simulate_proposals([], [1], lambda context: context[:0])
+    with pytest.raises(ValueError, match="max_new_tokens \\(1\\) must be >= the output length \\(2\\)"):
+        simulate_proposals([1], [1, 2], lambda context: context[:0], max_new_tokens=1)

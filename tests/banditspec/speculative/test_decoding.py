@@ -1,39 +1,16 @@
 import numpy as np
 import pytest
 import torch
-from tokenizers import Tokenizer
-from tokenizers.models import WordLevel
-from tokenizers.pre_tokenizers import WhitespaceSplit
-from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 from transformers.utils import logging
 
 from banditspec.bandits.arms import Arm
-from banditspec.speculative.kinds import Autoregressive, DraftModel, EarlyExit, PromptLookup
 from banditspec.speculative.counterfactual import draft_matches_batch
 from banditspec.speculative.decoding import Decoder
+from banditspec.speculative.kinds import Autoregressive, DraftModel, EarlyExit, PromptLookup, Trace
+from tests.banditspec.speculative.models import perturbed, prompts, tiny_llama, word_tokenizer
 
 logging.set_verbosity_error()
 MAX_NEW = 20
-
-
-def tiny_llama(vocab: int, seed: int, layers: int = 2, **overrides) -> LlamaForCausalLM:
-    torch.manual_seed(seed)
-    config = LlamaConfig(
-        vocab_size=vocab, hidden_size=32, intermediate_size=64, num_hidden_layers=layers, num_attention_heads=4,
-        num_key_value_heads=2, max_position_embeddings=64, bos_token_id=None, eos_token_id=None,
-        pad_token_id=None, **overrides,
-    )
-    return LlamaForCausalLM(config).eval()
-
-
-def perturbed(model: LlamaForCausalLM, scale: float, seed: int) -> LlamaForCausalLM:
-    copy = LlamaForCausalLM(model.config).eval()
-    copy.load_state_dict(model.state_dict())
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in copy.parameters():
-            p.add_(scale * torch.randn(p.shape, generator=generator))
-    return copy
 
 
 @pytest.fixture(scope="module")
@@ -46,11 +23,6 @@ def models():
 def decoder(models):
     target, draft = models
     return Decoder(target, None, {"noisy": draft, "self": target}, max_new_tokens=MAX_NEW, threads=1)
-
-
-def prompts(n: int, seed: int = 0) -> list[np.ndarray]:
-    rng = np.random.default_rng(seed)
-    return [rng.integers(0, 100, size=int(rng.integers(3, 12))) for _ in range(n)]
 
 
 ARMS = [
@@ -88,7 +60,7 @@ def test_every_arm_is_lossless_and_counts_add_up(decoder):
 def test_measured_calls_match_counterfactual_simulation(decoder, models):
     target, draft = models
     arms = [a for a in ARMS if isinstance(a, DraftModel)]
-    arms.append(DraftModel("noisy6t", model="noisy", block_size=6, settings={"confidence_threshold": 0.4}))
+    arms.append(DraftModel("noisy6t", model="noisy", block_size=6, confidence_threshold=0.4))
     queries = prompts(6, seed=1)
     agree = total = 0
     for prompt in queries:
@@ -97,7 +69,8 @@ def test_measured_calls_match_counterfactual_simulation(decoder, models):
         vectors = {key: draft_matches_batch(model, [prompt], [output])[0] for key, model in decoder.drafts.items()}
         for arm, result in zip(arms, results):
             m = result.measurement
-            sim = simulate_arm(arm, vectors[arm.model], max_new_tokens=MAX_NEW)
+            sim = arm.simulate(Trace(decoder.prefix(prompt), output, MAX_NEW, decoder.eos_token_ids,
+                                     vectors[arm.model]))
             same = (sim.target_calls, sim.accepted_tokens) == (m.target_calls, m.accepted_tokens)
             same &= not sim.proposed_exact or sim.proposed_tokens == m.proposed_tokens
             agree += same
@@ -110,7 +83,7 @@ def test_schedule_state_is_reset_between_calls(decoder, models):
     before = (draft.generation_config.num_assistant_tokens, draft.generation_config.assistant_confidence_threshold)
     prompt = prompts(1, seed=2)[0]
     for arm in (DraftModel("h", model="noisy", block_size=2, schedule="heuristic"),
-                DraftModel("t", model="noisy", block_size=5, settings={"confidence_threshold": 0.4})):
+                DraftModel("t", model="noisy", block_size=5, confidence_threshold=0.4)):
         first = decoder.generate(arm, prompt).measurement
         second = decoder.generate(arm, prompt).measurement
         key = lambda m: (m.target_calls, m.accepted_tokens, m.proposed_tokens)  # noqa: E731
@@ -119,7 +92,7 @@ def test_schedule_state_is_reset_between_calls(decoder, models):
     assert after == before
     # no hook or shadowing method is left on the target
     assert not decoder.target._forward_hooks
-    assert "_get_candidate_generator" not in vars(decoder.target)
+    assert not {"generate", "_get_candidate_generator"} & set(vars(decoder.target))
 
 
 def test_unverified_output_is_not_claimed_equal(decoder):
@@ -137,44 +110,39 @@ def test_bad_inputs_raise_before_decoding(decoder, models):
         decoder.generate(Autoregressive("ar"), np.ones(45, dtype=int))
     with pytest.raises(ValueError, match="needs the target's tokenizer"):
         decoder.generate(Autoregressive("ar"), "hello")
-    with pytest.raises(ValueError, match="'missing' .* is not a draft key"):
+    with pytest.raises(ValueError, match="prompt token ids must be in \\[0, 100\\)"):
+        decoder.generate(Autoregressive("ar"), [1, 100])
+    with pytest.raises(ValueError, match="arm 'd' needs draft 'missing'; loaded drafts are \\['noisy', 'self'\\]"):
         decoder.measure([1, 2, 3], [Autoregressive("ar"), DraftModel("d", model="missing")])
     with pytest.raises(ValueError, match="EarlyExit.layer must be < the target's 2 layers"):
         decoder.generate(EarlyExit("e", layer=2), [1, 2, 3])
-    with pytest.raises(ValueError, match="'e': EarlyExit.layer .* got True"):
-        decoder.generate(EarlyExit("e", layer=True), [1, 2, 3])
-    with pytest.raises(ValueError, match="has kind 'custom'"):
+    with pytest.raises(ValueError, match="EarlyExit.layer must be an integer >= 1, got True for arm 'e'"):
+        EarlyExit("e", layer=True)
+    with pytest.raises(ValueError, match="arm 'mine' of kind 'custom' does not decode with a target model"):
         decoder.generate(Arm("mine"), [1, 2, 3])
     other = tiny_llama(80, seed=5)
-    with pytest.raises(ValueError, match="vocabulary size 80 but the target has 100"):
+    with pytest.raises(ValueError, match="draft 'other' has vocabulary size 80 but the target has 100"):
         Decoder(target, None, {"other": other})
     with pytest.raises(ValueError, match="max_new_tokens"):
         Decoder(target, None, max_new_tokens=0)
-    with pytest.raises(ValueError, match="not in drafts"):
-        Decoder(target, None, draft_tokenizers={"x": None})
+    with pytest.raises(ValueError, match="threads"):
+        Decoder(target, None, threads=0)
 
 
-def word_tokenizer(words: list[str]) -> PreTrainedTokenizerFast:
-    vocab = {"[UNK]": 0, **{w: i + 1 for i, w in enumerate(words)}}
-    core = Tokenizer(WordLevel(vocab, unk_token="[UNK]"))
-    core.pre_tokenizer = WhitespaceSplit()
-    return PreTrainedTokenizerFast(tokenizer_object=core, unk_token="[UNK]")
-
-
-def test_draft_with_another_tokenizer(models):
+def test_text_prompts_use_the_targets_tokenizer_and_drafts_must_share_its_vocabulary():
     words = [f"w{i}" for i in range(60)]
-    target_tok = word_tokenizer(words)
-    draft_tok = word_tokenizer(list(reversed(words))[:50])  # other ids, fewer words
-    target = tiny_llama(len(target_tok), seed=7)
-    draft = tiny_llama(len(draft_tok), seed=8)
-    decoder = Decoder(target, target_tok, {"other": draft}, draft_tokenizers={"other": draft_tok}, max_new_tokens=12)
-    results = decoder.measure("w1 w2 w3 w4", [DraftModel("other", model="other", block_size=3)])
+    tokenizer = word_tokenizer(words)
+    target = tiny_llama(len(tokenizer), seed=7)
+    decoder = Decoder(target, tokenizer, {"same": perturbed(target, 0.01, seed=8)}, max_new_tokens=12)
+    results = decoder.measure("w1 w2 w3 w4", [DraftModel("same", model="same", block_size=3)])
     m = results[0].measurement
     assert m.equals_ar and m.new_tokens == 12 == m.target_calls + m.accepted_tokens
-    assert results[0].text.split() == [target_tok.convert_ids_to_tokens(int(i)) for i in results[0].ids]
-    with pytest.raises(ValueError, match="different tokenizer"):
-        Decoder(target, target_tok, {"same": tiny_llama(len(target_tok), seed=9)},
-                draft_tokenizers={"same": word_tokenizer(list(reversed(words)))})
+    assert results[0].text.split() == [tokenizer.convert_ids_to_tokens(int(i)) for i in results[0].ids]
+    np.testing.assert_array_equal(decoder.encode("w1 w2 w3 w4"), tokenizer("w1 w2 w3 w4")["input_ids"])
+    other = word_tokenizer(list(reversed(words))[:50])  # other ids, fewer words
+    with pytest.raises(ValueError, match="draft 'other' has vocabulary size 52 but the target has 62: drafts must "
+                                         "share the target's tokenizer"):
+        Decoder(target, tokenizer, {"other": tiny_llama(len(other), seed=9)})
 
 
 def test_early_exit_on_a_gpt2_target_is_refused():

@@ -1,19 +1,45 @@
+"""Our drafting against transformers' own assisted generation, through its public API only.
+
+transformers drafts with ``generate(assistant_model=draft)`` (the draft's
+``generation_config`` holds ``num_assistant_tokens``,
+``num_assistant_tokens_schedule`` and ``assistant_confidence_threshold``, set
+for the call and restored: transformers keeps a heuristic block size on the
+draft between calls) and ``generate(assistant_early_exit=k)`` (the same fields
+on the target's config). A forward pre-hook on the target, or on its top layer
+where the target drafts for itself, sees every verification call and the
+tokens it was fed; a hook on the draft counts draft forwards (one per proposed
+token, in both implementations).
+"""
+
 from functools import partial
 
 import numpy as np
 import pytest
 import torch
-from transformers.generation.candidate_generator import EarlyExitCandidateGenerator
 from transformers.utils import logging
 
-from banditspec.speculative.kinds import Autoregressive, DraftModel, EarlyExit
 from banditspec.speculative.decoding import Decoder
 from banditspec.speculative.drafting import GreedyDraft
+from banditspec.speculative.kinds import Autoregressive, DraftModel, EarlyExit
 from banditspec.speculative.kinds.early_exit import early_exit
-from tests.banditspec.speculative.test_decoding import perturbed, prompts, tiny_llama
+from tests.banditspec.speculative.models import (
+    forwards,
+    generate_ids,
+    generation_settings,
+    perturbed,
+    prompts,
+    tiny_llama,
+)
 
 logging.set_verbosity_error()
 MAX_NEW = 20
+
+
+@pytest.fixture(autouse=True)
+def no_grad():
+    """Draft as generate() does, without building autograd graphs (also for direct get_candidates calls)."""
+    with torch.no_grad():
+        yield
 
 
 @pytest.fixture(scope="module")
@@ -27,62 +53,81 @@ def three_layers():
     return tiny_llama(100, seed=6, layers=3)
 
 
-def counts(result):
-    m = result.measurement
-    return result.ids.tolist(), m.target_calls, m.proposed_tokens, m.accepted_tokens
+def with_and_without_an_end_token(target, queries):
+    """``(prompt, eos)`` pairs: every other prompt ends at the token its greedy output first has at position 8."""
+    for i, prompt in enumerate(queries):
+        y = generate_ids(target, prompt, MAX_NEW)
+        yield prompt, (int(y[8]) if i % 2 else None)
 
 
-@pytest.mark.parametrize("schedule", ["constant", "heuristic"])
-@pytest.mark.parametrize("block_size", [1, 3, 7])
-def test_lean_drafting_proposes_exactly_what_transformers_does(models, block_size, schedule):
+def ended_early(ids):
+    return ids.size < MAX_NEW
+
+
+@pytest.mark.parametrize(
+    "block_size, schedule, threshold",
+    [(1, "constant", 0.0), (4, "constant", 0.0), (2, "heuristic", 0.0), (6, "constant", 0.4), (3, "heuristic", 0.4)],
+)
+def test_drafts_decode_as_transformers_assisted_generation_does(models, block_size, schedule, threshold):
     target, drafts = models
-    lean = Decoder(target, None, drafts, max_new_tokens=MAX_NEW, threads=1)
-    reference = Decoder(target, None, drafts, max_new_tokens=MAX_NEW, threads=1, lean_drafting=False)
-    accepted = rejected = 0
-    for key in drafts:
-        arm = DraftModel(key, model=key, block_size=block_size, schedule=schedule)
-        for prompt in prompts(4, seed=block_size):
-            fast, slow = lean.generate(arm, prompt), reference.generate(arm, prompt)
-            assert counts(fast) == counts(slow)
-            accepted += fast.measurement.accepted_tokens
-            rejected += fast.measurement.proposed_tokens - fast.measurement.accepted_tokens
+    accepted = rejected = early = 0
+    for prompt, eos in with_and_without_an_end_token(target, prompts(3, seed=block_size)):
+        with generation_settings(target, eos_token_id=eos):
+            decoder = Decoder(target, None, drafts, max_new_tokens=MAX_NEW, threads=1)
+            for key, draft in drafts.items():
+                arm = DraftModel(key, model=key, block_size=block_size, schedule=schedule,
+                                 confidence_threshold=threshold)
+                with forwards(target) as ours, forwards(draft) as our_draft:
+                    result = decoder.generate(arm, prompt)
+                with generation_settings(draft, num_assistant_tokens=block_size,
+                                         num_assistant_tokens_schedule=schedule,
+                                         assistant_confidence_threshold=threshold):
+                    with forwards(target) as theirs, forwards(draft) as their_draft:
+                        expected = generate_ids(target, prompt, MAX_NEW, assistant_model=draft)
+                m = result.measurement
+                np.testing.assert_array_equal(result.ids, expected)
+                assert m.target_calls == ours.calls == theirs.calls
+                assert m.proposed_tokens == ours.proposed(prompt.size) == theirs.proposed(prompt.size)
+                assert m.proposed_tokens == our_draft.calls == their_draft.calls
+                accepted += m.accepted_tokens
+                rejected += m.proposed_tokens - m.accepted_tokens
+                early += ended_early(result.ids)
     assert accepted > 0 and rejected > 0  # rounds that grow and rounds that shrink a heuristic block
+    assert early > 0  # an end token inside the output
+
+
+@pytest.mark.parametrize("block_size", [1, 4])
+@pytest.mark.parametrize("layer", [1, 2])
+def test_early_exits_decode_as_transformers_assistant_early_exit_does(three_layers, layer, block_size):
+    target, top = three_layers, three_layers.model.layers[-1]  # only the full target's forwards reach its top layer
+    decoder = Decoder(target, max_new_tokens=MAX_NEW, threads=1)
+    arm = EarlyExit(f"exit{layer}", layer=layer, block_size=block_size)
+    accepted = rejected = 0
+    for prompt in prompts(3, seed=10 + block_size):
+        ar = decoder.generate(Autoregressive("ar"), prompt)
+        with forwards(top) as ours, forwards(target) as our_all:
+            result = decoder.generate(arm, prompt, reference=ar)
+        with generation_settings(target, num_assistant_tokens=block_size, num_assistant_tokens_schedule="constant",
+                                 assistant_confidence_threshold=0.0):
+            with forwards(top) as theirs, forwards(target) as their_all:
+                expected = generate_ids(target, prompt, MAX_NEW, assistant_early_exit=layer)
+        m = result.measurement
+        assert m.equals_ar
+        np.testing.assert_array_equal(result.ids, expected)
+        assert m.target_calls == ours.calls == theirs.calls
+        assert m.proposed_tokens == ours.proposed(prompt.size) == theirs.proposed(prompt.size)
+        # every other forward of the target is one draft step of the exit
+        assert our_all.calls - ours.calls == their_all.calls - theirs.calls == m.proposed_tokens
+        assert target.config.num_hidden_layers == 3
+        accepted += m.accepted_tokens
+        rejected += m.proposed_tokens - m.accepted_tokens
+    assert accepted > 0 and rejected > 0  # rounds that accept and rounds that crop the draft's cache
 
 
 def test_greedy_draft_refuses_an_unknown_schedule(models):
     target, drafts = models
     with pytest.raises(ValueError, match="schedule must be one of"):
         GreedyDraft(drafts["close"], block_size=2, max_length=40, schedule="dynamic")
-
-
-def test_lean_drafting_is_used_only_where_it_proposes_the_same_tokens(models):
-    target, drafts = models
-    decoder = Decoder(target, None, drafts, max_new_tokens=MAX_NEW)
-    settings = {"num_assistant_tokens_schedule": "constant", "assistant_confidence_threshold": 0.0}
-    assert decoder._drafter(DraftModel("c", model="close", block_size=4), settings) is not None
-    heuristic = {**settings, "num_assistant_tokens_schedule": "heuristic"}
-    assert decoder._drafter(DraftModel("c", model="close", schedule="heuristic"), heuristic) is not None
-    assert decoder._drafter(DraftModel("c", model="close"), {**settings, "assistant_confidence_threshold": 0.4}) is None
-    off = Decoder(target, None, drafts, max_new_tokens=MAX_NEW, lean_drafting=False)
-    assert off._drafter(DraftModel("c", model="close", block_size=4), settings) is None
-
-
-@pytest.mark.parametrize("block_size", [1, 3, 6])
-def test_lean_early_exit_proposes_exactly_what_transformers_does(three_layers, block_size):
-    lean = Decoder(three_layers, max_new_tokens=MAX_NEW, threads=1)
-    reference = Decoder(three_layers, max_new_tokens=MAX_NEW, threads=1, lean_drafting=False)
-    for layer in (1, 2):
-        arm = EarlyExit(f"exit{layer}", layer=layer, block_size=block_size)
-        accepted = rejected = 0
-        for prompt in prompts(3, seed=10 + block_size):
-            ar = lean.generate(Autoregressive("ar"), prompt)
-            fast, slow = lean.generate(arm, prompt, reference=ar), reference.generate(arm, prompt, reference=ar)
-            assert counts(fast) == counts(slow)
-            assert fast.measurement.equals_ar and slow.measurement.equals_ar
-            assert three_layers.config.num_hidden_layers == 3
-            accepted += fast.measurement.accepted_tokens
-            rejected += fast.measurement.proposed_tokens - fast.measurement.accepted_tokens
-        assert accepted > 0 and rejected > 0  # rounds that accept and rounds that crop the draft's cache
 
 
 def test_early_exit_truncates_only_the_draft_forwards(three_layers):
@@ -118,22 +163,6 @@ def test_early_exit_is_restored_after_an_error_while_drafting(three_layers):
     finally:
         hook.remove()
     assert three_layers.config.num_hidden_layers == 3
-
-
-def test_transformers_drafts_early_exits_without_lean_drafting(three_layers, monkeypatch):
-    rounds = []
-    original = EarlyExitCandidateGenerator.get_candidates
-
-    def counted(self, *args, **kwargs):
-        rounds.append(1)
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(EarlyExitCandidateGenerator, "get_candidates", counted)
-    arm, prompt = EarlyExit("exit1", layer=1, block_size=3), prompts(1, seed=21)[0]
-    Decoder(three_layers, max_new_tokens=MAX_NEW, threads=1).generate(arm, prompt)
-    assert not rounds
-    Decoder(three_layers, max_new_tokens=MAX_NEW, threads=1, lean_drafting=False).generate(arm, prompt)
-    assert rounds
 
 
 def test_cache_is_cropped_to_the_verified_prefix(models):

@@ -5,7 +5,7 @@ from transformers import GPT2Config, GPT2LMHeadModel
 from transformers.utils import logging
 
 from banditspec.speculative.kinds.early_exit import check_early_exit, early_exit
-from tests.banditspec.speculative.test_decoding import tiny_llama
+from tests.banditspec.speculative.models import tiny_llama
 
 logging.set_verbosity_error()
 
