@@ -14,6 +14,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from banditspec.bandits.validation import check_real
+
 __all__ = ["Arm", "ArmSet"]
 
 
@@ -26,10 +28,17 @@ class Arm:
     name : str
         Unique name within an :class:`ArmSet`.
     cost : float, default 0.0
-        Non-negative cost hint (for instance the draft's parameter count
-        relative to the target's), used by cost-penalised rewards.
+        Non-negative, finite cost hint (for instance the draft's parameter
+        count relative to the target's), used by cost-penalised rewards; a
+        real number, not a bool or a string.
     settings : Mapping[str, Any]
         Free-form settings of user-defined kinds.
+
+    Raises
+    ------
+    ValueError
+        If the name is not a non-empty string, or the cost is not a finite
+        non-negative real number (the message names the arm).
     """
 
     kind: ClassVar[str] = "custom"
@@ -41,8 +50,7 @@ class Arm:
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip():
             raise ValueError(f"Arm.name must be a non-empty string, got {self.name!r}")
-        if not np.isfinite(self.cost) or self.cost < 0:
-            raise ValueError(f"Arm.cost must be finite and >= 0, got {self.cost!r} for arm {self.name!r}")
+        check_real(f"Arm.cost of arm {self.name!r}", self.cost, 0.0)
 
     def describe(self) -> dict[str, Any]:
         """Return a JSON-serialisable description of the arm."""

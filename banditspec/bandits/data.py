@@ -19,7 +19,10 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
+
+from banditspec.bandits.validation import arm_ids, integer_array, name_list, real_array
 
 __all__ = ["CorruptShardError", "LoggedDataset", "arm_seconds_column", "write_shard"]
 
@@ -50,7 +53,7 @@ class LoggedDataset:
     propensities : array-like, shape (n,)
         Logging probabilities of the actions, in (0, 1].
     arm_names : Sequence[str]
-        Names of the ``K`` arms, unique.
+        Names of the ``K`` arms, unique (a list, not one string).
     all_rewards : array-like, shape (n, K), optional
         Every arm's reward (full information), finite.
     groups : Sequence[str], optional
@@ -62,6 +65,8 @@ class LoggedDataset:
     ------
     ValueError
         Naming the field that is malformed, before anything is stored.
+        Booleans and strings are refused where numbers are expected, never
+        cast.
     """
 
     def __init__(
@@ -77,12 +82,12 @@ class LoggedDataset:
         groups: Sequence[str] | None = None,
         columns: Mapping[str, np.ndarray] | None = None,
     ) -> None:
-        arm_names = [str(a) for a in arm_names]
+        arm_names = name_list("arm_names", arm_names)
         if len(arm_names) == 0:
             raise ValueError("arm_names is empty: a dataset needs at least one arm")
         if len(set(arm_names)) != len(arm_names):
             raise ValueError(f"arm_names must be unique, got {arm_names}")
-        X = np.asarray(X, dtype=float)
+        X = real_array("X", X)
         if X.ndim != 2:
             raise ValueError(f"X must have shape (n, d), got {X.shape}")
         n = X.shape[0]
@@ -90,20 +95,16 @@ class LoggedDataset:
             raise ValueError("the dataset is empty: X has no rows")
         if not np.all(np.isfinite(X)):
             raise ValueError("X contains NaN or infinite values")
-        query_ids = _vector(query_ids, "query_ids", n, np.int64)
-        actions = _vector(actions, "actions", n, np.int64)
-        if actions.min() < 0 or actions.max() >= len(arm_names):
-            raise ValueError(f"actions must be arm ids in [0, {len(arm_names)}), got [{actions.min()}, {actions.max()}]")
-        rewards = _vector(rewards, "rewards", n, float)
+        query_ids = integer_array("query_ids", query_ids, (n,))
+        actions = arm_ids("actions", actions, n, len(arm_names))
+        rewards = _reals("rewards", rewards, (n,))
         if not np.all(np.isfinite(rewards)):
             raise ValueError("rewards contain NaN or infinite values")
-        propensities = _vector(propensities, "propensities", n, float)
+        propensities = _reals("propensities", propensities, (n,))
         if not np.all((propensities > 0) & (propensities <= 1)):
             raise ValueError("propensities must lie in (0, 1]")
         if all_rewards is not None:
-            all_rewards = np.asarray(all_rewards, dtype=float)
-            if all_rewards.shape != (n, len(arm_names)):
-                raise ValueError(f"all_rewards must have shape ({n}, {len(arm_names)}), got {all_rewards.shape}")
+            all_rewards = _reals("all_rewards", all_rewards, (n, len(arm_names)))
             if not np.all(np.isfinite(all_rewards)):
                 raise ValueError("all_rewards contain NaN or infinite values")
         if groups is not None:
@@ -212,24 +213,20 @@ class LoggedDataset:
         if meta_raw is None:
             raise ValueError("table has no banditspec metadata (arm names): not a logged dataset")
         meta = json.loads(meta_raw)
+        if not isinstance(meta, dict) or "arm_names" not in meta:
+            raise ValueError("the banditspec metadata of the table has no arm_names")
         missing = [c for c in ("query_id", "features", "action", "reward", "propensity") if c not in table.column_names]
         if missing:
             raise ValueError(f"table lacks the required columns {missing}")
-
-        def matrix(name: str) -> np.ndarray:
-            column = table.column(name).combine_chunks()
-            width = column.type.list_size
-            return column.flatten().to_numpy(zero_copy_only=False).reshape(-1, width)
-
         extra = [c for c in table.column_names if c not in _RESERVED]
         return cls(
             table.column("query_id").to_numpy(),
-            matrix("features"),
+            _matrix(table, "features"),
             table.column("action").to_numpy(),
             table.column("reward").to_numpy(),
             table.column("propensity").to_numpy(),
             arm_names=meta["arm_names"],
-            all_rewards=matrix("all_rewards") if "all_rewards" in table.column_names else None,
+            all_rewards=_matrix(table, "all_rewards") if "all_rewards" in table.column_names else None,
             groups=table.column("group").to_pylist() if "group" in table.column_names else None,
             columns={c: table.column(c).to_numpy(zero_copy_only=False) for c in extra},
         )
@@ -268,14 +265,34 @@ class LoggedDataset:
 _RESERVED = {"query_id", "features", "action", "reward", "propensity", "all_rewards", "group"}
 
 
-def _vector(values: np.ndarray, name: str, n: int, dtype: type) -> np.ndarray:
-    array = np.asarray(values)
-    if array.shape != (n,):
-        raise ValueError(f"{name} must have shape ({n},), got {array.shape}")
-    if dtype is np.int64 and not np.issubdtype(array.dtype, np.integer):
-        if not (np.issubdtype(array.dtype, np.number) and np.all(np.mod(array, 1) == 0)):
-            raise ValueError(f"{name} must be integers")
-    return array.astype(dtype)
+def _reals(name: str, values: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    array = real_array(name, values)
+    if array.shape != shape:
+        raise ValueError(f"{name} must have shape {shape}, got {array.shape}")
+    return array
+
+
+def _matrix(table: pa.Table, name: str) -> np.ndarray:
+    """The list column ``name`` as an ``(n, width)`` array; every row must hold the same number of values.
+
+    Fixed-size lists (what :meth:`LoggedDataset.to_table` writes) and plain
+    lists of equal lengths (what other writers make of a matrix) are read.
+    """
+    column = table.column(name).combine_chunks()
+    kind = column.type
+    if not (pa.types.is_fixed_size_list(kind) or pa.types.is_list(kind) or pa.types.is_large_list(kind)):
+        raise ValueError(f"column {name!r} must hold a list of numbers per row, got type {kind}")
+    if column.null_count:
+        raise ValueError(f"column {name!r} is missing on {column.null_count} rows")
+    if pa.types.is_fixed_size_list(kind):
+        width = kind.list_size
+    else:
+        widths = np.unique(pc.list_value_length(column).to_numpy())
+        if len(widths) > 1:
+            raise ValueError(f"column {name!r} holds rows of different lengths ({widths.min()} to {widths.max()} "
+                             "values): every row needs the same number of values")
+        width = int(widths[0]) if len(widths) else 0
+    return column.flatten().to_numpy(zero_copy_only=False).reshape(len(column), width)
 
 
 def _read(path: Path) -> LoggedDataset:

@@ -40,6 +40,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from banditspec.bandits.data import LoggedDataset
+from banditspec.bandits.validation import check_instance
 
 __all__ = [
     "ESTIMATORS",
@@ -142,7 +143,14 @@ def fit_reward_model(data: LoggedDataset, *, ridge: float = 1.0, folds: int = 2,
     -------
     np.ndarray
         ``rhat``, shape ``(n, K)``.
+
+    Raises
+    ------
+    ValueError
+        If ``data`` is not a :class:`~banditspec.bandits.data.LoggedDataset`,
+        or ``ridge`` or ``folds`` is out of range.
     """
+    check_instance("data", data, LoggedDataset)
     n = len(data)
     if not (np.isfinite(ridge) and ridge > 0):
         raise ValueError(f"ridge must be finite and > 0, got {ridge!r}")
@@ -239,6 +247,7 @@ def _estimates(
     confidence: float,
     seed: int,
 ) -> dict[str, Estimate]:
+    check_instance("data", data, LoggedDataset)
     proba = _check_proba(data, target_proba)
     _check_bootstrap(n_bootstrap, confidence)
     if any(_TERMS[name][1] for name in names):
@@ -282,7 +291,8 @@ def direct_method(
     Raises
     ------
     ValueError
-        On malformed ``target_proba``, ``reward_hat``, ``n_bootstrap`` or
+        If ``data`` is not a :class:`~banditspec.bandits.data.LoggedDataset`,
+        or on malformed ``target_proba``, ``reward_hat``, ``n_bootstrap`` or
         ``confidence``.
     """
     return _estimates(("dm",), data, target_proba, reward_hat, n_bootstrap, confidence, seed)["dm"]

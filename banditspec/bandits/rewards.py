@@ -8,7 +8,10 @@ over 10^6 logged decodes is one vectorised call, and calling it on one
 appear as columns ``align_<metric>``.
 
 Rewards compose: ``Alignment("lcs") + CostPenalty(0.3)`` is the paper's offline
-proxy, ``2.0 * SpeedupOverAR()`` a rescaled speed-up.
+proxy, ``2.0 * SpeedupOverAR()`` a rescaled speed-up. Rewards that divide by a
+wall time (``SpeedupOverAR``, ``TokensPerSecond``) refuse a time of 0 with a
+``ValueError`` naming the column and the row: a decode that took no
+measurable time has no rate, and clamping it would report a speed-up of 1e12.
 
 =====================  ==============================  ==========  =====================
 reward                 formula                         range       monotone in latency
@@ -100,12 +103,19 @@ class MissingColumnError(KeyError, ValueError):
     """A reward asked for a measurement column the data does not have."""
 
 
-def _column(columns: Columns, name: str) -> np.ndarray:
+def _column(columns: Columns, name: str, *, positive: bool = False) -> np.ndarray:
+    """The measurement column ``name`` as floats, without NaN (and all ``> 0`` if ``positive``)."""
     if name not in columns:
         raise MissingColumnError(f"reward needs the measurement column {name!r}; columns are {sorted(columns)}")
     values = np.asarray(columns[name], dtype=float)
     if np.isnan(values).any():
         raise ValueError(f"measurement column {name!r} has missing values (NaN) on some rows")
+    if positive and np.any(values <= 0):
+        rows = np.flatnonzero(values <= 0)
+        raise ValueError(
+            f"measurement column {name!r} is {values[rows[0]]:g} on {len(rows)} row(s), first row {rows[0]}: a rate "
+            "over a decode that took no measurable time is undefined; time the whole generate() call with "
+            "time.perf_counter()")
     return values
 
 
@@ -161,9 +171,8 @@ class SpeedupOverAR(Reward):
     bounds = (0.0, np.inf)
 
     def compute(self, columns: Columns) -> np.ndarray:
-        seconds = _column(columns, "wall_seconds")
-        reference = _column(columns, "ar_wall_seconds")
-        return reference / np.maximum(seconds, 1e-12)
+        """``ar_wall_seconds / wall_seconds``; both must be ``> 0`` (ValueError naming the column otherwise)."""
+        return _column(columns, "ar_wall_seconds", positive=True) / _column(columns, "wall_seconds", positive=True)
 
 
 class NegativeLatency(Reward):
@@ -185,7 +194,8 @@ class TokensPerSecond(Reward):
     bounds = (0.0, np.inf)
 
     def compute(self, columns: Columns) -> np.ndarray:
-        return _column(columns, "new_tokens") / np.maximum(_column(columns, "wall_seconds"), 1e-12)
+        """``new_tokens / wall_seconds``; ``wall_seconds`` must be ``> 0`` (ValueError naming it otherwise)."""
+        return _column(columns, "new_tokens") / _column(columns, "wall_seconds", positive=True)
 
 
 class Alignment(Reward):

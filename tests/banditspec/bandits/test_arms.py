@@ -61,6 +61,16 @@ def test_bad_settings_name_the_field(factory, field):
         factory()
 
 
+@pytest.mark.parametrize("cost", ["0.1", True, None, float("nan"), float("inf"), -0.5, [0.1], 1j])
+def test_a_cost_that_is_not_a_finite_non_negative_number_is_refused_naming_the_arm(cost):
+    with pytest.raises(ValueError, match=r"Arm.cost of arm 'draft' must be a finite real number in \[0, inf\]"):
+        Arm("draft", cost=cost)
+
+
+def test_costs_may_be_any_real_number_type():
+    assert ArmSet([Arm("a", cost=1), Arm("b", cost=np.float32(0.5)), Arm("c")]).costs.tolist() == [1.0, 0.5, 0.0]
+
+
 @settings(max_examples=30, deadline=None)
 @given(st.lists(st.text(min_size=1, max_size=5).filter(str.strip), min_size=1, max_size=8, unique=True))
 def test_describe_round_trips_names_in_order(names):

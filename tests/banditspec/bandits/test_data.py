@@ -1,4 +1,6 @@
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from banditspec.bandits.data import CorruptShardError, LoggedDataset, write_shard
@@ -71,6 +73,12 @@ def test_subset_and_concat_checks():
         ({"arm_names": ["a", "a"]}, "unique"),
         ({"all_rewards": np.ones((3, 1))}, "all_rewards must have shape"),
         ({"query_ids": np.array([0.5, 1, 2])}, "query_ids must be integers"),
+        ({"arm_names": "ab"}, "arm_names must be a sequence of strings"),
+        ({"arm_names": ["a", 2]}, "arm_names must hold strings only"),
+        ({"actions": np.array([True, False, True])}, "actions must be integers"),
+        ({"actions": np.array(["0", "1", "1"])}, "actions must be integers"),
+        ({"rewards": np.array([True, False, True])}, "rewards must be real numbers"),
+        ({"propensities": np.array(["0.5", "0.5", "0.5"])}, "propensities must be real numbers"),
     ],
 )
 def test_bad_input_names_the_field(change, message):
@@ -94,3 +102,31 @@ def test_missing_folder_or_file(tmp_path):
         LoggedDataset.load(tmp_path)
     with pytest.raises(FileNotFoundError):
         LoggedDataset.load(tmp_path / "nope.parquet")
+
+
+def _with_features(data: LoggedDataset, features: pa.Array) -> pa.Table:
+    table = data.to_table()
+    return table.set_column(table.schema.get_field_index("features"), "features", features)
+
+
+@pytest.mark.parametrize(
+    ("features", "message"),
+    [
+        (lambda X: pa.array([row[: 3 + i % 2].tolist() for i, row in enumerate(X)]), "different lengths"),
+        (lambda X: pa.array(X[:, 0]), "must hold a list of numbers per row"),
+        (lambda X: pa.array([None] + X[1:].tolist()), "missing on 1 rows"),
+    ],
+    ids=["ragged", "not lists", "a missing row"],
+)
+def test_a_malformed_features_column_is_a_corrupt_shard_named_with_its_column(features, message, tmp_path):
+    data = make()
+    pq.write_table(_with_features(data, features(data.X)), tmp_path / "part-00000.parquet")
+    with pytest.raises(CorruptShardError, match=f"part-00000.parquet is not a logged dataset: column 'features' "
+                                                f".*{message}"):
+        LoggedDataset.load(tmp_path)
+
+
+def test_a_features_column_of_plain_lists_of_equal_length_is_read(tmp_path):
+    data = make()
+    pq.write_table(_with_features(data, pa.array(data.X.tolist())), tmp_path / "d.parquet")
+    assert_same(data, LoggedDataset.load(tmp_path / "d.parquet"))

@@ -215,6 +215,17 @@ def test_other_bad_inputs_are_rejected(tiny):
     assert ips(data, never).value == 0.0
 
 
+@pytest.mark.parametrize("name", sorted(ESTIMATORS))
+def test_data_that_is_not_a_logged_dataset_is_named(tiny, name):
+    data, proba, _ = tiny
+    table = {"actions": data.actions, "rewards": data.rewards}
+    for call in (lambda: ESTIMATORS[name](table, proba), lambda: evaluate(data.X, proba, (name,))):
+        with pytest.raises(ValueError, match="data must be a LoggedDataset, got"):
+            call()
+    with pytest.raises(ValueError, match="data must be a LoggedDataset, got tuple"):
+        fit_reward_model((data.X, data.actions, data.rewards))
+
+
 def test_constant_rewards_on_policy_give_a_degenerate_interval():
     n = 50
     actions = np.arange(n) % 2

@@ -164,6 +164,24 @@ def test_speedup_needs_the_ar_reference():
     assert NegativeLatency()(bare) == -0.5
 
 
+@pytest.mark.parametrize("reward", [SpeedupOverAR(), TokensPerSecond(), SpeedupOverAR() + CostPenalty(0.1)], ids=repr)
+def test_a_wall_time_of_zero_has_no_rate(reward):
+    with pytest.raises(ValueError, match="'wall_seconds' is 0 on 1 row.*no measurable time"):
+        reward(replace(M, wall_seconds=0.0))
+    columns = measurement_columns([M, M])
+    columns["wall_seconds"] = np.array([0.5, 0.0])
+    with pytest.raises(ValueError, match="first row 1"):
+        reward(columns)
+    assert NegativeLatency()(replace(M, wall_seconds=0.0)) == 0.0  # no division, no problem
+
+
+def test_an_ar_reference_of_zero_has_no_speedup():
+    columns = measurement_columns([M])
+    columns["ar_wall_seconds"] = np.zeros(1)
+    with pytest.raises(ValueError, match="'ar_wall_seconds' is 0"):
+        SpeedupOverAR()(columns)
+
+
 def test_a_missing_column_is_named():
     with pytest.raises(ValueError, match="wall_seconds"):
         NegativeLatency()({"cost": np.ones(2)})
