@@ -1,10 +1,8 @@
-"""Checks of command-line input that run before any work: counts, output paths, and the engine's commands.
+"""Checks of command-line input that run before any work: counts, output paths, world names.
 
 Every check raises :class:`ValueError` (or, as an argparse ``type``,
 :class:`argparse.ArgumentTypeError`) with a message naming the option and the
-fix, and creates nothing. ``banditspec collect`` and ``banditspec merge`` live
-in the engine (:mod:`banditspec.speculative.collect`); their checks are here,
-with the other commands' helpers.
+fix, and creates nothing.
 """
 
 from __future__ import annotations
@@ -14,10 +12,10 @@ import os
 from pathlib import Path
 
 from banditspec.bandits.env import ENVIRONMENTS
-from banditspec.bandits.shards import parse_shard
+from banditspec.speculative.latency import MIN_CALIBRATION
 
-__all__ = ["check_collect_arguments", "check_merge_arguments", "environment_class", "non_negative_int",
-           "output_file", "output_folder", "positive_int"]
+__all__ = ["calibration_count", "environment_class", "non_negative_int", "output_file", "output_folder",
+           "positive_int"]
 
 
 def _integer(text: str, minimum: int) -> int:
@@ -38,6 +36,11 @@ def positive_int(text: str) -> int:
 def non_negative_int(text: str) -> int:
     """An argparse ``type``: an integer >= 0 (a seed)."""
     return _integer(text, 0)
+
+
+def calibration_count(text: str) -> int:
+    """An argparse ``type``: queries to calibrate the latency model on (every arm needs a few)."""
+    return _integer(text, MIN_CALIBRATION)
 
 
 def _writable_in(start: Path, path: Path, option: str) -> None:
@@ -96,27 +99,3 @@ def environment_class(name: str) -> type:
         raise ValueError(f"unknown environment {name!r}; known environments: {', '.join(ENVIRONMENTS.names())}") from None
     except ImportError as error:
         raise ValueError(f"environment {name!r} is registered but cannot be imported ({error})") from error
-
-
-def _at_least(args: argparse.Namespace, minimum: int, *names: str) -> None:
-    for name in names:
-        value = getattr(args, name)
-        if value is not None and value < minimum:
-            raise ValueError(f"--{name.replace('_', '-')} must be an integer >= {minimum}, got {value}")
-
-
-def check_collect_arguments(args: argparse.Namespace) -> None:
-    """Check ``banditspec collect``'s options: the environment, the counts, ``--shard`` and ``--out``."""
-    environment_class(args.env)
-    _at_least(args, 1, "n", "calibration", "chunk_size", "threads")
-    _at_least(args, 0, "seed")
-    parse_shard(args.shard)
-    output_folder(args.out)
-
-
-def check_merge_arguments(args: argparse.Namespace) -> None:
-    """Check ``banditspec merge``'s options: every input exists, ``--out`` can be written."""
-    for folder in args.folders:
-        if not Path(folder).exists():
-            raise ValueError(f"no collection folder or Parquet file at {folder}")
-    output_file(args.out)

@@ -3,8 +3,7 @@
 Each sub-command lives in the module that owns its work; that module exposes
 ``add_arguments(parser)``, ``check_arguments(args)`` and ``run(args) -> int``.
 The check runs first and raises ``ValueError`` for bad input (an option, a
-path that cannot be written) before any work is done; the engine's commands
-(``collect``, ``merge``) have theirs in :mod:`banditspec.apps.checks`.
+path that cannot be written, a bad ``world.toml``) before any work is done.
 Modules are imported only when their sub-command runs, so ``banditspec --help``
 stays fast.
 
@@ -27,19 +26,17 @@ __all__ = ["COMMANDS", "Command", "main"]
 
 
 class Command(NamedTuple):
-    """A sub-command: the module that does its work, a one-line help, and where its argument check lives."""
+    """A sub-command: the module that does its work and a one-line help."""
 
     module: str
     help: str
-    checks: str | None = None  #: module with ``check_<command>_arguments`` when not ``module``
 
 
 COMMANDS: dict[str, Command] = {
-    "demo": Command("banditspec.apps.demo", "build the toy world, collect, train, evaluate with real decoding"),
-    "collect": Command("banditspec.speculative.collect", "collect an offline dataset of every arm on a set of queries",
-                       checks="banditspec.apps.checks"),
-    "merge": Command("banditspec.speculative.collect", "merge the shards of collection runs into one dataset",
-                     checks="banditspec.apps.checks"),
+    "demo": Command("banditspec.apps.demo", "collect, train and evaluate with real decoding, on your world.toml "
+                    "or the embedded toy world"),
+    "collect": Command("banditspec.apps.collecting", "collect an offline dataset of every arm on a set of queries"),
+    "merge": Command("banditspec.apps.collecting", "merge the shards of collection runs into one dataset"),
     "compare": Command("banditspec.apps.compare", "compare learners on one environment over several seeds"),
     "reproduce": Command("banditspec.apps.reproduce", "test one of the paper's claims with real decoding in the toy world"),
 }
@@ -85,7 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = COMMANDS[args._command]
     module = importlib.import_module(command.module)
     try:
-        _hook(importlib.import_module(command.checks or command.module), "check", args._command, "arguments")(args)
+        _hook(module, "check", args._command, "arguments")(args)
         return int(_hook(module, "run", args._command)(args) or 0)
     except KeyboardInterrupt:
         print("interrupted; what was written so far is kept", file=sys.stderr)

@@ -27,10 +27,11 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from banditspec.apps.checks import environment_class, output_folder, positive_int
+from banditspec.apps.worlds import add_world_arguments, check_world_arguments, open_world_from, split_size
 from banditspec.apps.result import CompareResult
 from banditspec.apps.scoring import LearnerSpec, resolve_learners, score, train_learners
 from banditspec.bandits.data import LoggedDataset
-from banditspec.bandits.env import ENVIRONMENTS, Environment
+from banditspec.bandits.env import Environment
 from banditspec.bandits.policy import Policy
 
 __all__ = ["DEFAULT_POLICIES", "add_arguments", "check_arguments", "compare", "fix_threads", "run"]
@@ -125,7 +126,7 @@ def compare(
 # -- command line ------------------------------------------------------------------------
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``banditspec compare``."""
-    parser.add_argument("--env", default="synthetic", help="environment name (default: synthetic)")
+    add_world_arguments(parser, default_env="synthetic")
     parser.add_argument("--policies", default=DEFAULT_POLICIES,
                         help=f"comma-separated learner names (default: {DEFAULT_POLICIES})")
     parser.add_argument("--seeds", type=positive_int, default=5, help="number of seeds (default: 5)")
@@ -173,12 +174,14 @@ def check_arguments(args: argparse.Namespace) -> None:
         dataset, or an ``--out`` that cannot be written.
     """
     resolve_learners(_policy_names(args.policies))
-    parameter = inspect.signature(environment_class(args.env)).parameters.get("dataset")
+    check_world_arguments(args)
+    env = args.env or args.default_env
+    parameter = None if args.config else inspect.signature(environment_class(env)).parameters.get("dataset")
     if args.dataset is not None and parameter is None:
         raise ValueError(f"--dataset is for environments that replay a logged dataset (--env logged); "
-                         f"the {args.env!r} environment takes none: drop --dataset or use --env logged")
+                         f"the {args.config or repr(env)} world takes none: drop --dataset or use --env logged")
     if args.dataset is None and parameter is not None and parameter.default is inspect.Parameter.empty:
-        raise ValueError(f"--env {args.env} needs --dataset PATH (a logged dataset with all_rewards)")
+        raise ValueError(f"--env {env} needs --dataset PATH (a logged dataset with all_rewards)")
     if args.dataset is not None and not args.dataset.exists():
         raise ValueError(f"--dataset {args.dataset}: no such file or folder")
     if args.out is not None:
@@ -189,10 +192,11 @@ def run(args: argparse.Namespace) -> int:
     """Run ``banditspec compare`` (after :func:`check_arguments`); prints the table and returns 0."""
     fix_threads(args.threads)
     params = {} if args.dataset is None else {"dataset": LoggedDataset.load(args.dataset)}
-    env = ENVIRONMENTS.create(args.env, **params)
-    split_size = getattr(env, "split_size", None)
-    sizes = {split: value if value is not None else (split_size(split) if split_size else default)
-             for split, value, default in (("train", args.n_train, 20000), ("test", args.n_test, 5000))}
+    env = open_world_from(args, **params)
+    sizes = {}
+    for split, value, default in (("train", args.n_train, 20000), ("test", args.n_test, 5000)):
+        size = split_size(env, split)
+        sizes[split] = value if value is not None else default if size is None else size
     result = compare(env, _policy_names(args.policies), seeds=args.seeds, n_train=sizes["train"],
                      n_test=sizes["test"], out=args.out, progress=not args.no_progress)
     from banditspec.apps.report import format_table

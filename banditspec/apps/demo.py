@@ -1,14 +1,15 @@
-"""The main job: ``banditspec demo`` — select the draft per query on the toy world, measured for real.
+"""The main job: ``banditspec demo`` — select the draft per query on a world, measured for real.
 
-1. Build (first run, minutes) or load the toy world (:mod:`banditspec.envs.toy`, reached
-   through the ``toy`` environment entry point).
+1. Open the world: the user's ``world.toml`` (``--config``), or a registered
+   world (``--env``, default the embedded toy world, which builds its models
+   on the first run, minutes, and loads them from the cache after).
 2. Collect a training set (:mod:`banditspec.speculative.collect`): the target's greedy
    output, every arm's alignment and counterfactual acceptance, priced by a
    latency model calibrated on real decodes; resumable under ``OUT/train-data``.
 3. Train REINFORCE twice — on the speed-up over AR and on the paper's offline
    proxy (alignment minus ``alpha`` x cost) — plus REINFORCE on hashed n-gram
    features instead of the target's hidden states, and the baseline learners.
-4. Evaluate on held-out mixed-domain queries with real assisted generation:
+4. Evaluate on held-out queries with real speculative decoding:
    every arm decodes every query at batch size 1 (AR first, back to back in one
    process; ``--workers`` processes share the queries), so every
    learner, every fixed arm and the oracle are compared on the same measured
@@ -32,14 +33,14 @@ from typing import Any
 
 import numpy as np
 
-from banditspec.apps.checks import non_negative_int, output_folder, positive_int
+from banditspec.apps.checks import calibration_count, non_negative_int, output_folder, positive_int
+from banditspec.apps.worlds import add_world_arguments, check_world_arguments, describe_world, open_world_from, split_size
 from banditspec.apps.report import format_table, write_report
 from banditspec.apps.result import CompareResult
 from banditspec.apps.scoring import LearnerSpec, resolve_learners, score, train_learners
 from banditspec.bandits.data import LoggedDataset
-from banditspec.bandits.env import ENVIRONMENTS, Feedback, Queries
+from banditspec.bandits.env import Feedback, Queries
 from banditspec.speculative.collect import Collector, collect
-from banditspec.speculative.kinds import SCHEDULES
 from banditspec.speculative.latency import LatencyModel
 from banditspec.speculative.measured import measure_every_arm
 
@@ -84,9 +85,14 @@ def _counterfactual_check(world: Any, test: Queries, full: Feedback, latency: La
     }
 
 
+def _count(world: Any, split: str, given: int | None, default: int) -> int:
+    """Queries of ``split`` to use: as given, else ``default`` capped at what the split holds."""
+    size = split_size(world, split)
+    return given if given is not None else default if size is None else min(default, size)
+
+
 def _speedups_by_group(full: Feedback, groups: np.ndarray, arm_names: list[str]) -> dict[str, dict[str, float]]:
     """Each fixed arm's speed-up over AR within each group (domain): total AR seconds / total arm seconds."""
-    groups = np.asarray(groups).astype(str)
     table = {}
     for group in sorted(set(groups)):
         rows = groups == group
@@ -99,30 +105,29 @@ def run_demo(args: argparse.Namespace) -> int:
     """Run ``banditspec demo`` (after :func:`check_demo_arguments`)."""
     out = Path(args.out)
     clock = _PhaseClock()
-    world = ENVIRONMENTS.create("toy", config=args.config, max_new_tokens=args.max_new_tokens,
-                                block_size=args.block_size, schedule=args.schedule, threads=args.threads,
-                                workers=args.workers)
-    print(f"toy world: arms {world.arms.names}")
+    world = open_world_from(args, threads=args.threads, workers=args.workers)
+    print(f"world: arms {world.arms.names}")
     clock.lap("world")
-    data_dir = collect(world, out / "train-data", n=args.n_train, split="train", seed=args.seed,
+    n_train, n_test = (_count(world, split, given, default)
+                       for split, given, default in (("train", args.n_train, 2000), ("test", args.n_test, 200)))
+    described = {**describe_world(args), "max_new_tokens": world.decoder.max_new_tokens}
+    data_dir = collect(world, out / "train-data", n=n_train, split="train", seed=args.seed,
                        calibration_queries=args.calibration, chunk_size=128, threads=os.cpu_count(),
-                       config={"config": args.config, "max_new_tokens": args.max_new_tokens})
+                       config=described)
     data = LoggedDataset.load(data_dir)
     clock.lap("collection")
     latency = LatencyModel.from_dict(json.loads((data_dir / "latency.json").read_text()))
     fitted = train_learners(data, LEARNERS, seed=args.seed, alpha=args.alpha)
     clock.lap("training")
-    test = world.queries(args.n_test, split="test", seed=args.seed)
-    full, _ = measure_every_arm(world, test, out / "test-data",
-                                config={"config": args.config, "max_new_tokens": args.max_new_tokens})
+    test = world.queries(n_test, split="test", seed=args.seed)
+    full, _ = measure_every_arm(world, test, out / "test-data", config=described)
     world.close()
     clock.lap("decoding")
-    config = {"env": "toy", "world": args.config, "n_train_queries": args.n_train, "n_test_queries": args.n_test,
-              "max_new_tokens": args.max_new_tokens, "block_size": args.block_size,
-              "schedule": args.schedule, "alpha": args.alpha,
+    groups = np.asarray(["all"] * len(test) if test.groups is None else test.groups).astype(str)
+    config = {**described, "n_train_queries": n_train, "n_test_queries": n_test, "alpha": args.alpha,
               "threads": args.threads, "workers": args.workers, "learners": {k: v.describe() for k, v in LEARNERS.items()},
               "arms": world.arms.describe(), "latency_model": latency.to_dict()}
-    result = CompareResult(world.arms.names, sorted(set(np.asarray(test.groups).astype(str))), [args.seed], config)
+    result = CompareResult(world.arms.names, sorted(set(groups)), [args.seed], config)
     score(result, fitted, test, full, args.seed)
     new_tokens = np.array([m.new_tokens for m in full.measurements]).reshape(full.seconds.shape)[:, 0]
     ar_tokens_per_s = float(new_tokens.sum() / full.ar_seconds.sum())
@@ -133,7 +138,7 @@ def run_demo(args: argparse.Namespace) -> int:
         "queries": len(test),
         "ar_tokens_per_s": ar_tokens_per_s,
         "counterfactual_check": _counterfactual_check(world, test, full, latency),
-        "fixed_arms_by_domain": _speedups_by_group(full, test.groups, world.arms.names),
+        "fixed_arms_by_domain": _speedups_by_group(full, groups, world.arms.names),
     }
     extra["wall_seconds"] = clock.laps()
     write_report(result, out, extra=extra)
@@ -169,16 +174,13 @@ class _PhaseClock:
 def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``banditspec demo``."""
     parser.add_argument("--out", default="results/demo", help="output folder (default: results/demo)")
-    parser.add_argument("--config", default="default", choices=["default", "tiny"], help="toy world size")
-    parser.add_argument("--n-train", type=positive_int, default=2000, help="training queries collected (default: 2000)")
-    parser.add_argument("--n-test", type=positive_int, default=200,
-                        help="held-out queries decoded for real (default: 200)")
-    parser.add_argument("--max-new-tokens", type=positive_int, default=48)
-    parser.add_argument("--block-size", type=positive_int, default=6, help="draft block size (default: 6)")
-    parser.add_argument("--schedule", default="constant", choices=SCHEDULES,
-                        help="draft-length schedule of the draft arms (default: constant)")
+    add_world_arguments(parser, default_env="toy")
+    parser.add_argument("--n-train", type=positive_int, default=None,
+                        help="training queries collected (default: 2000, or the whole train split if smaller)")
+    parser.add_argument("--n-test", type=positive_int, default=None,
+                        help="held-out queries decoded for real (default: 200, or the whole test split if smaller)")
     parser.add_argument("--alpha", type=float, default=0.5, help="cost weight of the offline proxy reward")
-    parser.add_argument("--calibration", type=positive_int, default=16,
+    parser.add_argument("--calibration", type=calibration_count, default=16,
                         help="queries measured to calibrate the latency model")
     parser.add_argument("--threads", type=positive_int, default=1, help="torch threads per decoding process (default: 1)")
     parser.add_argument("--workers", type=positive_int, default=min(2, os.cpu_count() or 1),
@@ -188,7 +190,7 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def check_demo_arguments(args: argparse.Namespace) -> None:
-    """Check ``banditspec demo``'s options before any work: the learners, ``--alpha`` and ``--out``.
+    """Check ``banditspec demo``'s options before any work: the learners, the world, ``--alpha`` and ``--out``.
 
     Raises
     ------
@@ -196,6 +198,7 @@ def check_demo_arguments(args: argparse.Namespace) -> None:
         Naming the option and the fix.
     """
     resolve_learners(LEARNERS)
+    check_world_arguments(args)
     if not (math.isfinite(args.alpha) and args.alpha >= 0):
         raise ValueError(f"--alpha must be a finite cost weight >= 0, got {args.alpha}")
     output_folder(args.out)

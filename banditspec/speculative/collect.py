@@ -30,7 +30,6 @@ resumable after any interruption, shardable with ``--shard i/N``.
 
 from __future__ import annotations
 
-import argparse
 import json
 from collections.abc import Hashable, Iterator, Sequence
 from contextlib import contextmanager
@@ -44,9 +43,9 @@ from tqdm.auto import tqdm
 
 from banditspec.bandits.arms import ArmSet
 from banditspec.bandits.data import LoggedDataset, arm_seconds_column
-from banditspec.bandits.env import ENVIRONMENTS, Measurement, Queries
+from banditspec.bandits.env import Measurement, Queries
 from banditspec.bandits.rewards import Reward, SpeedupOverAR, measurement_columns
-from banditspec.bandits.shards import merge, parse_shard, run_chunks
+from banditspec.bandits.shards import run_chunks
 from banditspec.speculative.counterfactual import MatchVector, SimulatedDecode, draft_matches_batch
 from banditspec.speculative.decoding import Decoder, greedy_outputs
 from banditspec.speculative.kinds import DecodingArm, Trace
@@ -286,62 +285,3 @@ def collect(
     run_chunks(len(queries), lambda positions: collector.rows(queries.subset(positions)), out, config=job,
                chunk_size=chunk_size, shard=shard, progress=progress)
     return out
-
-
-# -- command line ------------------------------------------------------------------------------
-def _env_kwargs(pairs: Sequence[str]) -> dict[str, Any]:
-    kwargs: dict[str, Any] = {}
-    for pair in pairs:
-        if "=" not in pair:
-            raise ValueError(f"--env-arg must look like KEY=VALUE, got {pair!r}")
-        key, value = pair.split("=", 1)
-        try:
-            kwargs[key] = json.loads(value)
-        except json.JSONDecodeError:
-            kwargs[key] = value
-    return kwargs
-
-
-def add_collect_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of ``banditspec collect``."""
-    parser.add_argument("--env", default="toy", help="a decoding world (default: toy)")
-    parser.add_argument("--env-arg", action="append", default=[], metavar="KEY=VALUE",
-                        help="keyword argument of the world, e.g. config=tiny (repeatable)")
-    parser.add_argument("--n", type=int, required=True, help="number of queries")
-    parser.add_argument("--split", default="train", choices=["train", "test"])
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--measure", action="store_true", help="decode every arm for real and store measured seconds")
-    parser.add_argument("--calibration", type=int, default=16, help="queries measured to calibrate the latency model")
-    parser.add_argument("--shard", default="0/1", help="i/N: compute every N-th chunk starting at chunk i")
-    parser.add_argument("--chunk-size", type=int, default=64)
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch threads for the batched passes (default: torch's); one per free core")
-    parser.add_argument("--out", required=True, help="output folder (rerun with the same options to resume)")
-
-
-def run_collect(args: argparse.Namespace) -> int:
-    """Run ``banditspec collect``."""
-    shard = parse_shard(args.shard)
-    kwargs = _env_kwargs(args.env_arg)
-    world = ENVIRONMENTS.create(args.env, **kwargs)
-    for attribute in ("arms", "decoder", "queries"):
-        if not hasattr(world, attribute):
-            raise ValueError(f"environment {args.env!r} does not decode real queries (it lacks {attribute!r})")
-    collect(world, args.out, n=args.n, split=args.split, seed=args.seed, measure=args.measure,
-            calibration_queries=args.calibration, shard=shard, chunk_size=args.chunk_size,
-            config={"env": args.env, "env_args": kwargs}, threads=args.threads)
-    print(f"collected into {args.out}; join shards with: banditspec merge {args.out} --out data.parquet")
-    return 0
-
-
-def add_merge_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of ``banditspec merge``."""
-    parser.add_argument("folders", nargs="+", help="collection folders (shards)")
-    parser.add_argument("--out", required=True, help="merged Parquet file")
-
-
-def run_merge(args: argparse.Namespace) -> int:
-    """Run ``banditspec merge``."""
-    merged = merge(args.folders, args.out)
-    print(f"merged {len(merged)} rows ({len(np.unique(merged.query_ids))} queries) into {args.out}")
-    return 0

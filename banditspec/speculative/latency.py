@@ -29,7 +29,10 @@ from scipy.optimize import nnls
 
 from banditspec.bandits.env import Measurement
 
-__all__ = ["LatencyModel"]
+__all__ = ["MIN_CALIBRATION", "LatencyModel"]
+
+#: Fewest measured decodes per arm a latency model is fitted on.
+MIN_CALIBRATION = 3
 
 
 @dataclass(frozen=True)
@@ -70,8 +73,8 @@ class LatencyModel:
         if unknown:
             raise ValueError(f"measurements of unknown arms {unknown}; arms are {names}")
         counts = np.bincount([index[m.arm] for m in measurements], minlength=len(names))
-        if counts.min() < 3:
-            raise ValueError(f"every arm needs >= 3 calibration decodes; got {dict(zip(names, counts.tolist()))}")
+        if counts.min() < MIN_CALIBRATION:
+            raise ValueError(f"every arm needs >= {MIN_CALIBRATION} calibration decodes; got {dict(zip(names, counts.tolist()))}")
         K = len(names)
         drafting = np.array([name not in ar_arms for name in names])
         design = np.zeros((len(measurements), K + 3))

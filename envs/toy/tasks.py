@@ -104,6 +104,10 @@ class ToyPrompts:
 
     source: Any
 
+    def size(self, split: str) -> None:
+        """None: queries are generated, as many as asked."""
+        return None
+
     def sample(self, n: int, *, split: str, seed: int) -> Prompts:
         """``n`` queries of ``split`` drawn with ``seed`` (:func:`sample_queries`)."""
         sampled = sample_queries(self.source, n, split=split, seed=seed)

@@ -45,7 +45,7 @@ from banditspec.speculative.collect import collect
 from banditspec.bandits.data import LoggedDataset
 from banditspec.bandits.env import ENVIRONMENTS
 from banditspec.speculative.measured import measure_every_arm
-from banditspec.apps.checks import non_negative_int, output_folder, positive_int
+from banditspec.apps.checks import calibration_count, non_negative_int, output_folder, positive_int
 from banditspec.apps.report import format_table, write_report
 from banditspec.apps.reproduce.alpha import ALPHAS, PROXY_LEARNERS, check_alphas, run_alpha
 from banditspec.apps.reproduce.common import Experiment, MeasuredTest, Setup
@@ -221,6 +221,6 @@ def add_reproduce_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--block-size", type=positive_int, default=6)
     parser.add_argument("--schedule", default="constant", choices=SCHEDULES,
                         help="draft-length schedule of the draft arms (default: constant)")
-    parser.add_argument("--calibration", type=positive_int, default=16, help="queries measured to calibrate the latency model")
+    parser.add_argument("--calibration", type=calibration_count, default=16, help="queries measured to calibrate the latency model")
     parser.add_argument("--workers", type=positive_int, default=min(2, os.cpu_count() or 1),
                         help="processes decoding held-out queries in parallel (default: 2)")

@@ -59,6 +59,10 @@ class PromptSource(Protocol):
         """``n`` distinct prompts of ``split``; the same arguments give the same prompts."""
         ...
 
+    def size(self, split: str) -> int | None:
+        """How many prompts ``split`` holds, or None for a source that generates as many as asked."""
+        ...
+
 
 @dataclass(frozen=True)
 class PromptFile:

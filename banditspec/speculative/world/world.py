@@ -176,6 +176,10 @@ class ConfiguredWorld:
         texts = apply_chat_template(self.models.tokenizer, prompts.texts) if self._chat else prompts.texts
         return Queries(ids=prompts.ids, X=self.featurizer.transform(texts), texts=texts, groups=prompts.groups)
 
+    def split_size(self, split: str) -> int | None:
+        """How many queries ``split`` holds (None where the prompt source generates as many as asked)."""
+        return self.prompts.size(split)
+
     def measure(self, queries: Queries, actions: np.ndarray | None = None) -> list[list[Measurement]]:
         """Decode every query with AR (the same-run reference) and then arm ``actions[i]``, or every arm."""
         if queries.texts is None:

@@ -8,9 +8,9 @@ from banditspec.bandits.env import ENVIRONMENTS
 #: a run of each command that would do real work (build a world, collect, decode) if its checks let it through
 COMMANDS = {
     "compare": ["compare", "--no-progress"],
-    "demo": ["demo", "--config", "tiny"],
+    "demo": ["demo", "--env-arg", "config=tiny"],
     "reproduce": ["reproduce", "domains", "--config", "tiny"],
-    "collect": ["collect", "--env", "toy", "--n", "2"],
+    "collect": ["collect", "--env", "toy", "--limit", "2"],
 }
 
 
@@ -52,9 +52,9 @@ def test_help_lists_the_commands(capsys):
 def test_bad_input_is_one_clear_line_not_a_traceback(tmp_path, capsys):
     assert main(["merge", str(tmp_path / "missing"), "--out", str(tmp_path / "x.parquet")]) == 2
     assert "missing" in one_line_error(capsys, "merge")
-    assert main(["collect", "--env", "synthetic", "--n", "2", "--out", str(tmp_path / "c")]) == 2
+    assert main(["collect", "--env", "synthetic", "--limit", "2", "--out", str(tmp_path / "c")]) == 2
     assert "does not decode real queries" in one_line_error(capsys, "collect")
-    assert main(["collect", "--env", "toy", "--n", "2", "--shard", "3/2", "--out", str(tmp_path / "c")]) == 2
+    assert main(["collect", "--env", "toy", "--limit", "2", "--shard", "3/2", "--out", str(tmp_path / "c")]) == 2
     assert "--shard" in one_line_error(capsys, "collect")
 
 
@@ -92,11 +92,12 @@ def test_counts_below_one_are_refused_when_parsed(command, option, capsys, no_wo
     assert exit_info.value.code == 2 and "must be an integer >= 1, got '0'" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("option, value", [("--n", "0"), ("--chunk-size", "0"), ("--threads", "0"), ("--seed", "-1")])
-def test_collect_counts_are_checked_before_any_work(option, value, tmp_path, capsys, no_work):
-    argv = [*COMMANDS["collect"], "--out", str(tmp_path / "c"), option, value]
-    assert main(argv) == 2
-    assert f"{option} must be an integer >=" in one_line_error(capsys, "collect")
+@pytest.mark.parametrize("option, value", [("--limit", "0"), ("--chunk-size", "0"), ("--threads", "0"),
+                                           ("--seed", "-1"), ("--calibration", "2")])
+def test_collect_counts_are_checked_when_parsed(option, value, tmp_path, capsys, no_work):
+    with pytest.raises(SystemExit) as exit_info:
+        main([*COMMANDS["collect"], "--out", str(tmp_path / "c"), option, value])
+    assert exit_info.value.code == 2 and f"must be an integer >=" in capsys.readouterr().err
 
 
 def test_a_negative_alpha_is_refused(tmp_path, capsys, no_work):

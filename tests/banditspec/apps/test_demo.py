@@ -9,8 +9,9 @@ from banditspec.bandits.data import LoggedDataset, arm_seconds_column
 def test_demo_end_to_end_on_the_tiny_world(toy_cache, tmp_path, monkeypatch):
     monkeypatch.setenv("BANDITSPEC_CACHE", str(toy_cache))
     out = tmp_path / "demo"
-    code = main(["demo", "--config", "tiny", "--n-train", "48", "--n-test", "6", "--calibration", "3",
-                 "--max-new-tokens", "16", "--block-size", "4", "--schedule", "heuristic", "--out", str(out)])
+    code = main(["demo", "--env-arg", "config=tiny", "--n-train", "48", "--n-test", "6", "--calibration", "3",
+                 "--env-arg", "max_new_tokens=16", "--env-arg", "block_size=4", "--env-arg", "schedule=heuristic",
+                 "--out", str(out)])
     assert code == 0
     report = json.loads((out / "report.json").read_text())
     assert report["queries"] == 6
@@ -21,7 +22,7 @@ def test_demo_end_to_end_on_the_tiny_world(toy_cache, tmp_path, monkeypatch):
         assert np.isclose(stats["share_of_oracle"], stats["speedup_vs_ar"] / report["oracle"]["speedup_vs_ar"])
         assert stats["share_of_oracle"] <= 1.0 + 1e-9
     assert np.isclose(report["fixed_arms"]["ar"]["speedup_vs_ar"], 1.0)
-    assert report["config"]["schedule"] == "heuristic"
+    assert report["config"]["env"] == "toy" and report["config"]["env_args"]["schedule"] == "heuristic"
     phases = report["wall_seconds"]
     assert list(phases) == ["world", "collection", "training", "decoding", "scoring", "total"]
     assert min(phases.values()) >= 0 and np.isclose(sum(phases.values()) - phases["total"], phases["total"])

@@ -1,0 +1,93 @@
+"""A user's own checkpoints and prompts, through the command line: collect, compare and demo from one world.toml."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from banditspec.apps.cli import main
+from banditspec.bandits.data import LoggedDataset
+from tests.banditspec.speculative.world.checkpoints import (
+    Checkpoints,
+    llama_world,
+    prompt_rows,
+    save_checkpoints,
+    to_toml,
+    write_jsonl,
+)
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory: pytest.TempPathFactory) -> Checkpoints:
+    return save_checkpoints(tmp_path_factory.mktemp("checkpoints"))
+
+
+def write(folder: Path, document: dict) -> Path:
+    write_jsonl(folder / "prompts.jsonl", prompt_rows())
+    (folder / "world.toml").write_text(to_toml(document))
+    return folder / "world.toml"
+
+
+def test_collect_compare_and_demo_run_on_a_world_toml(checkpoints, tmp_path, capsys):
+    config = write(tmp_path, llama_world(checkpoints))
+    data = tmp_path / "data"
+    collect = ["collect", "--config", str(config), "--limit", "6", "--calibration", "3", "--out", str(data)]
+    assert main(collect) == 0
+    collected = LoggedDataset.concat(LoggedDataset.load(f) for f in sorted(data.glob("*.parquet")))
+    assert len(np.unique(collected.query_ids)) == 6 and collected.n_arms == 5
+    written = {f: f.stat().st_mtime_ns for f in data.glob("*.parquet")}
+    assert main(collect) == 0  # a rerun resumes: every chunk is there, nothing is recomputed
+    assert {f: f.stat().st_mtime_ns for f in data.glob("*.parquet")} == written
+
+    assert main(["compare", "--config", str(config), "--policies", "reinforce,linucb,oracle", "--seeds", "1",
+                 "--n-train", "6", "--n-test", "3", "--no-progress", "--out", str(tmp_path / "compare")]) == 0
+    compared = json.loads((tmp_path / "compare" / "report.json").read_text())
+    assert set(compared["policies"]) == {"reinforce", "linucb", "oracle"} and len(compared["arms"]) == 5
+
+    out = tmp_path / "demo"
+    assert main(["demo", "--config", str(config), "--n-train", "8", "--n-test", "4", "--calibration", "3",
+                 "--workers", "1", "--out", str(out)]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["outputs_equal_ar"] is True
+    assert set(report["counterfactual_check"]["target_calls_equal_share"].values()) == {1.0}
+    assert report["config"]["config"] == str(config.resolve())
+    train = set(LoggedDataset.load(out / "train-data").columns["prompt"])
+    test = set(LoggedDataset.load(out / "test-data").columns["prompt"])
+    assert train and test and not train & test  # the split is by query: no prompt on both sides
+
+
+def test_an_encoder_decoder_world_runs_the_demo(checkpoints, tmp_path):
+    config = write(tmp_path, {
+        "target": {"model": str(checkpoints.t5_target)},
+        "prompts": {"path": "prompts.jsonl", "prompt_field": "text", "test_fraction": 0.5},
+        "decoding": {"max_new_tokens": 6},
+        "arms": [{"kind": "ar", "name": "ar"},
+                 {"kind": "draft", "name": "t5-small", "model": str(checkpoints.t5_draft), "block_size": 2},
+                 {"kind": "prompt_lookup", "name": "lookup", "num_tokens": 3}],
+    })
+    out = tmp_path / "demo"
+    assert main(["demo", "--config", str(config), "--n-train", "6", "--n-test", "3", "--calibration", "3",
+                 "--workers", "1", "--out", str(out)]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["outputs_equal_ar"] is True
+    assert set(report["counterfactual_check"]["target_calls_equal_share"].values()) == {1.0}
+
+
+@pytest.mark.parametrize(("edit", "named"), [
+    (lambda d: d["arms"].append({"kind": "draft", "name": "x", "model": "./nowhere", "blok_size": 2}), "blok_size"),
+    (lambda d: d["decoding"].update(temperature=0.7), "temperature"),
+    (lambda d: d["prompts"].update(path="missing.jsonl"), "missing.jsonl"),
+])
+def test_a_bad_world_toml_is_one_line_naming_the_key_before_anything_loads(checkpoints, tmp_path, capsys, edit,
+                                                                          named):
+    document = llama_world(checkpoints)
+    edit(document)
+    config = write(tmp_path, document)
+    for command in (["collect", "--limit", "2"], ["demo"], ["compare"]):
+        assert main([*command, "--config", str(config), "--out", str(tmp_path / "out")]) == 2
+        error = capsys.readouterr().err.strip()
+        assert len(error.splitlines()) == 1 and named in error and "world.toml" in error
+    assert not (tmp_path / "out").exists()
