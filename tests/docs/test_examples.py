@@ -91,3 +91,16 @@ def test_custom_arm_kind_decodes_simulates_collects_and_learns(tmp_path, toy_cac
     assert found["outputs_equal_ar"]
     assert found["simulated_calls_equal_measured"] == 1.0
     assert found["corpus_tokens_per_call"] > 1.5  # the corpus holds the target's answers: it drafts well
+
+
+def test_the_readme_world_toml_is_a_valid_config(tmp_path):
+    from banditspec.speculative.world import load_world_config
+
+    readme = (DOCS.parent / "README.md").read_text()
+    example = re.search(r"^```toml\n(.*?)^```$", readme, re.S | re.M).group(1)
+    (tmp_path / "drafts" / "code").mkdir(parents=True)
+    (tmp_path / "prompts.jsonl").write_text('{"text": "hello", "domain": "chat"}\n')
+    (tmp_path / "world.toml").write_text(example)
+    config = load_world_config(tmp_path / "world.toml")
+    assert [arm.kind for arm in config.arms] == ["ar", "draft", "prompt_lookup"]
+    assert config.decoding.max_new_tokens == 64 and config.prompts.group_field == "domain"
