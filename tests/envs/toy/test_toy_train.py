@@ -5,7 +5,7 @@ import pytest
 import torch
 from transformers import GPT2LMHeadModel, LlamaForCausalLM
 
-from banditspec.speculative.early_exit import early_exit
+from banditspec.speculative.kinds.early_exit import early_exit
 from banditspec.envs.toy import TINY, TINY_SELF_DRAFT, sample_queries
 from banditspec.envs.toy.tokenizer import build_tokenizer
 from banditspec.envs.toy.train import IGNORE, _loss, create_model, encode_queries, misaligned_permutation, train_model
