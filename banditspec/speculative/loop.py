@@ -50,8 +50,6 @@ def speculative_generate(
     logits_processor: Any,
     stopping_criteria: Any,
     generation_config: Any,
-    synced_gpus: bool = False,
-    streamer: Any = None,
     candidate_generator: Any = None,
     speculation_counts: SpeculationCounts | None = None,
     **model_kwargs: Any,
@@ -120,11 +118,7 @@ def speculative_generate(
         surplus = candidates.shape[1] - in_cache
         if surplus > 0:
             cache.crop(-surplus)
-        if streamer is not None:
-            streamer.put(valid.cpu())
         candidate_generator.update_candidate_strategy(input_ids, logits, matches)
         if bool(stopping_criteria(input_ids, None).all()):
             break
-    if streamer is not None:
-        streamer.end()
     return input_ids
