@@ -48,8 +48,13 @@ def test_availability_mask():
 @pytest.mark.parametrize(
     "factory, field",
     [
-        (lambda: DraftModel("d", block_size=0), "block_size"),
-        (lambda: DraftModel("d", schedule="fast"), "schedule"),
+        (lambda: DraftModel("d", model="m", block_size=0), "block_size"),
+        (lambda: DraftModel("d", model="m", schedule="fast"), "schedule"),
+        (lambda: DraftModel("d", model="m", block_size=2.5), "block_size"),
+        (lambda: DraftModel("d", model="m", block_size=True), "block_size"),
+        (lambda: DraftModel("d", model="m", confidence_threshold=1.5), "confidence_threshold"),
+        (lambda: DraftModel("d"), "model"),
+        (lambda: EarlyExit("e", layer=2, block_size=1.0), "block_size"),
         (lambda: PromptLookup("p", num_tokens=0), "num_tokens"),
         (lambda: EarlyExit("e", layer=0), "layer"),
         (lambda: Arm(""), "name"),
