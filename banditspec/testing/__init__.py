@@ -1,10 +1,10 @@
 """Hypothesis strategies and property checks for your own rewards and learners.
 
 Strategies generate the toolkit's data types (measurements, measurement
-columns, reward tables, feature matrices, arm sets, logged datasets) for your
-own ``@given`` tests. :func:`check_reward_function` and :func:`check_policy`
-run a battery of properties and raise ``AssertionError`` with a shrunk, minimal
-counterexample when one fails. Call them from a plain test function, not from
+columns, reward tables, feature matrices, arm sets, logged datasets, scans of
+wall times) for your own ``@given`` tests. :func:`check_reward_function` and
+:func:`check_policy` run a battery of properties and raise ``AssertionError``
+with a shrunk, minimal counterexample when one fails. Call them from a plain test function, not from
 inside a ``@given`` test.
 """
 
@@ -17,6 +17,7 @@ from banditspec.testing.strategies import (
     measurement_columns,
     measurements,
     reward_tables,
+    wall_time_scans,
 )
 
 __all__ = [
@@ -29,4 +30,5 @@ __all__ = [
     "measurement_columns",
     "measurements",
     "reward_tables",
+    "wall_time_scans",
 ]

@@ -21,17 +21,21 @@ from banditspec.bandits.rewards import Reward
 from banditspec.bandits.rewards import measurement_columns as _to_columns
 from banditspec.testing.strategies import (
     availability_masks,
-    positive_seconds,
-    short_names,
     feature_matrices,
     logged_datasets,
     measurements,
     reward_tables,
+    short_names,
+    wall_time_scans,
 )
 
 __all__ = ["check_policy", "check_reward_function"]
 
 _MONOTONICITY = ("decreasing", "increasing", "independent", "unknown")
+#: How far a row of probabilities may sum from 1: float64 round-off over a few arms is ~1e-15.
+SUM_TOLERANCE = 1e-12
+#: How far one row's probabilities may differ between a one-row and a batched call (float32 networks).
+ROW_TOLERANCE = 1e-6
 
 
 # -- running properties ----------------------------------------------------------------------
@@ -80,7 +84,10 @@ def check_reward_function(
     - *finite*: ``fn(m)`` is a finite float;
     - *deterministic*: ``fn(m) == fn(m)`` on a second call;
     - *monotone*: for ``t1 < t2`` and all else equal, ``fn(m[t2]) <= fn(m[t1])``
-      ("decreasing"), ``>=`` ("increasing") or ``==`` ("independent");
+      ("decreasing"), ``>=`` ("increasing") or ``==`` ("independent"), on
+      every pair of neighbours of a dense scan of wall times
+      (:func:`~banditspec.testing.strategies.wall_time_scans`), so that a
+      reward misbehaving on a small interval only is caught;
     - *bounded*: ``lo <= fn(m) <= hi``;
     - *name-free*: renaming the arm or reordering the alignment scores keeps the value;
     - for :class:`~banditspec.bandits.rewards.Reward` objects, *row-wise*: ``fn.compute`` on the
@@ -127,12 +134,13 @@ def check_reward_function(
         tol = 1e-9 * max(1.0, abs(first))
         assert lo - tol <= first <= hi + tol, f"reward {name} = {first} outside its bounds [{lo}, {hi}] on {m}"
 
-    def monotone(m: Measurement, t1: float, t2: float) -> None:
-        fast, slow = (value(dataclasses.replace(m, wall_seconds=t)) for t in sorted((t1, t2)))
-        ok = {"decreasing": slow <= fast or _close(slow, fast), "increasing": fast <= slow or _close(slow, fast),
-              "independent": _close(slow, fast)}[mono]
-        assert ok, (f"reward {name} declared {mono} in latency but gives {fast} at wall_seconds={min(t1, t2)} "
-                    f"and {slow} at {max(t1, t2)} on {m}")
+    def monotone(m: Measurement, times: np.ndarray) -> None:
+        values = [value(dataclasses.replace(m, wall_seconds=float(t))) for t in times]
+        for t1, t2, fast, slow in zip(times, times[1:], values, values[1:]):
+            ok = {"decreasing": slow <= fast or _close(slow, fast), "increasing": fast <= slow or _close(slow, fast),
+                  "independent": _close(slow, fast)}[mono]
+            assert ok, (f"reward {name} declared {mono} in latency but gives {fast} at wall_seconds={t1} "
+                        f"and {slow} at {t2} on {m}")
 
     def name_free(m: Measurement, other: str) -> None:
         renamed = dataclasses.replace(m, arm=other, alignment=dict(reversed(list(m.alignment.items()))))
@@ -150,7 +158,7 @@ def check_reward_function(
 
     _run(finite_deterministic_bounded, {"m": ms}, max_examples, seed, f"reward {name}")
     if mono != "unknown":
-        _run(monotone, {"m": ms, "t1": positive_seconds, "t2": positive_seconds}, max_examples, seed, f"reward {name}")
+        _run(monotone, {"m": ms, "times": wall_time_scans()}, max_examples, seed, f"reward {name}")
     _run(name_free, {"m": ms, "other": short_names}, max_examples, seed, f"reward {name}")
     if is_reward:
         batches = st.lists(ms, min_size=1, max_size=8).flatmap(
@@ -163,6 +171,13 @@ def _predict(policy: Policy, X: np.ndarray, mask: np.ndarray | None, table: np.n
     if policy.requires_rewards:
         return policy.predict_proba(X, available=mask, rewards=table)
     return policy.predict_proba(X, available=mask)
+
+
+def _select(policy: Policy, X: np.ndarray, mask: np.ndarray | None, table: np.ndarray,
+            rng: np.random.Generator | None) -> np.ndarray:
+    if policy.requires_rewards:
+        return policy.select(X, rng, available=mask, rewards=table)
+    return policy.select(X, rng, available=mask)
 
 
 def _snapshot(policy: Policy) -> dict[str, Any]:
@@ -182,9 +197,40 @@ def _assert_distribution(proba: np.ndarray, mask: np.ndarray | None, n: int, k: 
     proba = np.asarray(proba)
     assert proba.shape == (n, k), f"{what}: predict_proba returned shape {proba.shape}, expected {(n, k)}"
     assert np.all(np.isfinite(proba)) and np.all(proba >= 0), f"{what}: probabilities not finite/non-negative: {proba}"
-    assert np.allclose(proba.sum(axis=1), 1.0, atol=1e-6), f"{what}: rows do not sum to 1: {proba.sum(axis=1)}"
+    off = np.abs(proba.sum(axis=1) - 1.0).max()
+    assert off <= SUM_TOLERANCE, f"{what}: rows do not sum to 1 (off by up to {off:.3g}): {proba.sum(axis=1)}"
     if mask is not None:
         assert np.all(proba[~mask] == 0), f"{what}: probability on unavailable arms: {proba} with mask {mask}"
+
+
+def _assert_choices(policy: Policy, X: np.ndarray, mask: np.ndarray, table: np.ndarray, proba: np.ndarray,
+                    what: str) -> None:
+    """``select`` without a generator takes the most probable arm; with one it draws available arms, reproducibly."""
+    greedy = np.asarray(_select(policy, X, mask, table, None))
+    assert greedy.shape == (len(X),) and greedy.dtype.kind in "iu", (
+        f"{what}: select returned {greedy!r}, expected {len(X)} integer arm ids")
+    assert np.array_equal(greedy, np.argmax(proba, axis=1)), (
+        f"{what}: select without rng gave {greedy} but the most probable arms are {np.argmax(proba, axis=1)}")
+    drawn = [np.asarray(_select(policy, X, mask, table, np.random.default_rng(seed))) for seed in (0, 0, 1)]
+    for arms in drawn:
+        assert arms.shape == (len(X),) and arms.dtype.kind in "iu", (
+            f"{what}: select with rng returned {arms!r}, expected {len(X)} integer arm ids")
+        assert np.all(mask[np.arange(len(X)), arms]), f"{what}: select drew unavailable arms {arms} with mask {mask}"
+    assert np.array_equal(drawn[0], drawn[1]), f"{what}: select with the same rng seed drew {drawn[0]} then {drawn[1]}"
+
+
+def _assert_row_wise(policy: Policy, X: np.ndarray, mask: np.ndarray, table: np.ndarray, proba: np.ndarray,
+                     what: str) -> None:
+    """Each row alone gets the probabilities and the choice it gets in the batch."""
+    greedy = _select(policy, X, mask, table, None)
+    for i in range(len(X)):
+        rows = slice(i, i + 1)
+        alone = _predict(policy, X[rows], mask[rows], table[rows])
+        assert np.allclose(alone, proba[rows], rtol=0.0, atol=ROW_TOLERANCE), (
+            f"{what}: row {i} alone gets probabilities {alone} but {proba[rows]} within the batch {X}")
+        chosen = _select(policy, X[rows], mask[rows], table[rows], None)
+        assert np.array_equal(chosen, greedy[rows]), (
+            f"{what}: select chooses arm {chosen} for row {i} alone but {greedy[rows]} within the batch {X}")
 
 
 def _bad_inputs(data: LoggedDataset, X_query: np.ndarray) -> dict[str, Callable[[Policy], Any]]:
@@ -224,7 +270,12 @@ def check_policy(
 
     - ``predict_proba`` after ``fit`` and after ``partial_fit`` from scratch is
       an ``(n, K)`` distribution: finite, non-negative, rows summing to 1
-      within 1e-6, zero on unavailable arms;
+      within :data:`SUM_TOLERANCE` (float64 round-off), zero on unavailable arms;
+    - ``select`` without a generator returns the most probable available arm
+      of each row (ties to the lowest id); with one, available arms only, the
+      same for the same generator seed;
+    - each row alone gets the probabilities it gets within the batch (within
+      :data:`ROW_TOLERANCE`) and the same ``select`` choice;
     - two fresh learners fitted on the same data predict identically;
     - ``save`` then ``Policy.load`` gives the same class and identical predictions;
     - malformed input (wrong feature count, NaN, out-of-range actions, zero
@@ -266,13 +317,14 @@ def check_policy(
         first, second = policy_factory().fit(data.X, data.actions, data.rewards, data.propensities), policy_factory()
         proba = _predict(first, X_query, mask, table)
         _assert_distribution(proba, mask, len(X_query), k, f"{what} after fit")
-        _assert_distribution(_predict(first, X_query, None, table), None, len(X_query), k, f"{what} after fit")
-        online = policy_factory().partial_fit(data.X, data.actions, data.rewards, data.propensities)
-        _assert_distribution(_predict(online, X_query, mask, table), mask, len(X_query), k, f"{what} after partial_fit")
-
         second.fit(data.X, data.actions, data.rewards, data.propensities)
         again = _predict(second, X_query, mask, table)
         assert np.array_equal(proba, again), f"{what}: same seed and data, different predictions:\n{proba}\n{again}"
+        _assert_choices(first, X_query, mask, table, proba, f"{what} after fit")
+        _assert_row_wise(first, X_query, mask, table, proba, f"{what} after fit")
+        _assert_distribution(_predict(first, X_query, None, table), None, len(X_query), k, f"{what} after fit")
+        online = policy_factory().partial_fit(data.X, data.actions, data.rewards, data.propensities)
+        _assert_distribution(_predict(online, X_query, mask, table), mask, len(X_query), k, f"{what} after partial_fit")
 
         loaded = Policy.load(first.save(folder))
         assert type(loaded) is type(first), f"{what}: load returned a {type(loaded).__name__}"

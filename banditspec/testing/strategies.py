@@ -15,10 +15,19 @@ from banditspec.bandits.data import LoggedDataset
 from banditspec.bandits.env import Measurement
 from banditspec.bandits.rewards import measurement_columns as _to_columns
 
-__all__ = ["arm_sets", "feature_matrices", "logged_datasets", "measurement_columns", "measurements", "reward_tables"]
+__all__ = [
+    "arm_sets",
+    "feature_matrices",
+    "logged_datasets",
+    "measurement_columns",
+    "measurements",
+    "reward_tables",
+    "wall_time_scans",
+]
 
+_SECONDS_RANGE = (1e-4, 1e3)
 #: Wall-clock seconds of one decode (also used by :mod:`banditspec.testing.checks`).
-positive_seconds = st.floats(1e-4, 1e3, allow_nan=False)
+positive_seconds = st.floats(*_SECONDS_RANGE, allow_nan=False)
 #: Short arm names.
 short_names = st.text("abcdefghijklmnopqrstuvwxyz0123456789_-", min_size=1, max_size=8)
 _unit = st.floats(0.0, 1.0, allow_nan=False)
@@ -53,6 +62,30 @@ def measurements(draw: st.DrawFn, arm_names: Sequence[str] | None = None, with_r
         alignment={metric: draw(_unit) for metric in METRICS},
         cost=draw(st.floats(0.0, 10.0)),
     )
+
+
+@st.composite
+def wall_time_scans(draw: st.DrawFn, points: int = 256, window: int = 32) -> np.ndarray:
+    """Increasing wall-clock times for monotonicity checks: a dense sweep and a zoomed window.
+
+    A reward may break monotonicity on a small interval only, which two
+    far-apart times rarely straddle. The sweep draws ``points`` times
+    log-uniformly over ``[1e-4, 1e3]`` seconds (neighbours about 6% apart at
+    256 points); the window puts ``window`` evenly spaced times within a
+    relative width drawn from ``1e-12`` to 1 above a drawn time, so that
+    narrow intervals at any scale are probed with nearby pairs.
+
+    Returns
+    -------
+    np.ndarray
+        Sorted, distinct, positive times.
+    """
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    low, high = np.log(_SECONDS_RANGE)
+    sweep = np.exp(rng.uniform(low, high, points))
+    start, width = draw(positive_seconds), draw(st.floats(1e-12, 1.0))
+    zoom = start * (1.0 + width * np.linspace(0.0, 1.0, window))
+    return np.unique(np.concatenate([sweep, zoom]))
 
 
 def measurement_columns(

@@ -76,6 +76,18 @@ def test_check_reward_function_catches_bad_rewards(fn, kwargs, message):
         check_reward_function(fn, max_examples=50, **kwargs)
 
 
+def _decreasing_but_rising_on_a_small_interval(m):
+    """``-t``, except on [5, 5.5) seconds where it rises from -5 to -4.5: far-apart pairs of times rarely see it."""
+    t = m.wall_seconds
+    return t - 10.0 if 5.0 <= t < 5.5 else -t
+
+
+def test_a_reward_that_breaks_monotonicity_on_a_small_interval_is_caught():
+    with pytest.raises(AssertionError, match="declared decreasing in latency"):
+        check_reward_function(_decreasing_but_rising_on_a_small_interval, monotone_in_latency="decreasing",
+                              max_examples=50)
+
+
 def test_check_reward_function_rejects_bad_arguments():
     with pytest.raises(ValueError, match="callable"):
         check_reward_function(3.0)
@@ -118,6 +130,26 @@ class ForgetsOnSave(MeanReward):
         self.sums_ = np.zeros(self.n_arms)
 
 
+class SlightlyUnnormalised(MeanReward):
+    """Rows sum to 1 + 5e-6: far beyond float64 round-off."""
+
+    def _predict_proba(self, X, mask):
+        return super()._predict_proba(X, mask) * (1.0 + 5e-6)
+
+
+class SelectsTheLastArm(MeanReward):
+    def select(self, X, rng=None, available=None, *, check_input=True):
+        return np.full(len(np.asarray(X)), self.n_arms - 1)
+
+
+class CentresOnTheBatch(MeanReward):
+    """Probabilities that depend on the other rows of the batch."""
+
+    def _predict_proba(self, X, mask):
+        shift = (X - X.mean(axis=0)).sum(axis=1, keepdims=True)
+        return masked_softmax(np.tile(self.sums_, (len(X), 1)) + shift * np.arange(self.n_arms), mask)
+
+
 class Unseeded(MeanReward):
     def _predict_proba(self, X, mask):
         noisy = self.sums_ + np.random.default_rng().normal(size=self.n_arms)
@@ -145,6 +177,9 @@ class ClipsActions(MeanReward):
         (Unseeded, "different predictions|different results"),
         (CountsBeforeChecking, "changed the policy"),
         (ClipsActions, "accepted bad input"),
+        (SlightlyUnnormalised, "do not sum to 1"),
+        (SelectsTheLastArm, "select without rng gave"),
+        (CentresOnTheBatch, "alone gets probabilities"),
     ],
 )
 def test_check_policy_catches_bad_policies(cls, message):

@@ -10,6 +10,7 @@ from banditspec.testing import (
     measurement_columns,
     measurements,
     reward_tables,
+    wall_time_scans,
 )
 
 FAST = settings(max_examples=30, deadline=None)
@@ -59,3 +60,11 @@ def test_logged_datasets_are_consistent(data, bandit):
     assert np.array_equal(data.rewards, data.all_rewards[np.arange(len(data)), data.actions])
     assert np.all((data.propensities >= 0.05) & (data.propensities <= 1))
     assert bandit.all_rewards is None
+
+
+@FAST
+@given(wall_time_scans())
+def test_wall_time_scans_are_increasing_positive_and_dense(times):
+    steps = times[1:] / times[:-1]
+    assert np.all(steps > 1.0) and times[0] >= 1e-4 and times[-1] <= 2e3
+    assert np.median(steps) < 1.2  # the sweep: neighbours a few per cent apart
