@@ -15,10 +15,10 @@ finiteness of every array against what the learner expects.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from safetensors.numpy import load_file, save_file
@@ -33,6 +33,7 @@ STATE_FILE = "state.safetensors"
 StateShapes = Mapping[str, tuple[tuple[int, ...], np.dtype]]
 
 _META_KEYS = {"format": str, "policy": str, "params": dict}
+T = TypeVar("T")
 
 
 class PolicyFileError(ValueError):
@@ -76,6 +77,24 @@ class SavedPolicy:
     def state_file(self) -> Path:
         """Path of ``state.safetensors``."""
         return self.folder / STATE_FILE
+
+    def construct(self, cls: Callable[..., T], names: Sequence[str]) -> T:
+        """``cls(**params)``, once the saved parameters are exactly ``names``.
+
+        Raises
+        ------
+        PolicyFileError
+            Naming ``policy.json`` and its ``params`` if a parameter is
+            missing or unexpected, or ``cls`` refuses a value.
+        """
+        missing, unexpected = sorted(set(names) - set(self.params)), sorted(set(self.params) - set(names))
+        if missing or unexpected:
+            raise PolicyFileError.field(self.meta_file, "params", f"missing {missing}, unexpected {unexpected}; "
+                                        f"the learner takes {list(names)}")
+        try:
+            return cls(**self.params)
+        except (TypeError, ValueError) as error:
+            raise PolicyFileError.field(self.meta_file, "params", str(error)) from error
 
 
 def write_policy(path: str | Path, name: str, params: Mapping[str, Any], n_features: int,

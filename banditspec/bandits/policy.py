@@ -342,15 +342,7 @@ class Policy(metaclass=_CheckedOnConstruction):
             raise PolicyFileError.field(saved.meta_file, "policy", str(error.args[0])) from error
         if cls is not Policy and not issubclass(policy_cls, cls):
             raise PolicyFileError.field(saved.meta_file, "policy", f"holds a {saved.name!r} policy, not a {cls.__name__}")
-        names = policy_cls._param_names()
-        missing, unexpected = sorted(set(names) - set(saved.params)), sorted(set(saved.params) - set(names))
-        if missing or unexpected:
-            raise PolicyFileError.field(saved.meta_file, "params", f"missing {missing}, unexpected {unexpected}; "
-                                        f"{policy_cls.__name__} takes {names}")
-        try:
-            policy = policy_cls(**saved.params)
-        except (TypeError, ValueError) as error:
-            raise PolicyFileError.field(saved.meta_file, "params", str(error)) from error
+        policy = saved.construct(policy_cls, policy_cls._param_names())
         check_state(saved.state_file, saved.state, policy._state_shapes(saved.n_features))
         policy.n_features_ = saved.n_features
         try:
