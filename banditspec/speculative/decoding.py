@@ -27,6 +27,7 @@ import torch
 
 from banditspec.bandits.arms import Arm
 from banditspec.bandits.env import Measurement
+from banditspec.bandits.validation import check_integer
 from banditspec.speculative.drafting import context_length, eos_token_ids
 from banditspec.speculative.kinds import Autoregressive, DraftModel
 from banditspec.speculative.kinds.base import DecodeRequest, DecodingArm
@@ -84,10 +85,9 @@ class Decoder:
         threads: int | None = None,
     ) -> None:
         drafts = dict(drafts or {})
-        if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1:
-            raise ValueError(f"max_new_tokens must be an integer >= 1, got {max_new_tokens!r}")
-        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
-            raise ValueError(f"threads must be an integer >= 1 or None, got {threads!r}")
+        check_integer("max_new_tokens", max_new_tokens, low=1)
+        if threads is not None:
+            check_integer("threads", threads, low=1)
         vocab = _vocab_size(target)
         for key, draft in drafts.items():
             if _vocab_size(draft) != vocab:

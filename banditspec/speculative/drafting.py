@@ -38,6 +38,7 @@ import torch
 from transformers import DynamicCache, EncoderDecoderCache
 from transformers.generation import CandidateGenerator
 
+from banditspec.bandits.validation import check_integer
 from banditspec.speculative.counterfactual import SCHEDULES, cut_proposal, roc_threshold
 
 __all__ = ["GreedyDraft", "ProposalDraft", "cache_argument", "context_length", "eos_token_ids"]
@@ -96,8 +97,7 @@ class GreedyDraft(CandidateGenerator):
                  view: Callable[[], AbstractContextManager[Any]] = nullcontext,
                  schedule: str = "constant", confidence_threshold: float = 0.0,
                  encoder_input_ids: np.ndarray | None = None) -> None:
-        if not isinstance(block_size, int) or block_size < 1:
-            raise ValueError(f"block_size must be an integer >= 1, got {block_size!r}")
+        check_integer("block_size", block_size, low=1)
         if schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
         self.draft = draft

@@ -36,7 +36,7 @@ from banditspec.bandits.env import METRICS
 from banditspec.speculative.alignment import alignment_scores
 from banditspec.speculative.counterfactual import MatchVector, SimulatedDecode
 
-__all__ = ["DecodeRequest", "DecodingArm", "Models", "Trace", "positive_int"]
+__all__ = ["DecodeRequest", "DecodingArm", "Models", "Trace"]
 
 
 class Models(Protocol):
@@ -95,12 +95,6 @@ class Trace:
     eos_token_ids: tuple[int, ...] = ()
     match: MatchVector | None = None
     tokenizer: Any = None
-
-
-def positive_int(value: Any, field: str, arm: str) -> None:
-    """Raise ValueError unless ``value`` is an integer >= 1 (not a bool), naming ``field`` and the arm."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{field} must be an integer >= 1, got {value!r} for arm {arm!r}")
 
 
 @dataclass(frozen=True)

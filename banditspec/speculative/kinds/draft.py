@@ -11,7 +11,8 @@ import torch
 
 from banditspec.speculative.counterfactual import SCHEDULES, SimulatedDecode, simulate_calls
 from banditspec.speculative.drafting import GreedyDraft, context_length
-from banditspec.speculative.kinds.base import DecodeRequest, DecodingArm, Models, Trace, positive_int
+from banditspec.bandits.validation import check_integer, check_real
+from banditspec.speculative.kinds.base import DecodeRequest, DecodingArm, Models, Trace
 
 __all__ = ["DraftModel"]
 
@@ -48,14 +49,11 @@ class DraftModel(DecodingArm):
         if not isinstance(self.model, str) or not self.model:
             raise ValueError(f"DraftModel.model must name a draft (a non-empty string), got {self.model!r} "
                              f"for arm {self.name!r}")
-        positive_int(self.block_size, "DraftModel.block_size", self.name)
+        check_integer(f"DraftModel.block_size of arm {self.name!r}", self.block_size, low=1)
         if self.schedule not in SCHEDULES:
             raise ValueError(f"DraftModel.schedule must be one of {SCHEDULES}, got {self.schedule!r} "
                              f"for arm {self.name!r}")
-        gate = self.confidence_threshold
-        if isinstance(gate, bool) or not isinstance(gate, (int, float)) or not 0.0 <= gate <= 1.0:
-            raise ValueError(f"DraftModel.confidence_threshold must be a number in [0, 1], got {gate!r} "
-                             f"for arm {self.name!r}")
+        check_real(f"DraftModel.confidence_threshold of arm {self.name!r}", self.confidence_threshold, 0.0, 1.0)
 
     def draft_models(self) -> tuple[str, ...]:
         """The draft this arm decodes with."""

@@ -17,12 +17,12 @@ from dataclasses import dataclass
 from functools import partial
 from typing import ClassVar
 
-import numpy as np
 import torch
 
 from banditspec.speculative.counterfactual import SimulatedDecode, simulate_calls
 from banditspec.speculative.drafting import GreedyDraft
-from banditspec.speculative.kinds.base import DecodeRequest, DecodingArm, Models, Trace, positive_int
+from banditspec.bandits.validation import check_integer
+from banditspec.speculative.kinds.base import DecodeRequest, DecodingArm, Models, Trace
 
 __all__ = ["EarlyExit", "check_early_exit", "early_exit"]
 
@@ -47,9 +47,7 @@ def check_early_exit(model: torch.nn.Module, layer: int) -> None:
             "Llama-style target"
         )
     layers = int(getattr(model, model.base_model_prefix).config.num_hidden_layers)
-    integer = isinstance(layer, (int, np.integer)) and not isinstance(layer, bool)
-    if not integer or not 1 <= layer < layers:
-        raise ValueError(f"EarlyExit.layer must be < the target's {layers} layers (an integer >= 1), got {layer!r}")
+    check_integer(f"EarlyExit.layer (the target has {layers} layers)", layer, low=1, high=layers - 1)
 
 
 @contextmanager
@@ -99,8 +97,8 @@ class EarlyExit(DecodingArm):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        positive_int(self.layer, "EarlyExit.layer", self.name)
-        positive_int(self.block_size, "EarlyExit.block_size", self.name)
+        check_integer(f"EarlyExit.layer of arm {self.name!r}", self.layer, low=1)
+        check_integer(f"EarlyExit.block_size of arm {self.name!r}", self.block_size, low=1)
 
     def drafter(self) -> Hashable:
         """Exits at the same layer share their teacher-forced pass."""

@@ -22,7 +22,8 @@ import numpy as np
 
 from banditspec.speculative.counterfactual import SimulatedDecode, simulate_proposals
 from banditspec.speculative.drafting import ProposalDraft
-from banditspec.speculative.kinds.base import DecodeRequest, DecodingArm, Models, Trace, positive_int
+from banditspec.bandits.validation import check_integer
+from banditspec.speculative.kinds.base import DecodeRequest, DecodingArm, Models, Trace
 
 __all__ = ["PromptLookup", "lookup_candidates"]
 
@@ -69,8 +70,8 @@ class PromptLookup(DecodingArm):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        positive_int(self.num_tokens, "PromptLookup.num_tokens", self.name)
-        positive_int(self.max_ngram, "PromptLookup.max_ngram", self.name)
+        check_integer(f"PromptLookup.num_tokens of arm {self.name!r}", self.num_tokens, low=1)
+        check_integer(f"PromptLookup.max_ngram of arm {self.name!r}", self.max_ngram, low=1)
 
     def _proposer(self, eos_token_ids: Collection[int]) -> Callable[[np.ndarray], np.ndarray]:
         return partial(lookup_candidates, num_tokens=self.num_tokens, max_ngram=self.max_ngram,

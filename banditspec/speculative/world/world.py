@@ -29,6 +29,7 @@ from banditspec.bandits.arms import Arm, ArmSet
 from banditspec.bandits.env import Feedback, Measurement, Queries
 from banditspec.bandits.features import Featurizer, HashingFeaturizer, TargetHiddenStates
 from banditspec.bandits.rewards import Reward, SpeedupOverAR
+from banditspec.bandits.validation import check_integer
 from banditspec.speculative.decoding import Decoder
 from banditspec.speculative.measured import full_feedback
 from banditspec.speculative.world.config import WorldConfig, load_world_config
@@ -47,8 +48,7 @@ def check_options(*, featurizer: str, threads: int, workers: int) -> None:
     if featurizer not in FEATURIZERS:
         raise ValueError(f"featurizer must be one of {FEATURIZERS}, got {featurizer!r}")
     for name, value in (("threads", threads), ("workers", workers)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        check_integer(name, value, low=1)
 
 
 def _decoder(models: LoadedModels, config: WorldConfig, threads: int) -> Decoder:
