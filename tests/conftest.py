@@ -5,6 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# The suite is deterministic: every property test draws the same examples on every run (CI included).
+# `pytest --hypothesis-profile=explore` draws new ones, to hunt for bugs beyond them.
+settings.register_profile("deterministic", derandomize=True)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile("deterministic")
 
 
 @pytest.fixture(scope="session")

@@ -139,16 +139,20 @@ class Reinforce(Policy):
         )
         return state
 
+    def _parameter_shapes(self, n_features: int) -> list[tuple[str, tuple[int, ...]]]:
+        """Names and shapes of the network's parameters in ``parameters()`` order, as :meth:`_network` builds them."""
+        if self.hidden == 0:
+            return [("weight", (self.n_arms, n_features)), ("bias", (self.n_arms,))]
+        return [("0.weight", (self.hidden, n_features)), ("0.bias", (self.hidden,)),
+                ("2.weight", (self.n_arms, self.hidden)), ("2.bias", (self.n_arms,))]
+
     def _state_shapes(self, n_features: int) -> StateShapes:
-        """The arrays of a fitted policy, read off a network on torch's meta device (nothing is allocated)."""
-        with torch.device("meta"):
-            net = self._network(n_features)
+        """The arrays of a fitted policy, computed from the sizes alone (nothing is allocated)."""
         single, double = np.dtype(np.float32), np.dtype(np.float64)
-        shapes = {f"net.{k}": (tuple(v.shape), single) for k, v in net.state_dict().items()}
-        for index, parameter in enumerate(net.parameters()):
-            shape = tuple(parameter.shape)
-            shapes.update({f"adam.{index}.exp_avg": (shape, single), f"adam.{index}.exp_avg_sq": (shape, single),
-                           f"adam.{index}.step": ((), single)})
+        shapes: StateShapes = {}
+        for index, (name, shape) in enumerate(self._parameter_shapes(n_features)):
+            shapes.update({f"net.{name}": (shape, single), f"adam.{index}.exp_avg": (shape, single),
+                           f"adam.{index}.exp_avg_sq": (shape, single), f"adam.{index}.step": ((), single)})
         shapes.update(x_mean=((n_features,), double), x_scale=((n_features,), double), scalars=((4,), double))
         return shapes
 

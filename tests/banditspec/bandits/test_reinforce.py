@@ -103,3 +103,19 @@ def test_logits_that_overflow_are_refused_not_turned_into_nan():
         policy.net_[2].weight.fill_(3e38)  # finite, but four of them sum past float32's range
     with pytest.raises(ValueError, match="logits are not finite"):
         policy.predict_proba(X[:3])
+
+
+def test_the_expected_state_of_a_saved_policy_matches_a_fitted_one_and_needs_no_allocation():
+    import numpy as np
+
+    from banditspec.bandits.reinforce import Reinforce
+
+    for hidden in (0, 8):
+        policy = Reinforce(n_arms=3, hidden=hidden, epochs=1, seed=0)
+        rng = np.random.default_rng(0)
+        policy.fit(rng.normal(size=(20, 5)), rng.integers(0, 3, 20), rng.random(20))
+        state = policy._state()
+        assert {k: (v.shape, v.dtype) for k, v in state.items()} == {
+            k: (shape, dtype) for k, (shape, dtype) in policy._state_shapes(5).items()}
+        huge = policy._state_shapes(2**62)  # a corrupted n_features_ gives shapes to refuse, not an allocation
+        assert huge["x_mean"][0] == (2**62,)
