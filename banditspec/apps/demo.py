@@ -18,7 +18,9 @@
    measurement of every held-out query, as a
    :class:`~banditspec.bandits.data.LoggedDataset`; a rerun after an interruption
    measures only what is missing.
-5. Print a table and write ``OUT/report.json``, ``OUT/runs.csv`` and figures.
+5. Print a table and write ``OUT/report.json``, ``OUT/runs.csv`` and figures;
+   every trained selector is saved under ``OUT/selectors/<name>/``
+   (:meth:`~banditspec.bandits.policy.Policy.load` reads it back).
 """
 
 from __future__ import annotations
@@ -85,6 +87,16 @@ def _counterfactual_check(world: Any, test: Queries, full: Feedback, latency: La
     }
 
 
+def _save_selectors(fitted: dict[str, Any], folder: Path, world: dict[str, Any]) -> None:
+    """Every trained learner saved as ``folder/<name>/`` (JSON + safetensors), and ``folder/selectors.json``
+    saying which world, arms, features and reward each was trained on."""
+    manifest = {"world": world, "selectors": {}}
+    for name, learner in fitted.items():
+        learner.policy.save(folder / name)
+        manifest["selectors"][name] = {"features": learner.spec.features, "reward": learner.spec.reward}
+    (folder / "selectors.json").write_text(json.dumps(manifest, indent=1))
+
+
 def _count(world: Any, split: str, given: int | None, default: int) -> int:
     """Queries of ``split`` to use: as given, else ``default`` capped at what the split holds."""
     size = split_size(world, split)
@@ -118,6 +130,7 @@ def run_demo(args: argparse.Namespace) -> int:
     clock.lap("collection")
     latency = LatencyModel.from_dict(json.loads((data_dir / "latency.json").read_text()))
     fitted = train_learners(data, LEARNERS, seed=args.seed, alpha=args.alpha)
+    _save_selectors(fitted, out / "selectors", {**described, "arms": world.arms.names})
     clock.lap("training")
     test = world.queries(n_test, split="test", seed=args.seed)
     full, _ = measure_every_arm(world, test, out / "test-data", config=described)

@@ -10,6 +10,7 @@ import pytest
 
 from banditspec.apps.cli import main
 from banditspec.bandits.data import LoggedDataset
+from banditspec.bandits.policy import Policy
 from tests.banditspec.speculative.world.checkpoints import (
     Checkpoints,
     llama_world,
@@ -54,6 +55,10 @@ def test_collect_compare_and_demo_run_on_a_world_toml(checkpoints, tmp_path, cap
     assert report["outputs_equal_ar"] is True
     assert set(report["counterfactual_check"]["target_calls_equal_share"].values()) == {1.0}
     assert report["config"]["config"] == str(config.resolve())
+    selectors = json.loads((out / "selectors" / "selectors.json").read_text())
+    assert selectors["world"]["arms"] == report["arms"] and "reinforce" in selectors["selectors"]
+    reinforce = Policy.load(out / "selectors" / "reinforce")  # the selector that was evaluated, ready to serve
+    assert reinforce.predict_proba(np.zeros((1, reinforce.n_features_))).shape == (1, 5)
     train = set(LoggedDataset.load(out / "train-data").columns["prompt"])
     test = set(LoggedDataset.load(out / "test-data").columns["prompt"])
     assert train and test and not train & test  # the split is by query: no prompt on both sides
