@@ -1,6 +1,6 @@
 """Writing a comparison: ``report.json``, ``runs.csv``, figures and a text table.
 
-The input is a :class:`~banditspec.apps.compare.CompareResult`; this module only
+The input is a :class:`~banditspec.apps.result.CompareResult`; this module only
 formats it. Figures use matplotlib's Agg backend (no display needed).
 """
 
@@ -14,12 +14,11 @@ import platform
 import sys
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from banditspec.apps.compare import CompareResult
+from banditspec.apps.result import CompareResult
 
 __all__ = ["RUN_FIELDS", "cpu_model", "format_table", "machine_info", "plot_choices", "plot_speedups", "pyplot", "write_report"]
 
