@@ -104,3 +104,15 @@ def test_the_readme_world_toml_is_a_valid_config(tmp_path):
     config = load_world_config(tmp_path / "world.toml")
     assert [arm.kind for arm in config.arms] == ["ar", "draft", "prompt_lookup"]
     assert config.decoding.max_new_tokens == 64 and config.prompts.group_field == "domain"
+
+
+def test_the_readme_python_example_runs(tmp_path, monkeypatch, capsys):
+    """The README's "From Python" block trains two learners, compares their true values and estimates them off-policy."""
+    readme = (DOCS.parent / "README.md").read_text()
+    section = readme.split("## From Python\n", 1)[1].split("\n## ", 1)[0]
+    (block,) = BLOCK.findall(section)
+    monkeypatch.chdir(tmp_path)
+    exec(compile(block, "README.md", "exec"), {"__name__": "readme_from_python"})
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(":")[0] for line in lines] == ["reinforce", "linucb"]
+    assert all("true" in line and "IPS" in line and "DR" in line for line in lines)
