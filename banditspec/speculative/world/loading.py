@@ -19,7 +19,8 @@ only with ``torch.load(weights_only=True)`` (passed explicitly; transformers
 from __future__ import annotations
 
 import pickle
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ import torch
 from tqdm.auto import tqdm
 from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer, PretrainedConfig
 from transformers.utils import is_gguf_available
+from transformers.utils import logging as transformers_logging
 
 from banditspec.speculative.world.config import ModelConfig, WorldConfig
 
@@ -105,6 +107,19 @@ def _weights(model: ModelConfig, config: PretrainedConfig, device: str, what: st
                          "use safetensors weights") from error
 
 
+@contextmanager
+def _transformers_progress(shown: bool) -> Iterator[None]:
+    """transformers' own progress bars ("Loading weights", downloads) off inside unless ``shown``; restored after."""
+    if shown or not transformers_logging.is_progress_bar_enabled():
+        yield
+        return
+    transformers_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        transformers_logging.enable_progress_bar()
+
+
 def _family(config: PretrainedConfig) -> str:
     return "an encoder-decoder" if getattr(config, "is_encoder_decoder", False) else "a decoder-only"
 
@@ -117,7 +132,8 @@ def load_models(config: WorldConfig, *, progress: bool = True) -> LoadedModels:
     config : WorldConfig
         The world.
     progress : bool, default True
-        A progress bar over the models whose weights load.
+        A progress bar over the models whose weights load; when False,
+        transformers' own progress bars are off as well while they load.
 
     Returns
     -------
@@ -160,7 +176,8 @@ def load_models(config: WorldConfig, *, progress: bool = True) -> LoadedModels:
                 f"tokens; {differ} token-id pairs differ); every draft must share the target's tokenizer"
             )
     loaded = {}
-    for what, model in tqdm(models.items(), desc="loading models", unit="model", disable=not progress):
-        loaded[what] = _weights(model, configs[what], config.device, what)
+    with _transformers_progress(progress):
+        for what, model in tqdm(models.items(), desc="loading models", unit="model", disable=not progress):
+            loaded[what] = _weights(model, configs[what], config.device, what)
     target = loaded.pop("target")
     return LoadedModels(target=target, drafts={k: loaded[f"draft {k!r}"] for k in config.drafts}, tokenizer=tokenizer)

@@ -34,6 +34,13 @@ def test_every_model_loads_in_eval_mode_on_the_cpu_with_its_dtype(checkpoints, w
     assert models.tokenizer.get_vocab()["cat"] == models.tokenizer("cat")["input_ids"][0]
 
 
+def test_loading_without_progress_silences_transformers_bars_and_restores_them(checkpoints, write_world, capsys):
+    shown = transformers.utils.logging.is_progress_bar_enabled()
+    load_models(load_world_config(write_world(llama_world(checkpoints))), progress=False)
+    assert "Loading weights" not in capsys.readouterr().err
+    assert transformers.utils.logging.is_progress_bar_enabled() == shown
+
+
 def test_remote_code_stays_off_unless_the_config_turns_it_on(checkpoints, write_world, tmp_path, monkeypatch):
     calls = []
     for cls in (transformers.AutoConfig, transformers.AutoTokenizer, transformers.AutoModelForCausalLM):
