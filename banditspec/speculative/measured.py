@@ -97,7 +97,8 @@ def measure_arms(world: MeasuringWorld, queries: Queries, arm_sets: Sequence[Seq
         Feedback of shape ``(n, K)``: measured rewards and seconds, NaN for
         the arms a query was not decoded with; the AR seconds of every query;
         every measurement, in row order. The rows: one per measured
-        (query, arm), its measurement columns and ``query_position``.
+        (query, arm), its measurement columns, ``query_position``, ``measured``
+        and ``prompt``.
 
     Raises
     ------
@@ -137,6 +138,7 @@ def _rows(queries: Queries, positions: np.ndarray, arm_sets: Sequence[Sequence[i
     columns = measurement_columns(flat)
     columns[POSITION] = np.repeat(np.asarray(positions, dtype=np.int64), sizes)
     columns["measured"] = np.ones(len(flat), dtype=bool)
+    columns["prompt"] = np.repeat(np.asarray(queries.texts, dtype=object), sizes)
     return LoggedDataset(
         np.repeat(queries.ids, sizes), np.repeat(queries.X, sizes, axis=0),
         np.array([k for ids in arm_sets for k in ids], dtype=np.int64),

@@ -71,6 +71,7 @@ def test_a_set_of_arms_per_query_is_measured_and_the_rest_is_nan(tmp_path):
     np.testing.assert_array_equal(partial.rewards[measured], full.rewards[measured])
     np.testing.assert_array_equal(partial.ar_seconds, full.ar_seconds)  # AR is the reference of every query
     np.testing.assert_array_equal(rows.actions, [k for ids in sets for k in ids])
+    assert list(rows.columns["prompt"]) == [t for t, ids in zip(test.texts, sets) for _ in ids]
     assert len(partial.measurements) == len(rows) == sum(map(len, sets))
     with pytest.raises(ValueError, match="another configuration"):  # other arm sets, same folder
         measure_arms(FakeWorld(), test, [[0]] * 7, tmp_path / "some", chunk_size=3, progress=False)
