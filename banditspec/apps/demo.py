@@ -162,7 +162,7 @@ def run_demo(args: argparse.Namespace) -> int:
     print(f"world: arms {world.arms.names}")
     clock.lap("world")
     n_train, n_test = (_count(world, split, given, default)
-                       for split, given, default in (("train", args.n_train, 1000), ("test", args.n_test, 200)))
+                       for split, given, default in (("train", args.n_train, 600), ("test", args.n_test, 200)))
     described = {**describe_world(args), "max_new_tokens": world.decoder.max_new_tokens}
     data_dir = collect(world, out / "train-data", n=n_train, split="train", seed=args.seed,
                        calibration_queries=args.calibration, chunk_size=128, threads=os.cpu_count(),
@@ -261,7 +261,7 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="results/demo", help="output folder (default: results/demo)")
     add_world_arguments(parser, default_env="toy")
     parser.add_argument("--n-train", type=positive_int, default=None,
-                        help="training queries collected (default: 1000, or the whole train split if smaller)")
+                        help="training queries collected (default: 600, or the whole train split if smaller)")
     parser.add_argument("--n-test", type=positive_int, default=None,
                         help="held-out queries decoded for real (default: 200, or the whole test split if smaller)")
     parser.add_argument("--n-every-arm", type=positive_int, default=16,
