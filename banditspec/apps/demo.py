@@ -9,16 +9,23 @@
 3. Train REINFORCE twice — on the speed-up over AR and on the paper's offline
    proxy (alignment minus ``alpha`` x cost) — plus REINFORCE on hashed n-gram
    features instead of the target's hidden states, and the baseline learners.
-4. Evaluate on held-out queries with real speculative decoding:
-   every arm decodes every query at batch size 1 (AR first, back to back in one
-   process; ``--workers`` processes share the queries), so every
-   learner, every fixed arm and the oracle are compared on the same measured
-   seconds; every output is checked against AR's. The measurements are written
-   in chunks under ``OUT/test-data`` (:mod:`banditspec.speculative.measured`): every arm's
-   measurement of every held-out query, as a
-   :class:`~banditspec.bandits.data.LoggedDataset`; a rerun after an interruption
-   measures only what is missing.
-5. Print a table and write ``OUT/report.json``, ``OUT/runs.csv`` and figures;
+4. Evaluate on held-out queries with real speculative decoding at batch size 1,
+   AR first (the same-run reference), a query's arms back to back in one
+   process (``--workers`` processes share the queries), every output checked
+   against AR's. Every held-out query is decoded with the arms the learners
+   chose for it (the training log's best single arm among them; the
+   query-blind ones, :data:`SUBSAMPLE_ONLY`, excepted) and the arm of the
+   *oracle by counts* (the arm its exact counterfactual counts price
+   fastest): every learner's speed-up and its share of the oracle by counts
+   are measured on all of them. A random subsample (``--n-every-arm``, recorded in the report) is
+   decoded with every arm: fixed arms, the hindsight oracle and every learner,
+   like for like, per domain too. The measurements are written in chunks under
+   ``OUT/test-data`` (:func:`~banditspec.speculative.measured.measure_arms`),
+   one row per measured (query, arm); a rerun after an interruption measures
+   only what is missing.
+5. Print the tables, the machine and where the time went (seconds and AR
+   units: wall seconds x AR tokens/s of the same run), and write
+   ``OUT/report.json``, ``OUT/runs.csv`` and figures;
    every trained selector is saved under ``OUT/selectors/<name>/``
    (:meth:`~banditspec.bandits.policy.Policy.load` reads it back).
 """
@@ -39,7 +46,7 @@ from banditspec.apps.checks import calibration_count, non_negative_int, output_f
 from banditspec.apps.worlds import add_world_arguments, check_world_arguments, describe_world, open_world_from, split_size
 from banditspec.apps.report import cpu_model, format_table, write_report
 from banditspec.apps.result import CompareResult
-from banditspec.apps.scoring import LearnerSpec, choose, resolve_learners, score, train_learners
+from banditspec.apps.scoring import LearnerSpec, choose, resolve_learners, score, speedup, train_learners
 from banditspec.bandits.data import LoggedDataset
 from banditspec.bandits.env import Feedback
 from banditspec.speculative.collect import Collector, collect
@@ -94,7 +101,8 @@ def _oracle_by_counts(predicted: LoggedDataset, n_arms: int) -> np.ndarray:
 
 
 def _every_arm_subsample(n: int, size: int, seed: int) -> np.ndarray:
-    """Sorted positions of ``min(size, n)`` held-out queries drawn uniformly without replacement (seed ``[seed, 0xA11]``)."""
+    """Sorted positions of ``min(size, n)`` of ``n`` held-out queries, drawn uniformly without replacement
+    (seed ``[seed, 0xA11]``)."""
     return np.sort(np.random.default_rng([seed, 0xA11]).choice(n, size=min(size, n), replace=False))
 
 
@@ -112,15 +120,13 @@ def _all_queries(measured: Feedback, choices: dict[str, np.ndarray], by_counts: 
                  ar_tokens_per_s: float) -> dict[str, Any]:
     """Every learner and the oracle by counts on every held-out query: speed-up over AR, share of the oracle by
     counts, tokens per second."""
-    ar = measured.ar_seconds.sum()
-    rows = np.arange(len(by_counts))
-    reference = float(ar / measured.seconds[rows, by_counts].sum())
+    reference = speedup(measured, by_counts)
     policies = {}
     for name, choice in choices.items():
-        speedup = float(ar / measured.seconds[rows, choice].sum())
-        policies[name] = {"speedup_vs_ar": speedup, "share_of_oracle_by_counts": speedup / reference,
-                          "tokens_per_s": ar_tokens_per_s * speedup}
-    return {"queries": len(rows), "oracle_by_counts": {"speedup_vs_ar": reference}, "policies": policies}
+        ratio = speedup(measured, choice)
+        policies[name] = {"speedup_vs_ar": ratio, "share_of_oracle_by_counts": ratio / reference,
+                          "tokens_per_s": ar_tokens_per_s * ratio}
+    return {"queries": len(by_counts), "oracle_by_counts": {"speedup_vs_ar": reference}, "policies": policies}
 
 
 def _save_selectors(fitted: dict[str, Any], folder: Path, world: dict[str, Any]) -> None:
@@ -203,8 +209,7 @@ def run_demo(args: argparse.Namespace) -> int:
         "all_queries": _all_queries(measured, on_every_query, by_counts, ar_tokens_per_s),
         "every_arm_subsample": {"queries": len(every), "seed": [args.seed, 0xA11], "positions": every.tolist(),
                                 "query_ids": [int(i) for i in sub.ids],
-                                "oracle_by_counts_speedup_vs_ar": float(
-                                    full.ar_seconds.sum() / full.seconds[np.arange(len(every)), by_counts[every]].sum())},
+                                "oracle_by_counts_speedup_vs_ar": speedup(full, by_counts[every])},
         "outputs_equal_ar": bool(all(m.equals_ar for m in measured.measurements)),
         "queries": n_test,
         "decodes": len(rows),
@@ -227,9 +232,11 @@ def _print_summary(result: CompareResult, extra: dict[str, Any], out: Path) -> N
     print(f"every held-out query ({every_query['queries']}): oracle by exact counts "
           f"{every_query['oracle_by_counts']['speedup_vs_ar']:.3f}x AR")
     for name, stats in every_query["policies"].items():
-        print(f"  {name:<20} {stats['speedup_vs_ar']:.3f}x AR, {stats['share_of_oracle_by_counts']:.1%} of the oracle by counts")
+        print(f"  {name:<20} {stats['speedup_vs_ar']:.3f}x AR, "
+              f"{stats['share_of_oracle_by_counts']:.1%} of the oracle by counts")
     print(f"machine: {cpu_model()}, {os.cpu_count()} cores; AR {extra['ar_tokens_per_s']:.1f} tokens/s "
-          f"(the margins above hold for this machine); every speculative output equals AR's: {extra['outputs_equal_ar']}")
+          f"(the margins above hold for this machine); "
+          f"every speculative output equals AR's: {extra['outputs_equal_ar']}")
     print(f"report: {out / 'report.json'}; figures: {out / 'speedup.png'}, {out / 'choices.png'}")
     phases = ", ".join(f"{name} {s:.0f} s = {extra['ar_units'][name]:,.0f}" for name, s in extra["wall_seconds"].items()
                        if name != "total")

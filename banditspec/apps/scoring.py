@@ -34,7 +34,7 @@ from banditspec.bandits.policy import POLICIES, Policy
 from banditspec.bandits.rewards import paper_reward
 
 __all__ = ["FEATURES", "REWARDS", "Fitted", "LearnerSpec", "best_logged_arm", "choice_metrics", "choose", "greedy",
-           "resolve_learners", "score", "train_learners"]
+           "resolve_learners", "score", "speedup", "train_learners"]
 
 #: What a learner sees: ``"target"`` the dataset's / world's own features (in the toy world the target's hidden
 #: states), ``"hashing"`` hashed character n-grams of the prompt text.
@@ -202,8 +202,8 @@ def greedy(proba: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.argmax(np.where(top, rng.random(proba.shape), -1.0), axis=1)
 
 
-def _speedup(full: Feedback, choice: np.ndarray) -> float:
-    """Total AR seconds over total seconds of the chosen arms."""
+def speedup(full: Feedback, choice: np.ndarray) -> float:
+    """Total AR seconds over total seconds of the chosen arms (one arm per query; NaN seconds elsewhere are fine)."""
     return float(full.ar_seconds.sum() / full.seconds[np.arange(len(choice)), choice].sum())
 
 
@@ -212,10 +212,10 @@ def choice_metrics(choice: np.ndarray, full: Feedback) -> dict[str, float]:
     rows = np.arange(len(choice))
     best = np.argmax(full.rewards, axis=1)
     chosen = full.rewards[rows, choice]
-    speedup = _speedup(full, choice)
+    ratio = speedup(full, choice)
     return {
-        "speedup_vs_ar": speedup,
-        "share_of_oracle": speedup / _speedup(full, best),
+        "speedup_vs_ar": ratio,
+        "share_of_oracle": ratio / speedup(full, best),
         "mean_reward": float(chosen.mean()),
         "regret": float((full.rewards[rows, best] - chosen).mean()),
     }
@@ -288,7 +288,7 @@ def score(result: CompareResult, fitted: Mapping[str, Fitted], queries: Queries,
     """
     n = len(queries)
     choices, decision_us = chosen if chosen is not None else choose(fitted, queries, seed, full.rewards)
-    result.oracle.append({"seed": seed, "speedup_vs_ar": _speedup(full, np.argmax(full.rewards, axis=1)),
+    result.oracle.append({"seed": seed, "speedup_vs_ar": speedup(full, np.argmax(full.rewards, axis=1)),
                           "mean_reward": float(full.rewards.max(axis=1).mean())})
     for k, arm in enumerate(result.arm_names):
         result.fixed_arms.append({"arm": arm, "seed": seed, **choice_metrics(np.full(n, k), full)})

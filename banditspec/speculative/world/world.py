@@ -7,8 +7,8 @@ featurized by the target's own prefill (mean-pooled hidden states of its
 encoder, for an encoder-decoder target) or by hashed character n-grams;
 group labels stay in ``Queries.groups`` for reports and never reach a policy.
 
-``step`` and ``full_feedback`` decode for real with
-:class:`~banditspec.speculative.decoding.Decoder` (batch size 1, greedy, AR first
+``measure`` (a set of arms per query), ``step`` and ``full_feedback``
+decode for real with :class:`~banditspec.speculative.decoding.Decoder` (batch size 1, greedy, AR first
 as the same-run reference) and reward the measurements with a
 :class:`~banditspec.bandits.rewards.Reward` (default: speed-up over AR),
 optionally in several worker processes.
@@ -98,8 +98,9 @@ class ConfiguredWorld:
         Progress bars while loading and decoding.
     workers : int, default 1
         Processes that decode in parallel when many queries are measured at
-        once (``full_feedback``, ``step``). Each loads the models, warms up and
-        runs ``threads`` torch threads of its own; a query's arms (AR first)
+        once (``measure``, ``full_feedback``, ``step``, the latency
+        calibration). Each loads the models, warms up and runs ``threads``
+        torch threads of its own; a query's arms (AR first)
         are always decoded back to back in one process, so its speed-ups are
         same-run ratios. Give at most one worker per free core. The workers
         start with the first such measurement and are kept for the next ones;
