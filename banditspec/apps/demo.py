@@ -9,16 +9,23 @@
 3. Train REINFORCE twice — on the speed-up over AR and on the paper's offline
    proxy (alignment minus ``alpha`` x cost) — plus REINFORCE on hashed n-gram
    features instead of the target's hidden states, and the baseline learners.
-4. Evaluate on held-out queries with real speculative decoding:
-   every arm decodes every query at batch size 1 (AR first, back to back in one
-   process; ``--workers`` processes share the queries), so every
-   learner, every fixed arm and the oracle are compared on the same measured
-   seconds; every output is checked against AR's. The measurements are written
-   in chunks under ``OUT/test-data`` (:mod:`banditspec.speculative.measured`): every arm's
-   measurement of every held-out query, as a
-   :class:`~banditspec.bandits.data.LoggedDataset`; a rerun after an interruption
-   measures only what is missing.
-5. Print a table and write ``OUT/report.json``, ``OUT/runs.csv`` and figures;
+4. Evaluate on held-out queries with real speculative decoding at batch size 1,
+   AR first (the same-run reference), a query's arms back to back in one
+   process (``--workers`` processes share the queries), every output checked
+   against AR's. Every held-out query is decoded with the arms the learners
+   chose for it (the training log's best single arm among them; the
+   query-blind ones, :data:`SUBSAMPLE_ONLY`, excepted) and the arm of the
+   *oracle by counts* (the arm its exact counterfactual counts price
+   fastest): every learner's speed-up and its share of the oracle by counts
+   are measured on all of them. A random subsample (``--n-every-arm``, recorded in the report) is
+   decoded with every arm: fixed arms, the hindsight oracle and every learner,
+   like for like, per domain too. The measurements are written in chunks under
+   ``OUT/test-data`` (:func:`~banditspec.speculative.measured.measure_arms`),
+   one row per measured (query, arm); a rerun after an interruption measures
+   only what is missing.
+5. Print the tables, the machine and where the time went (seconds and AR
+   units: wall seconds x AR tokens/s of the same run), and write
+   ``OUT/report.json``, ``OUT/runs.csv`` and figures;
    every trained selector is saved under ``OUT/selectors/<name>/``
    (:meth:`~banditspec.bandits.policy.Policy.load` reads it back).
 """
@@ -37,16 +44,16 @@ import numpy as np
 
 from banditspec.apps.checks import calibration_count, non_negative_int, output_folder, positive_int
 from banditspec.apps.worlds import add_world_arguments, check_world_arguments, describe_world, open_world_from, split_size
-from banditspec.apps.report import format_table, write_report
+from banditspec.apps.report import cpu_model, format_table, write_report
 from banditspec.apps.result import CompareResult
-from banditspec.apps.scoring import LearnerSpec, resolve_learners, score, train_learners
+from banditspec.apps.scoring import LearnerSpec, choose, resolve_learners, score, speedup, train_learners
 from banditspec.bandits.data import LoggedDataset
-from banditspec.bandits.env import Feedback, Queries
+from banditspec.bandits.env import Feedback
 from banditspec.speculative.collect import Collector, collect
 from banditspec.speculative.latency import LatencyModel
-from banditspec.speculative.measured import measure_every_arm
+from banditspec.speculative.measured import POSITION, measure_arms
 
-__all__ = ["LEARNERS", "add_demo_arguments", "check_demo_arguments", "run_demo"]
+__all__ = ["LEARNERS", "SUBSAMPLE_ONLY", "add_demo_arguments", "check_demo_arguments", "run_demo"]
 
 
 #: The demo's learners by report name.
@@ -58,33 +65,68 @@ LEARNERS: dict[str, LearnerSpec] = {
     "contextual-greedy": LearnerSpec("contextual-greedy"),
     "thompson": LearnerSpec("thompson"),
     "random": LearnerSpec("random"),
+    "best-single-arm": LearnerSpec("fixed"),
 }
+#: Learners whose choice does not depend on the query: scored on the every-arm subsample only, where their
+#: speed-up is unbiased, instead of adding a random (often slow) arm to every held-out query's decodes.
+SUBSAMPLE_ONLY = ("random",)
 
 
-def _counterfactual_check(world: Any, test: Queries, full: Feedback, latency: LatencyModel) -> dict[str, Any]:
-    """Counterfactual target calls and priced seconds of the test queries against the measured ones.
+def _counterfactual_check(world: Any, predicted: LoggedDataset, measured: Feedback,
+                          rows: LoggedDataset) -> dict[str, Any]:
+    """Counterfactual target calls and priced seconds of the held-out queries against every measured (query, arm).
 
-    Also the measured speed-up of the *oracle by counts*: each query sent to
-    the arm whose exact counterfactual counts the latency model prices
-    fastest. It knows every arm's acceptance on the query but not the timing
-    noise of the evaluation, which the hindsight oracle (the fastest measured
-    arm) profits from.
+    ``predicted`` holds the exact counterfactual rows of the queries (``n * K``,
+    priced by the calibrated latency model), ``rows`` the measured ones.
     """
-    predicted = Collector(world, latency=latency).rows(test)
     K = len(world.arms)
-    calls_pred = predicted.columns["target_calls"].reshape(-1, K)
-    calls_real = np.array([m.target_calls for m in full.measurements]).reshape(-1, K)
-    seconds_pred = predicted.columns["wall_seconds"].reshape(-1, K)
-    by_counts = np.argmin(seconds_pred, axis=1)
+    at = rows.columns[POSITION].astype(np.int64) * K + rows.actions
+    calls_equal = predicted.columns["target_calls"][at] == rows.columns["target_calls"]
+    error = np.abs(predicted.columns["wall_seconds"][at] - rows.columns["wall_seconds"]) / rows.columns["wall_seconds"]
+    arms = {a: rows.actions == k for k, a in enumerate(world.arms.names) if (rows.actions == k).any()}
     return {
-        "oracle_by_counts_speedup_vs_ar": float(full.ar_seconds.sum()
-                                                / full.seconds[np.arange(len(by_counts)), by_counts].sum()),
-        "target_calls_equal_share": {a: float(np.mean(calls_pred[:, k] == calls_real[:, k]))
-                                     for k, a in enumerate(world.arms.names)},
-        "latency_median_relative_error": {a: float(np.median(np.abs(seconds_pred[:, k] - full.seconds[:, k])
-                                                             / full.seconds[:, k]))
-                                          for k, a in enumerate(world.arms.names)},
+        "pairs": len(rows),
+        "target_calls_equal_share": {a: float(calls_equal[m].mean()) for a, m in arms.items()},
+        "latency_median_relative_error": {a: float(np.median(error[m])) for a, m in arms.items()},
     }
+
+
+def _oracle_by_counts(predicted: LoggedDataset, n_arms: int) -> np.ndarray:
+    """Per query, the arm whose exact counterfactual counts the latency model prices fastest.
+
+    It knows every arm's acceptance on the query but not the timing noise of
+    the evaluation, which the hindsight oracle (the fastest measured arm) profits from.
+    """
+    return np.argmin(predicted.columns["wall_seconds"].reshape(-1, n_arms), axis=1)
+
+
+def _every_arm_subsample(n: int, size: int, seed: int) -> np.ndarray:
+    """Sorted positions of ``min(size, n)`` of ``n`` held-out queries, drawn uniformly without replacement
+    (seed ``[seed, 0xA11]``)."""
+    return np.sort(np.random.default_rng([seed, 0xA11]).choice(n, size=min(size, n), replace=False))
+
+
+def _arm_sets(choices: dict[str, np.ndarray], by_counts: np.ndarray, every: np.ndarray, ar: int,
+              n_arms: int) -> list[list[int]]:
+    """Per held-out query the arms to decode: AR's arm (free: it reuses the reference), every learner's choice and
+    the oracle by counts' — every arm on the subsample ``every``."""
+    sets = [sorted({ar, int(by_counts[i]), *(int(c[i]) for c in choices.values())}) for i in range(len(by_counts))]
+    for i in every:
+        sets[i] = list(range(n_arms))
+    return sets
+
+
+def _all_queries(measured: Feedback, choices: dict[str, np.ndarray], by_counts: np.ndarray,
+                 ar_tokens_per_s: float) -> dict[str, Any]:
+    """Every learner and the oracle by counts on every held-out query: speed-up over AR, share of the oracle by
+    counts, tokens per second."""
+    reference = speedup(measured, by_counts)
+    policies = {}
+    for name, choice in choices.items():
+        ratio = speedup(measured, choice)
+        policies[name] = {"speedup_vs_ar": ratio, "share_of_oracle_by_counts": ratio / reference,
+                          "tokens_per_s": ar_tokens_per_s * ratio}
+    return {"queries": len(by_counts), "oracle_by_counts": {"speedup_vs_ar": reference}, "policies": policies}
 
 
 def _save_selectors(fitted: dict[str, Any], folder: Path, world: dict[str, Any]) -> None:
@@ -113,6 +155,11 @@ def _speedups_by_group(full: Feedback, groups: np.ndarray, arm_names: list[str])
     return table
 
 
+def _subset(feedback: Feedback, rows: np.ndarray) -> Feedback:
+    """The feedback of some queries (their rows)."""
+    return Feedback(rewards=feedback.rewards[rows], seconds=feedback.seconds[rows], ar_seconds=feedback.ar_seconds[rows])
+
+
 def run_demo(args: argparse.Namespace) -> int:
     """Run ``banditspec demo`` (after :func:`check_demo_arguments`)."""
     out = Path(args.out)
@@ -121,7 +168,7 @@ def run_demo(args: argparse.Namespace) -> int:
     print(f"world: arms {world.arms.names}")
     clock.lap("world")
     n_train, n_test = (_count(world, split, given, default)
-                       for split, given, default in (("train", args.n_train, 2000), ("test", args.n_test, 200)))
+                       for split, given, default in (("train", args.n_train, 600), ("test", args.n_test, 200)))
     described = {**describe_world(args), "max_new_tokens": world.decoder.max_new_tokens}
     data_dir = collect(world, out / "train-data", n=n_train, split="train", seed=args.seed,
                        calibration_queries=args.calibration, chunk_size=128, threads=os.cpu_count(),
@@ -133,36 +180,68 @@ def run_demo(args: argparse.Namespace) -> int:
     _save_selectors(fitted, out / "selectors", {**described, "arms": world.arms.names})
     clock.lap("training")
     test = world.queries(n_test, split="test", seed=args.seed)
-    full, _ = measure_every_arm(world, test, out / "test-data", config=described)
+    collector = Collector(world, latency=latency, threads=os.cpu_count())
+    predicted = collector.rows(test)
+    K = len(world.arms)
+    by_counts = _oracle_by_counts(predicted, K)
+    chosen = choose(fitted, test, args.seed)
+    every = _every_arm_subsample(n_test, args.n_every_arm, args.seed)
+    clock.lap("choosing")
+    on_every_query = {name: c for name, c in chosen[0].items() if name not in SUBSAMPLE_ONLY}
+    sets = _arm_sets(on_every_query, by_counts, every, collector.ar_index, K)
+    measured, rows = measure_arms(world, test, sets, out / "test-data", config=described)
     world.close()
     clock.lap("decoding")
-    groups = np.asarray(["all"] * len(test) if test.groups is None else test.groups).astype(str)
-    config = {**described, "n_train_queries": n_train, "n_test_queries": n_test, "alpha": args.alpha,
-              "threads": args.threads, "workers": args.workers, "learners": {k: v.describe() for k, v in LEARNERS.items()},
-              "arms": world.arms.describe(), "latency_model": latency.to_dict()}
+    ar_rows = rows.actions == collector.ar_index  # once per query: AR's arm is in every set
+    ar_tokens_per_s = float(rows.columns["new_tokens"][ar_rows].sum() / measured.ar_seconds.sum())
+    sub = test.subset(every)
+    groups = np.asarray(["all"] * len(sub) if sub.groups is None else sub.groups).astype(str)
+    config = {**described, "n_train_queries": n_train, "n_test_queries": n_test, "n_every_arm": len(every),
+              "alpha": args.alpha, "threads": args.threads, "workers": args.workers,
+              "learners": {k: v.describe() for k, v in LEARNERS.items()}, "arms": world.arms.describe(),
+              "latency_model": latency.to_dict()}
     result = CompareResult(world.arms.names, sorted(set(groups)), [args.seed], config)
-    score(result, fitted, test, full, args.seed)
-    new_tokens = np.array([m.new_tokens for m in full.measurements]).reshape(full.seconds.shape)[:, 0]
-    ar_tokens_per_s = float(new_tokens.sum() / full.ar_seconds.sum())
-    summary = result.summary()
+    full = _subset(measured, every)
+    score(result, fitted, sub, full, args.seed, ({n: c[every] for n, c in chosen[0].items()}, chosen[1]))
     extra = {
-        "policies": {name: {"tokens_per_s": ar_tokens_per_s * s["speedup_vs_ar"]} for name, s in summary.items()},
-        "outputs_equal_ar": bool(all(m.equals_ar for m in full.measurements)),
-        "queries": len(test),
+        "policies": {name: {"tokens_per_s": ar_tokens_per_s * s["speedup_vs_ar"]}
+                     for name, s in result.summary().items()},
+        "all_queries": _all_queries(measured, on_every_query, by_counts, ar_tokens_per_s),
+        "every_arm_subsample": {"queries": len(every), "seed": [args.seed, 0xA11], "positions": every.tolist(),
+                                "query_ids": [int(i) for i in sub.ids],
+                                "oracle_by_counts_speedup_vs_ar": speedup(full, by_counts[every])},
+        "outputs_equal_ar": bool(all(m.equals_ar for m in measured.measurements)),
+        "queries": n_test,
+        "decodes": len(rows),
         "ar_tokens_per_s": ar_tokens_per_s,
-        "counterfactual_check": _counterfactual_check(world, test, full, latency),
+        "counterfactual_check": _counterfactual_check(world, predicted, measured, rows),
         "fixed_arms_by_domain": _speedups_by_group(full, groups, world.arms.names),
     }
     extra["wall_seconds"] = clock.laps()
+    extra["ar_units"] = {name: s * ar_tokens_per_s for name, s in extra["wall_seconds"].items()}
     write_report(result, out, extra=extra)
-    print(format_table(result))
-    print(f"AR: {ar_tokens_per_s:.1f} tokens/s; every speculative output equals AR's: {extra['outputs_equal_ar']}")
-    print(f"oracle by exact counts (no timing noise): "
-          f"{extra['counterfactual_check']['oracle_by_counts_speedup_vs_ar']:.3f}x AR")
-    print(f"report: {out / 'report.json'}; figures: {out / 'speedup.png'}, {out / 'choices.png'}")
-    phases = ", ".join(f"{name} {s:.0f} s" for name, s in extra["wall_seconds"].items() if name != "total")
-    print(f"wall time: {extra['wall_seconds']['total']:.0f} s ({phases})")
+    _print_summary(result, extra, out)
     return 0
+
+
+def _print_summary(result: CompareResult, extra: dict[str, Any], out: Path) -> None:
+    """The tables, the checks, the machine and where the time went."""
+    every_query, every = extra["all_queries"], extra["every_arm_subsample"]
+    print(f"every arm on a random subsample of {every['queries']} held-out queries (seed {every['seed']}):")
+    print(format_table(result))
+    print(f"every held-out query ({every_query['queries']}): oracle by exact counts "
+          f"{every_query['oracle_by_counts']['speedup_vs_ar']:.3f}x AR")
+    for name, stats in every_query["policies"].items():
+        print(f"  {name:<20} {stats['speedup_vs_ar']:.3f}x AR, "
+              f"{stats['share_of_oracle_by_counts']:.1%} of the oracle by counts")
+    print(f"machine: {cpu_model()}, {os.cpu_count()} cores; AR {extra['ar_tokens_per_s']:.1f} tokens/s "
+          f"(the margins above hold for this machine); "
+          f"every speculative output equals AR's: {extra['outputs_equal_ar']}")
+    print(f"report: {out / 'report.json'}; figures: {out / 'speedup.png'}, {out / 'choices.png'}")
+    phases = ", ".join(f"{name} {s:.0f} s = {extra['ar_units'][name]:,.0f}" for name, s in extra["wall_seconds"].items()
+                       if name != "total")
+    print(f"wall time: {extra['wall_seconds']['total']:.0f} s = {extra['ar_units']['total']:,.0f} AR units "
+          f"(wall seconds x AR tokens/s; {phases})")
 
 
 class _PhaseClock:
@@ -189,11 +268,15 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="results/demo", help="output folder (default: results/demo)")
     add_world_arguments(parser, default_env="toy")
     parser.add_argument("--n-train", type=positive_int, default=None,
-                        help="training queries collected (default: 2000, or the whole train split if smaller)")
+                        help="training queries collected (default: 600, or the whole train split if smaller)")
     parser.add_argument("--n-test", type=positive_int, default=None,
                         help="held-out queries decoded for real (default: 200, or the whole test split if smaller)")
+    parser.add_argument("--n-every-arm", type=positive_int, default=16,
+                        help="held-out queries, drawn at random, decoded with every arm for the fixed arms and the "
+                             "hindsight oracle (default: 16; the others are decoded with AR, the arms the learners "
+                             "choose and the oracle by counts' arm)")
     parser.add_argument("--alpha", type=float, default=0.5, help="cost weight of the offline proxy reward")
-    parser.add_argument("--calibration", type=calibration_count, default=16,
+    parser.add_argument("--calibration", type=calibration_count, default=8,
                         help="queries measured to calibrate the latency model")
     parser.add_argument("--threads", type=positive_int, default=1, help="torch threads per decoding process (default: 1)")
     parser.add_argument("--workers", type=positive_int, default=min(2, os.cpu_count() or 1),

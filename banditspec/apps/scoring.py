@@ -33,8 +33,8 @@ from banditspec.bandits.features import HashingFeaturizer
 from banditspec.bandits.policy import POLICIES, Policy
 from banditspec.bandits.rewards import paper_reward
 
-__all__ = ["FEATURES", "REWARDS", "Fitted", "LearnerSpec", "best_logged_arm", "choice_metrics", "greedy",
-           "resolve_learners", "score", "train_learners"]
+__all__ = ["FEATURES", "REWARDS", "Fitted", "LearnerSpec", "best_logged_arm", "choice_metrics", "choose", "greedy",
+           "resolve_learners", "score", "speedup", "train_learners"]
 
 #: What a learner sees: ``"target"`` the dataset's / world's own features (in the toy world the target's hidden
 #: states), ``"hashing"`` hashed character n-grams of the prompt text.
@@ -202,8 +202,8 @@ def greedy(proba: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.argmax(np.where(top, rng.random(proba.shape), -1.0), axis=1)
 
 
-def _speedup(full: Feedback, choice: np.ndarray) -> float:
-    """Total AR seconds over total seconds of the chosen arms."""
+def speedup(full: Feedback, choice: np.ndarray) -> float:
+    """Total AR seconds over total seconds of the chosen arms (one arm per query; NaN seconds elsewhere are fine)."""
     return float(full.ar_seconds.sum() / full.seconds[np.arange(len(choice)), choice].sum())
 
 
@@ -212,24 +212,59 @@ def choice_metrics(choice: np.ndarray, full: Feedback) -> dict[str, float]:
     rows = np.arange(len(choice))
     best = np.argmax(full.rewards, axis=1)
     chosen = full.rewards[rows, choice]
-    speedup = _speedup(full, choice)
+    ratio = speedup(full, choice)
     return {
-        "speedup_vs_ar": speedup,
-        "share_of_oracle": speedup / _speedup(full, best),
+        "speedup_vs_ar": ratio,
+        "share_of_oracle": ratio / speedup(full, best),
         "mean_reward": float(chosen.mean()),
         "regret": float((full.rewards[rows, best] - chosen).mean()),
     }
 
 
+def choose(fitted: Mapping[str, Fitted], queries: Queries, seed: int,
+           rewards: np.ndarray | None = None) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+    """Every learner's greedy choice per query (:func:`greedy`, ties broken by a stream seeded by ``seed``).
+
+    Parameters
+    ----------
+    fitted : mapping of str to Fitted
+    queries : Queries
+        Their features (and ``texts`` for hashed features).
+    seed : int
+    rewards : np.ndarray, optional
+        ``(n, K)`` rewards for learners with ``requires_rewards`` (the oracle policy).
+
+    Returns
+    -------
+    (dict of str to np.ndarray, dict of str to float)
+        Each learner's chosen arm per query, and its microseconds per decision
+        (one batched prediction divided by ``n``).
+    """
+    n = len(queries)
+    features: dict[str, np.ndarray] = {}
+    chosen, decision_us = {}, {}
+    for name, learner in fitted.items():
+        kind = learner.spec.features
+        if kind not in features:
+            features[kind] = _features(kind, queries.X, queries.texts, name)
+        extra: dict[str, Any] = {}
+        if getattr(learner.policy, "requires_rewards", False):
+            if rewards is None:
+                raise ValueError(f"learner {name!r} needs the rewards of the queries it chooses for")
+            extra["rewards"] = rewards
+        start = time.perf_counter()
+        chosen[name] = greedy(learner.policy.predict_proba(features[kind], **extra), np.random.default_rng([seed, 0x71E]))
+        decision_us[name] = 1e6 * (time.perf_counter() - start) / n
+    return chosen, decision_us
+
+
 def score(result: CompareResult, fitted: Mapping[str, Fitted], queries: Queries, full: Feedback,
-          seed: int) -> dict[str, np.ndarray]:
+          seed: int, chosen: tuple[dict[str, np.ndarray], dict[str, float]] | None = None) -> dict[str, np.ndarray]:
     """Score the oracle, every fixed arm and every learner on one seed's held-out queries.
 
     Appends the seed's rows to ``result``: the oracle (the per-query best
     arm), one row per arm of ``result.arm_names``, and per learner its metrics
-    and its choice shares per group. Each learner chooses greedily
-    (:func:`greedy`, ties broken by its own stream seeded by ``seed``);
-    learners with ``requires_rewards`` (the oracle policy) get the reward table.
+    and its choice shares per group.
 
     Parameters
     ----------
@@ -241,6 +276,10 @@ def score(result: CompareResult, fitted: Mapping[str, Fitted], queries: Queries,
     full : Feedback
         Full information on ``queries``: every arm's reward and seconds, and the AR seconds.
     seed : int
+    chosen : (dict, dict), optional
+        The learners' choices on ``queries`` and their microseconds per
+        decision, as :func:`choose` returns them; default: :func:`choose`
+        with ``seed`` (learners with ``requires_rewards`` get ``full.rewards``).
 
     Returns
     -------
@@ -248,25 +287,17 @@ def score(result: CompareResult, fitted: Mapping[str, Fitted], queries: Queries,
         Each learner's chosen arm per query.
     """
     n = len(queries)
-    result.oracle.append({"seed": seed, "speedup_vs_ar": _speedup(full, np.argmax(full.rewards, axis=1)),
+    choices, decision_us = chosen if chosen is not None else choose(fitted, queries, seed, full.rewards)
+    result.oracle.append({"seed": seed, "speedup_vs_ar": speedup(full, np.argmax(full.rewards, axis=1)),
                           "mean_reward": float(full.rewards.max(axis=1).mean())})
     for k, arm in enumerate(result.arm_names):
         result.fixed_arms.append({"arm": arm, "seed": seed, **choice_metrics(np.full(n, k), full)})
     groups = np.asarray(["all"] * n if queries.groups is None else queries.groups).astype(str)
-    features: dict[str, np.ndarray] = {}
-    chosen = {}
     for name, learner in fitted.items():
-        kind = learner.spec.features
-        if kind not in features:
-            features[kind] = _features(kind, queries.X, queries.texts, name)
-        extra: dict[str, Any] = {"rewards": full.rewards} if getattr(learner.policy, "requires_rewards", False) else {}
-        start = time.perf_counter()
-        choice = greedy(learner.policy.predict_proba(features[kind], **extra), np.random.default_rng([seed, 0x71E]))
-        decision_us = 1e6 * (time.perf_counter() - start) / n
-        row: dict[str, Any] = {"policy": name, "seed": seed, "fit_seconds": learner.fit_seconds, "decision_us": decision_us}
+        row: dict[str, Any] = {"policy": name, "seed": seed, "fit_seconds": learner.fit_seconds,
+                               "decision_us": decision_us[name]}
         if learner.arm is not None:
             row["arm"] = result.arm_names[learner.arm]
-        result.runs.append({**row, **choice_metrics(choice, full)})
-        result.add_choices(name, choice, groups)
-        chosen[name] = choice
-    return chosen
+        result.runs.append({**row, **choice_metrics(choices[name], full)})
+        result.add_choices(name, choices[name], groups)
+    return choices

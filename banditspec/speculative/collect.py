@@ -39,7 +39,6 @@ from typing import Any, Protocol
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from banditspec.bandits.arms import ArmSet
 from banditspec.bandits.data import LoggedDataset, arm_seconds_column
@@ -62,6 +61,10 @@ class DecodingWorld(Protocol):
 
     def queries(self, n: int, *, split: str, seed: int) -> Queries:
         """``n`` queries with ``texts`` and features."""
+        ...
+
+    def measure(self, queries: Queries, arm_sets: Sequence[Sequence[int]] | None = None) -> list[list[Measurement]]:
+        """Per query, AR (the reference) and then the arms of its set (default every arm), decoded and measured."""
         ...
 
 
@@ -237,14 +240,16 @@ def full_information_rows(queries: Queries, table: Sequence[Sequence[Measurement
     )
 
 
-def calibrate(world: DecodingWorld, queries: Queries, *, progress: bool = True) -> LatencyModel:
-    """Measure every arm on ``queries`` (AR first, same run) and fit a :class:`LatencyModel`."""
+def calibrate(world: DecodingWorld, queries: Queries) -> LatencyModel:
+    """Measure every arm on ``queries`` (AR first, same run) and fit a :class:`LatencyModel`.
+
+    The world decodes as it decodes held-out queries (:meth:`DecodingWorld.measure`:
+    warm, in its worker processes when it has several), so the model prices
+    counts at the speed the evaluation measures.
+    """
     if queries.texts is None:
         raise ValueError("calibration needs query texts")
-    world.decoder.warmup(queries.texts[0], world.arms)
-    measurements = []
-    for text in tqdm(queries.texts, desc="calibrating latency", unit="query", disable=not progress):
-        measurements += [r.measurement for r in world.decoder.measure(text, world.arms)]
+    measurements = [m for row in world.measure(queries) for m in row]
     ar_arms = [arm.name for arm in world.arms if world.decoder.check(arm).plain]
     return LatencyModel.fit(measurements, world.arms.names, ar_arms)
 
@@ -273,8 +278,7 @@ def collect(
         if latency_file.exists():
             latency = LatencyModel.from_dict(json.loads(latency_file.read_text()))
         else:
-            latency = calibrate(world, world.queries(calibration_queries, split=split, seed=seed + 10_000),
-                                progress=progress)
+            latency = calibrate(world, world.queries(calibration_queries, split=split, seed=seed + 10_000))
             tmp = latency_file.with_suffix(".tmp")
             tmp.write_text(json.dumps(latency.to_dict(), indent=2))
             tmp.replace(latency_file)

@@ -1,13 +1,16 @@
-"""Every arm measured on held-out queries, chunk by chunk and resumably: the raw material of an evaluation.
+"""Chosen arms measured on held-out queries, chunk by chunk and resumably: the raw material of an evaluation.
 
-An honest comparison of learners decodes every test query with every arm, AR
-first, in one run (:meth:`Environment.full_feedback` of a world that decodes
-for real); every learner, every fixed arm and the oracle are then scored on
-the same measured seconds. That is the longest part of ``banditspec demo``
-and ``banditspec reproduce``. :func:`measure_every_arm` writes it in chunks of
-queries through :func:`banditspec.bandits.shards.run_chunks`: after an interruption a
-rerun into the same folder measures only the chunks that are missing, and a
-folder written for other queries or arms is refused.
+An honest comparison decodes each test query with AR first (the same-run
+reference) and then with the arms being compared, back to back in one
+process (:meth:`~banditspec.speculative.world.world.ConfiguredWorld.measure`
+of a world that decodes for real). :func:`measure_arms` decodes a given set
+of arms per query — in ``banditspec demo`` the arms the learners and the
+oracle by counts chose, and every arm on a random subsample —;
+:func:`measure_every_arm` decodes every arm of every query (``banditspec
+reproduce``). The work is written in chunks of queries through
+:func:`banditspec.bandits.shards.run_chunks`: after an interruption a rerun
+into the same folder measures only the chunks that are missing, and a folder
+written for other queries, arms or arm sets is refused.
 """
 
 from __future__ import annotations
@@ -19,26 +22,27 @@ from typing import Any, Protocol
 import numpy as np
 
 from banditspec.bandits.arms import ArmSet
-from banditspec.speculative.collect import full_information_rows
 from banditspec.bandits.data import LoggedDataset
 from banditspec.bandits.env import Feedback, Measurement, Queries
 from banditspec.bandits.rewards import measurement_columns, measurements_from_columns
 from banditspec.bandits.shards import run_chunks
 
-__all__ = ["MeasuringWorld", "full_feedback", "measure_every_arm"]
+__all__ = ["MeasuringWorld", "full_feedback", "measure_arms", "measure_every_arm"]
 
 #: A reward: measurement columns in, one float per row out.
 RewardFn = Callable[[Mapping[str, np.ndarray]], np.ndarray]
+#: Column of the measured rows: the query's position in the job's query list.
+POSITION = "query_position"
 
 
 class MeasuringWorld(Protocol):
-    """A world whose full feedback carries every arm's :class:`Measurement` of every query."""
+    """A world that decodes a set of arms per query, AR first, and rewards the measurements."""
 
     arms: ArmSet
     reward: RewardFn
 
-    def full_feedback(self, queries: Queries, *, seed: int = 0) -> Feedback:
-        """Every arm of every query decoded and measured in one run."""
+    def measure(self, queries: Queries, arm_sets: Sequence[Sequence[int]] | None = None) -> list[list[Measurement]]:
+        """Per query, AR (the reference) and then the arms of its set decoded and measured in one run."""
         ...
 
 
@@ -60,9 +64,10 @@ def full_feedback(measurements: Sequence[Measurement], n_arms: int, reward: Rewa
     )
 
 
-def measure_every_arm(world: MeasuringWorld, queries: Queries, folder: str | Path, *, chunk_size: int = 100,
-                      progress: bool = True, config: Mapping[str, Any] | None = None) -> tuple[Feedback, LoggedDataset]:
-    """Decode every query with every arm, written to ``folder`` chunk by chunk; resumable.
+def measure_arms(world: MeasuringWorld, queries: Queries, arm_sets: Sequence[Sequence[int]], folder: str | Path, *,
+                 chunk_size: int = 100, progress: bool = True,
+                 config: Mapping[str, Any] | None = None) -> tuple[Feedback, LoggedDataset]:
+    """Decode query ``i`` with AR and then the arms ``arm_sets[i]``, written to ``folder`` chunk by chunk; resumable.
 
     Parameters
     ----------
@@ -70,6 +75,8 @@ def measure_every_arm(world: MeasuringWorld, queries: Queries, folder: str | Pat
         Decodes for real; its ``reward`` turns measurements into rewards.
     queries : Queries
         The held-out queries (with texts).
+    arm_sets : sequence of sequences of int
+        Per query, the distinct arm ids to measure (at least one), decoded in that order.
     folder : str or Path
         One Parquet file per finished chunk of queries (and a manifest). A
         rerun after an interruption measures only the missing chunks.
@@ -81,31 +88,73 @@ def measure_every_arm(world: MeasuringWorld, queries: Queries, folder: str | Pat
     progress : bool, default True
         Show a progress bar over the chunks.
     config : mapping, optional
-        More of the job's description for the manifest (the query ids and the
-        arms are always recorded; resuming with others is refused).
+        More of the job's description for the manifest (the query ids, the
+        arms and the arm sets are always recorded; resuming with others is refused).
 
     Returns
     -------
     (Feedback, LoggedDataset)
-        The full-information feedback (with every measurement, in query order)
-        and the same measurements as logged rows, one per (query, arm).
+        Feedback of shape ``(n, K)``: measured rewards and seconds, NaN for
+        the arms a query was not decoded with; the AR seconds of every query;
+        every measurement, in row order. The rows: one per measured
+        (query, arm), its measurement columns, ``query_position``, ``measured``
+        and ``prompt``.
+
+    Raises
+    ------
+    ValueError
+        If ``arm_sets`` does not hold one non-empty set of distinct valid arm ids per query.
     """
-    names = world.arms.names
+    K = len(world.arms)
+    sets = [[int(k) for k in ids] for ids in arm_sets]
+    if len(sets) != len(queries) or any(not ids or len(set(ids)) != len(ids) or not all(0 <= k < K for k in ids)
+                                        for ids in sets):
+        raise ValueError(f"arm_sets must hold, per query ({len(queries)}), distinct arm ids in [0, {K}), at least one")
 
     def compute(positions: np.ndarray) -> LoggedDataset:
         chunk = queries.subset(positions)
-        feedback = world.full_feedback(chunk)
-        return _rows(chunk, feedback.measurements, names, world.reward)
+        chosen = [sets[p] for p in positions]
+        return _rows(chunk, positions, chosen, world.measure(chunk, chosen), world)
 
-    job = {"query_ids": [int(i) for i in queries.ids], "arms": world.arms.describe(), **(config or {})}
+    job = {"query_ids": [int(i) for i in queries.ids], "arms": world.arms.describe(), "arm_sets": sets,
+           **(config or {})}
     files = run_chunks(len(queries), compute, folder, config=job, chunk_size=chunk_size, progress=progress)
     data = LoggedDataset.concat(LoggedDataset.load(f) for f in files)
-    measurements = measurements_from_columns(data.columns)
-    return full_feedback(measurements, len(names), world.reward), data
+    return _feedback(data, len(queries), K), data
 
 
-def _rows(queries: Queries, measurements: Sequence[Measurement], names: Sequence[str],
-          reward: RewardFn) -> LoggedDataset:
-    K = len(names)
-    table = [measurements[i * K : (i + 1) * K] for i in range(len(queries))]
-    return full_information_rows(queries, table, names, reward, measured=True)
+def measure_every_arm(world: MeasuringWorld, queries: Queries, folder: str | Path, *, chunk_size: int = 100,
+                      progress: bool = True, config: Mapping[str, Any] | None = None) -> tuple[Feedback, LoggedDataset]:
+    """:func:`measure_arms` with every arm on every query: full-information feedback (no NaN)."""
+    every = [list(range(len(world.arms)))] * len(queries)
+    return measure_arms(world, queries, every, folder, chunk_size=chunk_size, progress=progress, config=config)
+
+
+def _rows(queries: Queries, positions: np.ndarray, arm_sets: Sequence[Sequence[int]],
+          measurements: Sequence[Sequence[Measurement]], world: MeasuringWorld) -> LoggedDataset:
+    """One logged row per measured (query, arm)."""
+    sizes = [len(ids) for ids in arm_sets]
+    flat = [m for row in measurements for m in row]
+    columns = measurement_columns(flat)
+    columns[POSITION] = np.repeat(np.asarray(positions, dtype=np.int64), sizes)
+    columns["measured"] = np.ones(len(flat), dtype=bool)
+    columns["prompt"] = np.repeat(np.asarray(queries.texts, dtype=object), sizes)
+    return LoggedDataset(
+        np.repeat(queries.ids, sizes), np.repeat(queries.X, sizes, axis=0),
+        np.array([k for ids in arm_sets for k in ids], dtype=np.int64),
+        np.asarray(world.reward(columns), dtype=float), np.ones(len(flat)),
+        arm_names=world.arms.names,
+        groups=None if queries.groups is None else np.repeat(np.asarray(queries.groups, dtype=object), sizes),
+        columns=columns,
+    )
+
+
+def _feedback(data: LoggedDataset, n: int, n_arms: int) -> Feedback:
+    """The ``(n, K)`` feedback of measured rows, NaN where a (query, arm) was not measured."""
+    rows, arms = data.columns[POSITION].astype(np.int64), data.actions
+    rewards, seconds, ar_seconds = np.full((n, n_arms), np.nan), np.full((n, n_arms), np.nan), np.full(n, np.nan)
+    rewards[rows, arms] = data.rewards
+    seconds[rows, arms] = data.columns["wall_seconds"]
+    ar_seconds[rows] = data.columns["ar_wall_seconds"]
+    return Feedback(rewards=rewards, seconds=seconds, ar_seconds=ar_seconds,
+                    measurements=measurements_from_columns(data.columns))

@@ -7,8 +7,8 @@ featurized by the target's own prefill (mean-pooled hidden states of its
 encoder, for an encoder-decoder target) or by hashed character n-grams;
 group labels stay in ``Queries.groups`` for reports and never reach a policy.
 
-``step`` and ``full_feedback`` decode for real with
-:class:`~banditspec.speculative.decoding.Decoder` (batch size 1, greedy, AR first
+``measure`` (a set of arms per query), ``step`` and ``full_feedback``
+decode for real with :class:`~banditspec.speculative.decoding.Decoder` (batch size 1, greedy, AR first
 as the same-run reference) and reward the measurements with a
 :class:`~banditspec.bandits.rewards.Reward` (default: speed-up over AR),
 optionally in several worker processes.
@@ -65,15 +65,15 @@ class _WarmDecoder:
         self.decoder = decoder
         self.warm = False
 
-    def measure(self, texts: Sequence[str], arms: list[Arm], actions: np.ndarray | None, *,
+    def measure(self, texts: Sequence[str], arms: list[Arm], arm_sets: Sequence[Sequence[int]] | None, *,
                 progress: bool) -> list[list[Measurement]]:
-        """Decode text ``i`` with AR (the reference) and then arm ``actions[i]``, or every arm."""
+        """Decode text ``i`` with AR (the reference) and then the arms ``arm_sets[i]``, or every arm."""
         if not self.warm:
             self.decoder.warmup(texts[0], arms)
             self.warm = True
         rows = []
         for i, text in enumerate(tqdm(texts, desc="decoding", unit="query", disable=not progress)):
-            chosen = arms if actions is None else [arms[int(actions[i])]]
+            chosen = arms if arm_sets is None else [arms[int(k)] for k in arm_sets[i]]
             rows.append([r.measurement for r in self.decoder.measure(text, chosen)])
         return rows
 
@@ -98,8 +98,9 @@ class ConfiguredWorld:
         Progress bars while loading and decoding.
     workers : int, default 1
         Processes that decode in parallel when many queries are measured at
-        once (``full_feedback``, ``step``). Each loads the models, warms up and
-        runs ``threads`` torch threads of its own; a query's arms (AR first)
+        once (``measure``, ``full_feedback``, ``step``, the latency
+        calibration). Each loads the models, warms up and runs ``threads``
+        torch threads of its own; a query's arms (AR first)
         are always decoded back to back in one process, so its speed-ups are
         same-run ratios. Give at most one worker per free core. The workers
         start with the first such measurement and are kept for the next ones;
@@ -180,18 +181,38 @@ class ConfiguredWorld:
         """How many queries ``split`` holds (None where the prompt source generates as many as asked)."""
         return self.prompts.size(split)
 
-    def measure(self, queries: Queries, actions: np.ndarray | None = None) -> list[list[Measurement]]:
-        """Decode every query with AR (the same-run reference) and then arm ``actions[i]``, or every arm."""
+    def measure(self, queries: Queries, arm_sets: Sequence[Sequence[int]] | None = None) -> list[list[Measurement]]:
+        """Decode query ``i`` with AR (the same-run reference) and then the arms ``arm_sets[i]``, or every arm.
+
+        Parameters
+        ----------
+        queries : Queries
+            With texts.
+        arm_sets : sequence of sequences of int, optional
+            Per query, the ids of the arms to decode, in that order (a plain
+            arm reuses the AR reference); ``None``: every arm.
+
+        Returns
+        -------
+        list of lists of Measurement
+            Per query, one measurement per arm of its set.
+        """
         if queries.texts is None:
             raise ValueError("measuring needs queries with texts")
+        if arm_sets is not None:
+            if len(arm_sets) != len(queries):
+                raise ValueError(f"arm_sets must hold one set per query ({len(queries)}), got {len(arm_sets)}")
+            if any(not 0 <= int(k) < len(self.arms) for ids in arm_sets for k in ids):
+                raise ValueError(f"arm_sets must hold arm ids in [0, {len(self.arms)})")
         if self.workers > 1 and len(queries) > _TASK:
-            return self._measure_in_workers(queries.texts, actions)
-        return self._local.measure(queries.texts, list(self.arms), actions, progress=self.progress)
+            return self._measure_in_workers(queries.texts, arm_sets)
+        return self._local.measure(queries.texts, list(self.arms), arm_sets, progress=self.progress)
 
-    def _measure_in_workers(self, texts: Sequence[str], actions: np.ndarray | None) -> list[list[Measurement]]:
+    def _measure_in_workers(self, texts: Sequence[str], arm_sets: Sequence[Sequence[int]] | None
+                            ) -> list[list[Measurement]]:
         """:meth:`measure` split into tasks of a few queries decoded by ``workers`` processes."""
         starts = range(0, len(texts), _TASK)
-        tasks = [(texts[i : i + _TASK], None if actions is None else actions[i : i + _TASK]) for i in starts]
+        tasks = [(texts[i : i + _TASK], None if arm_sets is None else list(arm_sets[i : i + _TASK])) for i in starts]
         rows: list[list[list[Measurement]]] = [[] for _ in tasks]
         pool = self._worker_pool()
         arms = list(self.arms)  # as they are now: arms may have been added or removed since construction
@@ -239,7 +260,7 @@ class ConfiguredWorld:
         actions = np.asarray(actions, dtype=np.int64)
         if actions.shape != (len(queries),) or actions.min() < 0 or actions.max() >= len(self.arms):
             raise ValueError(f"actions must be {len(queries)} arm ids in [0, {len(self.arms)})")
-        return self._feedback(self.measure(queries, actions), actions)
+        return self._feedback(self.measure(queries, [[int(a)] for a in actions]), actions)
 
     def full_feedback(self, queries: Queries, *, seed: int = 0) -> Feedback:
         """Decode every query with every arm, measured in one run."""
@@ -263,6 +284,7 @@ def _start_worker(config: WorldConfig, threads: int) -> None:
     _WORKER = _WarmDecoder(_decoder(load_models(config, progress=False), config, threads))
 
 
-def _measure_task(texts: Sequence[str], actions: np.ndarray | None, arms: list[Arm]) -> list[list[Measurement]]:
+def _measure_task(texts: Sequence[str], arm_sets: Sequence[Sequence[int]] | None,
+                  arms: list[Arm]) -> list[list[Measurement]]:
     assert _WORKER is not None, "worker not started"
-    return _WORKER.measure(texts, arms, actions, progress=False)
+    return _WORKER.measure(texts, arms, arm_sets, progress=False)

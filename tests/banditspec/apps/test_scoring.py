@@ -9,9 +9,11 @@ from banditspec.apps.scoring import (
     LearnerSpec,
     best_logged_arm,
     choice_metrics,
+    choose,
     greedy,
     resolve_learners,
     score,
+    speedup,
     train_learners,
 )
 from banditspec.bandits.data import LoggedDataset
@@ -145,3 +147,28 @@ def test_greedy_picks_a_most_probable_arm(proba):
 def test_greedy_breaks_ties_at_random():
     choice = greedy(np.full((4000, 4), 0.25), np.random.default_rng(1))
     assert np.all(np.abs(np.bincount(choice, minlength=4) / 4000 - 0.25) < 0.03)
+
+
+def test_choices_made_beforehand_are_scored_as_given():
+    test, full = held_out(60)
+    fitted = train_learners(uniform_log(), {"linucb": LearnerSpec("linucb"), "random": LearnerSpec("random")}, seed=0)
+    choices, decision_us = choose(fitted, test, 3)
+    given = {"linucb": choices["linucb"], "random": (choices["random"] + 1) % len(WORLD.arms)}
+    result = CompareResult(WORLD.arms.names, [], [3], {})
+    assert score(result, fitted, test, full, 3, (given, decision_us)) is given
+    runs = {row["policy"]: row for row in result.runs}
+    for name in given:
+        assert runs[name]["speedup_vs_ar"] == pytest.approx(speedup(full, given[name]))
+        assert runs[name]["decision_us"] == decision_us[name]
+    oracle = train_learners(uniform_log(), {"oracle": LearnerSpec("oracle")}, seed=0)
+    with pytest.raises(ValueError, match="needs the rewards"):
+        choose(oracle, test, 3)
+
+
+def test_speedup_reads_only_the_chosen_seconds():
+    test, full = held_out(40)
+    choice = np.arange(40) % len(WORLD.arms)
+    seconds = np.full_like(full.seconds, np.nan)
+    seconds[np.arange(40), choice] = full.seconds[np.arange(40), choice]
+    partial = type(full)(rewards=full.rewards, seconds=seconds, ar_seconds=full.ar_seconds)
+    assert speedup(partial, choice) == pytest.approx(full.ar_seconds.sum() / full.seconds[np.arange(40), choice].sum())

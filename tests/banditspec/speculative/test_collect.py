@@ -11,7 +11,7 @@ from banditspec.bandits.data import LoggedDataset
 
 @pytest.fixture(scope="module")
 def latency(tiny_toy):
-    return calibrate(tiny_toy, tiny_toy.queries(3, split="train", seed=99), progress=False)
+    return calibrate(tiny_toy, tiny_toy.queries(3, split="train", seed=99))
 
 
 def test_batched_greedy_outputs_equal_batch_one_decoding(tiny_toy):
@@ -37,7 +37,7 @@ def test_counterfactual_calls_match_real_assisted_generation(tiny_toy, latency):
 
 def test_early_exit_counterfactual_matches_real_early_exit_decoding(self_draft):
     queries = self_draft.queries(8, split="test", seed=5)
-    latency = calibrate(self_draft, self_draft.queries(3, split="train", seed=98), progress=False)
+    latency = calibrate(self_draft, self_draft.queries(3, split="train", seed=98))
     rows = Collector(self_draft, latency=latency).rows(queries)
     K, exit1 = len(self_draft.arms), self_draft.arms.index("exit-1")
     columns = ("target_calls", "proposed_tokens", "accepted_tokens")
@@ -87,10 +87,10 @@ def test_batched_passes_use_the_asked_threads_and_restore_them(tiny_toy, latency
 
 def test_collect_resumes_to_the_same_rows_and_merges(tiny_toy, tmp_path):
     out = tmp_path / "run"
-    collect(tiny_toy, out, n=12, seed=4, calibration_queries=3, chunk_size=4, progress=False)
+    collect(tiny_toy, out, n=12, seed=4, calibration_queries=3, chunk_size=4)
     first = LoggedDataset.load(out)
     (out / "part-000001.parquet").unlink()
-    collect(tiny_toy, out, n=12, seed=4, calibration_queries=3, chunk_size=4, progress=False)
+    collect(tiny_toy, out, n=12, seed=4, calibration_queries=3, chunk_size=4)
     again = LoggedDataset.load(out)
     np.testing.assert_array_equal(first.query_ids, again.query_ids)
     np.testing.assert_array_equal(first.all_rewards, again.all_rewards)

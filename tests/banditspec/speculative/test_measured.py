@@ -4,7 +4,7 @@ import pytest
 from banditspec.bandits.arms import ArmSet
 from banditspec.speculative.kinds import Autoregressive, DraftModel
 from banditspec.bandits.env import Measurement, Queries
-from banditspec.speculative.measured import full_feedback, measure_every_arm
+from banditspec.speculative.measured import full_feedback, measure_arms, measure_every_arm
 from banditspec.bandits.rewards import SpeedupOverAR
 
 
@@ -17,16 +17,17 @@ class FakeWorld:
         self.measured = 0
         self.fail_after = fail_after
 
-    def full_feedback(self, queries, *, seed=0):
+    def measure(self, queries, arm_sets=None):
         if self.fail_after is not None and self.measured >= self.fail_after:
             raise KeyboardInterrupt
         self.measured += len(queries)
         rows = []
-        for i in queries.ids:
+        for i, ids in zip(queries.ids, arm_sets or [[0, 1]] * len(queries)):
             ar = 1.0 + i % 3
-            rows += [Measurement("ar", 8, ar, 8, ar_wall_seconds=ar, cost=1.0),
+            every = [Measurement("ar", 8, ar, 8, ar_wall_seconds=ar, cost=1.0),
                      Measurement("d", 8, ar / (1 + i % 4), 3, 5, 7, equals_ar=bool(i % 5), ar_wall_seconds=ar, cost=0.1)]
-        return full_feedback(rows, len(self.arms), self.reward)
+            rows.append([every[k] for k in ids])
+        return rows
 
 
 def queries(n):
@@ -57,8 +58,35 @@ def test_a_folder_of_other_queries_is_refused(tmp_path):
         measure_every_arm(FakeWorld(), queries(5), tmp_path / "m", chunk_size=2, progress=False)
 
 
+def test_a_set_of_arms_per_query_is_measured_and_the_rest_is_nan(tmp_path):
+    test = queries(7)
+    sets = [[1], [0, 1], [0], [1, 0], [1], [0], [0, 1]]
+    partial, rows = measure_arms(FakeWorld(), test, sets, tmp_path / "some", chunk_size=3, progress=False)
+    full, _ = measure_every_arm(FakeWorld(), test, tmp_path / "every", chunk_size=3, progress=False)
+    measured = np.zeros((7, 2), dtype=bool)
+    for i, ids in enumerate(sets):
+        measured[i, ids] = True
+    np.testing.assert_array_equal(~np.isnan(partial.seconds), measured)
+    np.testing.assert_array_equal(partial.seconds[measured], full.seconds[measured])
+    np.testing.assert_array_equal(partial.rewards[measured], full.rewards[measured])
+    np.testing.assert_array_equal(partial.ar_seconds, full.ar_seconds)  # AR is the reference of every query
+    np.testing.assert_array_equal(rows.actions, [k for ids in sets for k in ids])
+    assert list(rows.columns["prompt"]) == [t for t, ids in zip(test.texts, sets) for _ in ids]
+    assert len(partial.measurements) == len(rows) == sum(map(len, sets))
+    with pytest.raises(ValueError, match="another configuration"):  # other arm sets, same folder
+        measure_arms(FakeWorld(), test, [[0]] * 7, tmp_path / "some", chunk_size=3, progress=False)
+
+
+@pytest.mark.parametrize("sets", [[[0]] * 6, [[0], [], [1], [0], [1], [0]], [[0, 0]] * 7, [[2]] * 7])
+def test_bad_arm_sets_are_refused_before_any_decode(tmp_path, sets):
+    world = FakeWorld()
+    with pytest.raises(ValueError, match="arm_sets"):
+        measure_arms(world, queries(7), sets, tmp_path / "m", progress=False)
+    assert world.measured == 0
+
+
 def test_full_feedback_needs_whole_queries():
     world = FakeWorld()
-    one = world.full_feedback(queries(1)).measurements
+    one = [m for row in world.measure(queries(1)) for m in row]
     with pytest.raises(ValueError, match="do not split"):
         full_feedback(one[:1], 2, world.reward)

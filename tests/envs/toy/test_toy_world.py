@@ -75,6 +75,17 @@ def test_worker_processes_measure_the_same_decodes_in_query_order(tiny_toy, toy_
     serial = tiny_toy.full_feedback(queries)
     counts = [[(m.arm, m.new_tokens, m.target_calls, m.accepted_tokens) for m in f.measurements] for f in (full, serial)]
     assert counts[0] == counts[1]
+    sets = [[k % 3, 3 + k % 2] if k % 2 else [0] for k in range(9)]  # a set of arms per query, in that order
+    rows = [parallel.measure(queries, sets), tiny_toy.measure(queries, sets)]
+    for row in rows:
+        assert [[m.arm for m in r] for r in row] == [[tiny_toy.arms.names[k] for k in ids] for ids in sets]
+        assert all(m.equals_ar and m.ar_wall_seconds > 0 for r in row for m in r)
+    assert [[(m.target_calls, m.accepted_tokens) for m in r] for r in rows[0]] == \
+        [[(m.target_calls, m.accepted_tokens) for m in r] for r in rows[1]]
+    with pytest.raises(ValueError, match="arm_sets"):
+        parallel.measure(queries, [[0]] * 8)
+    with pytest.raises(ValueError, match="arm_sets"):
+        parallel.measure(queries, [[len(tiny_toy.arms)]] * 9)
     parallel.arms.remove("misaligned")  # the workers decode the arms as they are now
     names = parallel.arms.names
     step = parallel.step(queries, np.arange(9) % len(names))
