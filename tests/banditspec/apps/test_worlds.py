@@ -43,6 +43,11 @@ def test_collect_compare_and_demo_run_on_a_world_toml(checkpoints, tmp_path, cap
     assert main(collect) == 0  # a rerun resumes: every chunk is there, nothing is recomputed
     assert {f: f.stat().st_mtime_ns for f in data.glob("*.parquet")} == written
 
+    merged = tmp_path / "data.parquet"
+    assert main(["merge", str(data), "--out", str(merged)]) == 0
+    assert main(["compare", "--env", "logged", "--dataset", str(merged), "--policies", "reinforce,oracle", "--seeds",
+                 "1", "--no-progress"]) == 0  # learners compared offline on the collected data, split by query
+
     assert main(["compare", "--config", str(config), "--policies", "reinforce,linucb,oracle", "--seeds", "1",
                  "--n-train", "6", "--n-test", "3", "--no-progress", "--out", str(tmp_path / "compare")]) == 0
     compared = json.loads((tmp_path / "compare" / "report.json").read_text())
