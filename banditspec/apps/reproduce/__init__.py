@@ -93,17 +93,17 @@ EXPERIMENTS: dict[str, Experiment] = {
 
 def _open_world(args: argparse.Namespace, spec: Experiment) -> Any:
     """The experiment's toy world with only its arms."""
-    world = ENVIRONMENTS.create("toy", config=args.config or spec.world, max_new_tokens=args.max_new_tokens,
+    world = ENVIRONMENTS.create("toy", config=args.world or spec.world, max_new_tokens=args.max_new_tokens,
                                 block_size=args.block_size, schedule=args.schedule, threads=1, workers=args.workers)
     keep = spec.arms or world.arms.names
-    if args.config and args.config != spec.world:  # a stand-in world (a quick check): keep the arms it has
+    if args.world and args.world != spec.world:  # a stand-in world (a quick check): keep the arms it has
         dropped = [a for a in keep if a not in world.arms]
         keep = [a for a in keep if a in world.arms] or world.arms.names
         if dropped:
-            print(f"the {args.config!r} world has no arms {dropped}; running without them")
+            print(f"the {args.world!r} world has no arms {dropped}; running without them")
     missing = [a for a in keep if a not in world.arms]
     if missing:
-        raise ValueError(f"the {args.config or spec.world!r} toy world has no arms {missing}; it has {world.arms.names}")
+        raise ValueError(f"the {args.world or spec.world!r} toy world has no arms {missing}; it has {world.arms.names}")
     for name in [a for a in world.arms.names if a not in keep]:
         world.arms.remove(name)
     return world
@@ -172,16 +172,16 @@ def run_reproduce(args: argparse.Namespace) -> int:
     print(f"{args.experiment}: {spec.question}\narms: {world.arms.names}")
     data_dir = collect(world, out / "train-data", n=n_train, split="train", seed=0,
                        calibration_queries=args.calibration, chunk_size=128, threads=os.cpu_count(),
-                       config={"experiment": args.experiment, "config": args.config or spec.world})
+                       config={"experiment": args.experiment, "config": args.world or spec.world})
     data = LoggedDataset.load(data_dir)
-    config = {"experiment": args.experiment, "env": "toy", "world": args.config or spec.world,
+    config = {"experiment": args.experiment, "env": "toy", "world": args.world or spec.world,
               "arms": world.arms.describe(), "n_train_queries": n_train,
               ("n_test_queries" if spec.shared_test else "n_test_queries_per_seed"): n_test,
               "max_new_tokens": args.max_new_tokens, "block_size": args.block_size,
               "schedule": args.schedule, "workers": args.workers,
               "learners": {k: v.describe() for k, v in spec.learners.items()}, "models": _models(world)}
     tests = _measured_tests(world, spec, n_test, seeds, out / "test-data",
-                            {"experiment": args.experiment, "config": args.config or spec.world,
+                            {"experiment": args.experiment, "config": args.world or spec.world,
                              "max_new_tokens": args.max_new_tokens})
     setup = Setup(world, data, tests, seeds, config, sweep=sweep)
     outcome = spec.run(setup, out)
@@ -203,7 +203,7 @@ def add_reproduce_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``banditspec reproduce``."""
     parser.add_argument("experiment", choices=sorted(EXPERIMENTS), help="which claim to test")
     parser.add_argument("--out", default=None, help="output folder (default: results/<experiment>)")
-    parser.add_argument("--config", default=None,
+    parser.add_argument("--world", default=None,
                         help="toy world (default: the experiment's own: default, sizes, spec-bench or self-draft; "
                              "tiny for a quick check)")
     parser.add_argument("--seeds", type=non_negative_int, nargs="+", default=None,

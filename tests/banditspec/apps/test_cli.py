@@ -9,7 +9,7 @@ from banditspec.bandits.env import ENVIRONMENTS
 COMMANDS = {
     "compare": ["compare", "--no-progress"],
     "demo": ["demo", "--env-arg", "config=tiny"],
-    "reproduce": ["reproduce", "domains", "--config", "tiny"],
+    "reproduce": ["reproduce", "domains", "--world", "tiny"],
     "collect": ["collect", "--env", "toy", "--limit", "2"],
 }
 

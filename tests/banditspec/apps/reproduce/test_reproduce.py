@@ -10,7 +10,7 @@ from banditspec.apps.cli import main
 def test_ar_option_end_to_end_on_the_tiny_world(toy_cache, tmp_path, monkeypatch):
     monkeypatch.setenv("BANDITSPEC_CACHE", str(toy_cache))
     out = tmp_path / "ar-option"
-    code = main(["reproduce", "ar-option", "--config", "tiny", "--n-train", "24", "--n-test", "6", "--seeds", "0", "1",
+    code = main(["reproduce", "ar-option", "--world", "tiny", "--n-train", "24", "--n-test", "6", "--seeds", "0", "1",
                  "--calibration", "3", "--max-new-tokens", "12", "--block-size", "3", "--workers", "1",
                  "--out", str(out)])
     assert code == 0
@@ -36,7 +36,7 @@ def test_ar_option_end_to_end_on_the_tiny_world(toy_cache, tmp_path, monkeypatch
 def test_domains_keeps_every_arm_and_compares_with_the_best_single_arm(toy_cache, tmp_path, monkeypatch):
     monkeypatch.setenv("BANDITSPEC_CACHE", str(toy_cache))
     out = tmp_path / "domains"
-    assert main(["reproduce", "domains", "--config", "tiny", "--n-train", "16", "--n-test", "4", "--seeds", "3",
+    assert main(["reproduce", "domains", "--world", "tiny", "--n-train", "16", "--n-test", "4", "--seeds", "3",
                  "--calibration", "3", "--max-new-tokens", "8", "--block-size", "2", "--workers", "1",
                  "--out", str(out)]) == 0
     report = json.loads((out / "report.json").read_text())
@@ -56,7 +56,7 @@ def test_unknown_experiment_is_refused(capsys):
 
 
 def _run_tiny(experiment, out, *extra):
-    return main(["reproduce", experiment, "--config", "tiny", "--n-test", "4", "--calibration", "3",
+    return main(["reproduce", experiment, "--world", "tiny", "--n-test", "4", "--calibration", "3",
                  "--max-new-tokens", "8", "--block-size", "2", "--workers", "1", "--out", str(out), *extra])
 
 
@@ -101,7 +101,7 @@ def test_examples_reports_the_95_percent_point(toy_cache, tmp_path, monkeypatch)
 def test_self_draft_runs_the_exits_of_a_llama_target(toy_cache, tmp_path, monkeypatch):
     monkeypatch.setenv("BANDITSPEC_CACHE", str(toy_cache))
     out = tmp_path / "self-draft"
-    assert main(["reproduce", "self-draft", "--config", "tiny-self-draft", "--n-train", "16", "--n-test", "4",
+    assert main(["reproduce", "self-draft", "--world", "tiny-self-draft", "--n-train", "16", "--n-test", "4",
                  "--seeds", "0", "--calibration", "3", "--max-new-tokens", "8", "--block-size", "2", "--workers", "1",
                  "--out", str(out)]) == 0
     report = json.loads((out / "report.json").read_text())
