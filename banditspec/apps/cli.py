@@ -37,6 +37,7 @@ COMMANDS: dict[str, Command] = {
                     "or the embedded toy world"),
     "collect": Command("banditspec.apps.collecting", "collect an offline dataset of every arm on a set of queries"),
     "merge": Command("banditspec.apps.collecting", "merge the shards of collection runs into one dataset"),
+    "train": Command("banditspec.apps.training", "train a selector on a collected dataset and save it"),
     "compare": Command("banditspec.apps.compare", "compare learners on one environment over several seeds"),
     "reproduce": Command("banditspec.apps.reproduce", "test one of the paper's claims with real decoding in the toy world"),
 }

@@ -47,6 +47,7 @@ from banditspec.apps.worlds import add_world_arguments, check_world_arguments, d
 from banditspec.apps.report import cpu_model, format_table, write_report
 from banditspec.apps.result import CompareResult
 from banditspec.apps.scoring import LearnerSpec, choose, resolve_learners, score, speedup, train_learners
+from banditspec.apps.training import save_selector
 from banditspec.bandits.data import LoggedDataset
 from banditspec.bandits.env import Feedback
 from banditspec.speculative.collect import Collector, collect
@@ -129,16 +130,6 @@ def _all_queries(measured: Feedback, choices: dict[str, np.ndarray], by_counts: 
     return {"queries": len(by_counts), "oracle_by_counts": {"speedup_vs_ar": reference}, "policies": policies}
 
 
-def _save_selectors(fitted: dict[str, Any], folder: Path, world: dict[str, Any]) -> None:
-    """Every trained learner saved as ``folder/<name>/`` (JSON + safetensors), and ``folder/selectors.json``
-    saying which world, arms, features and reward each was trained on."""
-    manifest = {"world": world, "selectors": {}}
-    for name, learner in fitted.items():
-        learner.policy.save(folder / name)
-        manifest["selectors"][name] = {"features": learner.spec.features, "reward": learner.spec.reward}
-    (folder / "selectors.json").write_text(json.dumps(manifest, indent=1))
-
-
 def _count(world: Any, split: str, given: int | None, default: int) -> int:
     """Queries of ``split`` to use: as given, else ``default`` capped at what the split holds."""
     size = split_size(world, split)
@@ -177,7 +168,9 @@ def run_demo(args: argparse.Namespace) -> int:
     clock.lap("collection")
     latency = LatencyModel.from_dict(json.loads((data_dir / "latency.json").read_text()))
     fitted = train_learners(data, LEARNERS, seed=args.seed, alpha=args.alpha)
-    _save_selectors(fitted, out / "selectors", {**described, "arms": world.arms.names})
+    for name, learner in fitted.items():
+        save_selector(learner, out / "selectors" / name, arms=world.arms.names,
+                      source={**described, "train_data": str((out / "train-data").resolve()), "seed": args.seed})
     clock.lap("training")
     test = world.queries(n_test, split="test", seed=args.seed)
     collector = Collector(world, latency=latency, threads=os.cpu_count())

@@ -77,6 +77,13 @@ def test_an_unwritable_out_fails_before_any_work(command, tmp_path, capsys, no_w
     assert blocker.read_text() == ""
 
 
+def test_train_checks_its_learner_and_data_before_any_work(tmp_path, capsys):
+    assert main(["train", "--data", str(tmp_path / "nothing"), "--out", str(tmp_path / "s")]) == 2
+    assert "--data" in one_line_error(capsys, "train") and not (tmp_path / "s").exists()
+    assert main(["train", "--data", str(tmp_path), "--learner", "nope", "--out", str(tmp_path / "s")]) == 2
+    assert "unknown policy 'nope'" in one_line_error(capsys, "train")
+
+
 def test_merge_refuses_a_folder_as_its_output_file(dataset, tmp_path, capsys):
     assert main(["merge", str(dataset), "--out", str(tmp_path)]) == 2
     assert "is a folder; give a file name" in one_line_error(capsys, "merge")

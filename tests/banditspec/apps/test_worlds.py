@@ -43,6 +43,12 @@ def test_collect_compare_and_demo_run_on_a_world_toml(checkpoints, tmp_path, cap
     assert main(collect) == 0  # a rerun resumes: every chunk is there, nothing is recomputed
     assert {f: f.stat().st_mtime_ns for f in data.glob("*.parquet")} == written
 
+    assert main(["train", "--data", str(data), "--learner", "linucb", "--features", "hashing",
+                 "--out", str(tmp_path / "selector")]) == 0
+    trained = json.loads((tmp_path / "selector" / "selector.json").read_text())
+    assert trained["arms"] == collected.arm_names and trained["features"] == "hashing"
+    assert Policy.load(tmp_path / "selector").n_arms == 5
+
     merged = tmp_path / "data.parquet"
     assert main(["merge", str(data), "--out", str(merged)]) == 0
     assert main(["compare", "--env", "logged", "--dataset", str(merged), "--policies", "reinforce,oracle", "--seeds",
@@ -62,8 +68,8 @@ def test_collect_compare_and_demo_run_on_a_world_toml(checkpoints, tmp_path, cap
     # near-tie between two logits can flip an argmax between batched and incremental passes on one of them
     assert min(report["counterfactual_check"]["target_calls_equal_share"].values()) >= 0.75
     assert report["config"]["config"] == str(config.resolve())
-    selectors = json.loads((out / "selectors" / "selectors.json").read_text())
-    assert selectors["world"]["arms"] == report["arms"] and "reinforce" in selectors["selectors"]
+    selector = json.loads((out / "selectors" / "reinforce" / "selector.json").read_text())
+    assert selector["arms"] == report["arms"] and selector["features"] == "target"
     reinforce = Policy.load(out / "selectors" / "reinforce")  # the selector that was evaluated, ready to serve
     assert reinforce.predict_proba(np.zeros((1, reinforce.n_features_))).shape == (1, 5)
     train = set(LoggedDataset.load(out / "train-data").columns["prompt"])
