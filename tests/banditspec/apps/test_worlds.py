@@ -32,6 +32,18 @@ def write(folder: Path, document: dict) -> Path:
     return folder / "world.toml"
 
 
+def lossless_demo(config: Path, out: Path, *, n_train: int, n_test: int) -> dict:
+    """Run the demo on ``config``; check every output equals AR's and the simulated calls the measured ones."""
+    assert main(["demo", "--config", str(config), "--n-train", str(n_train), "--n-test", str(n_test),
+                 "--calibration", "3", "--workers", "1", "--out", str(out)]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["outputs_equal_ar"] is True
+    # which (prompt, arm) pairs are decoded follows the learners' choices, i.e. timing; on a tiny random model a
+    # near-tie between two logits can flip an argmax between batched and incremental passes on one of them
+    assert min(report["counterfactual_check"]["target_calls_equal_share"].values()) >= 0.75
+    return report
+
+
 def test_collect_compare_and_demo_run_on_a_world_toml(checkpoints, tmp_path, capsys):
     config = write(tmp_path, llama_world(checkpoints))
     data = tmp_path / "data"
@@ -60,13 +72,7 @@ def test_collect_compare_and_demo_run_on_a_world_toml(checkpoints, tmp_path, cap
     assert set(compared["policies"]) == {"reinforce", "linucb", "oracle"} and len(compared["arms"]) == 5
 
     out = tmp_path / "demo"
-    assert main(["demo", "--config", str(config), "--n-train", "8", "--n-test", "4", "--calibration", "3",
-                 "--workers", "1", "--out", str(out)]) == 0
-    report = json.loads((out / "report.json").read_text())
-    assert report["outputs_equal_ar"] is True
-    # which (prompt, arm) pairs are decoded follows the learners' choices, i.e. timing; on a tiny random model a
-    # near-tie between two logits can flip an argmax between batched and incremental passes on one of them
-    assert min(report["counterfactual_check"]["target_calls_equal_share"].values()) >= 0.75
+    report = lossless_demo(config, out, n_train=8, n_test=4)
     assert report["config"]["config"] == str(config.resolve())
     selector = json.loads((out / "selectors" / "reinforce" / "selector.json").read_text())
     assert selector["arms"] == report["arms"] and selector["features"] == "target"
@@ -86,14 +92,7 @@ def test_an_encoder_decoder_world_runs_the_demo(checkpoints, tmp_path):
                  {"kind": "draft", "name": "t5-small", "model": str(checkpoints.t5_draft), "block_size": 2},
                  {"kind": "prompt_lookup", "name": "lookup", "num_tokens": 3}],
     })
-    out = tmp_path / "demo"
-    assert main(["demo", "--config", str(config), "--n-train", "6", "--n-test", "3", "--calibration", "3",
-                 "--workers", "1", "--out", str(out)]) == 0
-    report = json.loads((out / "report.json").read_text())
-    assert report["outputs_equal_ar"] is True
-    # which (prompt, arm) pairs are decoded follows the learners' choices, i.e. timing; on a tiny random model a
-    # near-tie between two logits can flip an argmax between batched and incremental passes on one of them
-    assert min(report["counterfactual_check"]["target_calls_equal_share"].values()) >= 0.75
+    lossless_demo(config, tmp_path / "demo", n_train=6, n_test=3)
 
 
 @pytest.mark.parametrize(("edit", "named"), [
