@@ -11,6 +11,9 @@ A subclass implements four hooks:
     create fitted state for ``n_features`` features.
 ``_update(X, actions, rewards, propensities)``
     learn from one validated batch (``partial_fit``).
+``_update_full(X, rewards, mask)`` (optional)
+    learn from validated full-information rows (``partial_fit_full``); the
+    default expands each row into one logged row per available arm.
 ``_predict_proba(X, mask)``
     an ``(n, K)`` distribution that puts zero mass where ``mask`` is False.
 ``_state()`` / ``_load_state(state)``
@@ -263,6 +266,55 @@ class Policy(metaclass=_CheckedOnConstruction):
             self._init_state(X.shape[1])
         self._update(X, actions, rewards, propensities)
         return self
+
+    def partial_fit_full(self, X: Any, rewards: Any, available: Any = None) -> Policy:
+        """Update with full-information (counterfactual) feedback: every arm's reward per row.
+
+        Once the target's output is known, every arm can be scored on it
+        (its exact acceptance along that output), so a row carries a reward
+        for each available arm, not only for the arm that was served.
+
+        The default feeds every available arm of a row to :meth:`partial_fit`
+        as a logged action with propensity ``1 / (number of available arms)``,
+        as if a uniform logger had tried each; learners that use the whole
+        reward vector natively (Hedge) override :meth:`_update_full`.
+
+        Parameters
+        ----------
+        X : array-like, shape (n, d)
+            Context features.
+        rewards : array-like, shape (n, K)
+            Reward of every arm on every row; entries of unavailable arms are
+            ignored (they may be NaN).
+        available : array-like of bool, shape (K,) or (n, K), optional
+            Arms that were scored on each row; all arms if omitted.
+
+        Raises
+        ------
+        ValueError
+            On malformed input, a row without an available arm, or a
+            non-finite reward of an available arm; nothing is learned then.
+        """
+        if not self.is_fitted():
+            self._check_params()
+        X = self._check_X(X, fitting=True)
+        n = X.shape[0]
+        mask = availability_mask(available, n, self.n_arms)
+        rewards = real_array("rewards", rewards)
+        if rewards.shape != (n, self.n_arms):
+            raise ValueError(f"rewards must have shape ({n}, {self.n_arms}), got {rewards.shape}")
+        if not np.isfinite(rewards[mask]).all():
+            raise ValueError("rewards of available arms contain NaN or infinite values")
+        if not self.is_fitted():
+            self._init_state(X.shape[1])
+        self._update_full(X, np.where(mask, rewards, 0.0), mask)
+        return self
+
+    def _update_full(self, X: np.ndarray, rewards: np.ndarray, mask: np.ndarray) -> None:
+        """Learn from validated full-information rows (see :meth:`partial_fit_full`)."""
+        rows, actions = np.nonzero(mask)
+        propensities = 1.0 / mask.sum(axis=1)[rows]
+        self._update(X[rows], actions, rewards[rows, actions], propensities)
 
     def _inputs(self, X: Any, available: Any, check_input: bool) -> tuple[np.ndarray, np.ndarray]:
         """``X`` as floats and the ``(n, K)`` availability mask, validated unless ``check_input`` is False."""

@@ -229,3 +229,28 @@ def test_constructors_and_set_params_refuse_bad_values_with_the_parameter_name(n
         assert other.get_params() == defaults
     else:
         assert accepted
+
+
+def test_partial_fit_full_feeds_every_available_arm_as_a_uniformly_logged_row():
+    X = np.array([[1.0], [2.0]])
+    rewards = np.array([[1.0, np.nan, 3.0], [4.0, 5.0, 6.0]])
+    mask = np.array([[True, False, True], [True, True, True]])
+    full = MeanReward(3).partial_fit_full(X, rewards, mask)
+    np.testing.assert_array_equal(full.sums_, [5.0, 5.0, 9.0])
+    np.testing.assert_array_equal(full.counts_, [2, 1, 2])
+
+
+@pytest.mark.parametrize(
+    ("rewards", "available", "message"),
+    [
+        (np.ones((2, 2)), None, r"shape \(2, 3\)"),
+        (np.full((2, 3), np.nan), None, "NaN"),
+        (np.ones((2, 3)), np.array([[True, True, True], [False, False, False]]), "no arm"),
+        (np.ones((2, 3)).astype(str), None, "rewards"),
+    ],
+)
+def test_partial_fit_full_refuses_bad_input_and_learns_nothing(rewards, available, message):
+    policy = MeanReward(3).fit(np.zeros((1, 1)), [0], [1.0])
+    with pytest.raises(ValueError, match=message):
+        policy.partial_fit_full(np.zeros((2, 1)), rewards, available)
+    np.testing.assert_array_equal(policy.counts_, [1, 0, 0])
