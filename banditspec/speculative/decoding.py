@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from banditspec.bandits.arms import Arm
 from banditspec.bandits.env import Measurement
@@ -242,18 +243,20 @@ def _count_calls(counts: SpeculationCounts) -> Any:
 
 def greedy_outputs(
     model: torch.nn.Module, prompts: Sequence[np.ndarray], *, max_new_tokens: int, pad_id: int,
-    eos_token_ids: Collection[int] = (), batch_size: int = 32,
+    eos_token_ids: Collection[int] = (), batch_size: int = 32, progress: bool = False,
 ) -> list[np.ndarray]:
     """Greedy continuations of ``prompts`` by ``model``, batched with left padding.
 
     Each output is cut after its first end-of-sequence token (kept), as
     batch-size-1 decoding would stop there. An encoder-decoder model's outputs
-    leave out the decoder's start token.
+    leave out the decoder's start token. ``progress`` shows a bar over the
+    prompts (with its time estimate).
     """
     eos = list(eos_token_ids)
     skip = 1 if model.config.is_encoder_decoder else None
     outputs: list[np.ndarray] = []
-    with torch.inference_mode():
+    bar = tqdm(total=len(prompts), desc="greedy outputs", unit="prompt", disable=not progress)
+    with torch.inference_mode(), bar:
         for start in range(0, len(prompts), batch_size):
             chunk = prompts[start : start + batch_size]
             width = max(p.size for p in chunk)
@@ -268,4 +271,5 @@ def greedy_outputs(
             for row in out[:, skip or width :].cpu().numpy():
                 ends = np.flatnonzero(np.isin(row, eos)) if eos else np.array([], int)
                 outputs.append(row[: ends[0] + 1] if ends.size else row)
+            bar.update(len(chunk))
     return outputs

@@ -12,8 +12,9 @@ Safety: code shipped with a checkpoint runs only where its config sets
 ``trust_remote_code = true``; a folder with safetensors weights is loaded from
 them alone (``use_safetensors=True``), and a ``.bin`` checkpoint is unpickled
 only with ``torch.load(weights_only=True)`` (passed explicitly; transformers
-5 also defaults to it and refuses torch < 2.6 for it). GGUF files need the
-``gguf`` package.
+5 also defaults to it and refuses torch < 2.6 for it). A GGUF file (it needs
+the ``gguf`` package) is converted once to a safetensors folder in the cache
+(:mod:`banditspec.speculative.world.gguf`) and loaded from there.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from transformers.utils import is_gguf_available
 from transformers.utils import logging as transformers_logging
 
 from banditspec.speculative.world.config import ModelConfig, WorldConfig
+from banditspec.speculative.world.gguf import converted
 
 __all__ = ["LoadedModels", "load_models"]
 
@@ -156,11 +158,14 @@ def load_models(config: WorldConfig, *, progress: bool = True) -> LoadedModels:
                           "pip install gguf")
     if torch.device(config.device).type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"[target] device {config.device!r} is not available on this machine")
+    models = {what: model if model.gguf_file is None else converted(model) for what, model in models.items()}
+    target_model = models["target"]
     configs = {what: _config(model, what) for what, model in models.items()}
-    tokenizer = _tokenizer(config.target, "the target")
+    tokenizer = _tokenizer(target_model, "the target")
     target_vocab = tokenizer.get_vocab()
-    for key, model in config.drafts.items():
+    for key in config.drafts:
         what = f"draft {key!r}"
+        model = models[what]
         arms = ", ".join(repr(a) for a in config.arms_of(key))
         if _family(configs[what]) != _family(configs["target"]):
             raise ValueError(f"arm {arms}: draft {model.location} is {_family(configs[what])} model but the target "

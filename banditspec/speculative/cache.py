@@ -1,0 +1,53 @@
+"""The project's cache folder and atomic writes of folders into it.
+
+Everything built once and reused (converted checkpoints, distilled drafts,
+the toy world's models) lives under ``$BANDITSPEC_CACHE`` (default
+``~/.cache/banditspec``). :func:`build_once` writes a folder into a sibling
+temporary folder and renames it into place, so an interrupted build never
+leaves a half entry behind and a finished one is never rebuilt.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+__all__ = ["build_once", "cache_home"]
+
+
+def cache_home(cache_dir: str | os.PathLike[str] | None = None) -> Path:
+    """``cache_dir``, else ``$BANDITSPEC_CACHE``, else ``~/.cache/banditspec``."""
+    base = cache_dir or os.environ.get("BANDITSPEC_CACHE") or Path.home() / ".cache" / "banditspec"
+    return Path(base).expanduser()
+
+
+def build_once(path: str | os.PathLike[str], build: Callable[[Path], None], *, done: str) -> Path:
+    """The folder ``path``, built first by ``build(tmp)`` unless its file ``done`` exists.
+
+    ``build`` writes into a new temporary sibling folder, which is renamed to
+    ``path`` once it returns; ``done`` (a file ``build`` writes last) marks a
+    finished entry. A half-built or damaged ``path`` without ``done`` is
+    removed and built again.
+    """
+    path = Path(path)
+    if (path / done).is_file():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(path, ignore_errors=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}-", dir=path.parent))
+    tmp.chmod(0o755)  # mkdtemp makes it private; the entry is shared like the rest of the cache
+    try:
+        build(tmp)
+        if not (tmp / done).is_file():
+            raise RuntimeError(f"building {path} wrote no {done}")
+        try:
+            tmp.rename(path)
+        except OSError:  # another process finished the same entry first
+            if not (path / done).is_file():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return path

@@ -1,0 +1,179 @@
+"""Building and caching the SmolLM2 world: prompts, distillation data, drafts, and its ``world.toml``.
+
+A world lives in ``$BANDITSPEC_CACHE/smollm2/<key>/`` (:meth:`SmolConfig.key`)::
+
+    prompts.jsonl        training and held-out prompts: text, domain, split
+    distill.npz          the target's greedy outputs on the distillation passages, labelled
+    drafts/<name>/       the generalist and one expert per domain (safetensors)
+    world.toml           the world as a config file (``banditspec demo --config`` reads it too)
+    world.json           sizes, losses and seconds of every step, written last
+
+A GGUF target is converted once to safetensors under ``$BANDITSPEC_CACHE/gguf/``
+(:func:`banditspec.speculative.world.gguf.converted`). The folder is built
+in a temporary sibling and renamed into place
+(:func:`banditspec.speculative.cache.build_once`).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from banditspec.speculative.cache import build_once, cache_home
+from banditspec.speculative.distill import distillation_data, draft_from_target, train_draft
+from banditspec.speculative.world.config import ModelConfig
+
+from banditspec.envs.smollm2.config import SmolConfig
+from banditspec.envs.smollm2.corpora import DOMAINS, PARTS, Chunk, Document, split_prompts, text_files
+
+__all__ = ["build_world", "passages", "prepare_world", "target_model", "world_toml"]
+
+_DONE = "world.json"
+
+
+def target_model(config: SmolConfig) -> ModelConfig:
+    """The target as a loadable folder: a GGUF file converted once (cached), a folder as it is."""
+    path = config.target_file()
+    if path.suffix.lower() == ".gguf":
+        from banditspec.speculative.world.gguf import converted  # needs transformers' GGUF support only here
+
+        return converted(ModelConfig(str(path.parent), gguf_file=path.name))
+    return ModelConfig(str(path))
+
+
+def _documents(config: SmolConfig, domain: str) -> Iterable[Document]:
+    if config.corpus is not None:
+        return text_files(domain, config.corpus[domain])
+    return DOMAINS[domain]()
+
+
+def _sample(chunks: list[Chunk], n: int, rng: np.random.Generator) -> list[Chunk]:
+    return [chunks[i] for i in sorted(rng.choice(len(chunks), size=min(n, len(chunks)), replace=False))]
+
+
+def passages(config: SmolConfig) -> dict[str, list[Chunk]]:
+    """Distillation, training and held-out passages of every domain, sampled with the config's seed.
+
+    Raises
+    ------
+    ValueError
+        If a domain has no passage for one of the parts.
+    """
+    parts: dict[str, list[Chunk]] = {part: [] for part in PARTS}
+    sizes = {"distill": config.distill_per_domain, "train": config.train_per_domain, "test": config.test_per_domain}
+    for d, domain in enumerate(config.domain_names):
+        split = split_prompts(_documents(config, domain), fractions=config.fractions, chars=config.chars,
+                              per_document=config.per_document)
+        for part, chunks in split.items():
+            if not chunks:
+                raise ValueError(f"domain {domain!r} has no {part} passages of {config.chars} characters; give it "
+                                 "more documents")
+            parts[part] += _sample(chunks, sizes[part], np.random.default_rng([config.seed, d, PARTS.index(part)]))
+    return parts
+
+
+def world_toml(config: SmolConfig, target: ModelConfig) -> str:
+    """The world's ``world.toml`` (paths relative to the world's folder, the target's absolute)."""
+    cost = round(config.draft_layers / _layers(target), 4)
+    lines = [f"[target]\nmodel = {json.dumps(target.location)}\n",
+             '[prompts]\npath = "prompts.jsonl"\nprompt_field = "text"\ngroup_field = "domain"\nsplit_field = "split"\n',
+             f"[decoding]\nmax_new_tokens = {config.max_new_tokens}\n", '[[arms]]\nkind = "ar"\nname = "ar"\ncost = 1.0\n']
+    for name in (*config.domain_names, "general"):
+        lines.append(f'[[arms]]\nkind = "draft"\nname = "{name}"\nmodel = "./drafts/{name}"\n'
+                     f"block_size = {config.block_size}\ncost = {cost}\n")
+    lines.append(f'[[arms]]\nkind = "prompt_lookup"\nname = "prompt-lookup"\nnum_tokens = {config.block_size}\n'
+                 "max_ngram = 3\n")
+    if config.exit_layer is not None:
+        lines.append(f'[[arms]]\nkind = "early_exit"\nname = "exit-{config.exit_layer}"\nlayer = {config.exit_layer}\n'
+                     f"block_size = {config.block_size}\ncost = {round(config.exit_layer / _layers(target), 4)}\n")
+    for name in (*config.domain_names, "general"):
+        lines.append(f'[models."./drafts/{name}"]\ntokenizer = {json.dumps(target.location)}\n')
+    return "\n".join(lines)
+
+
+def _layers(target: ModelConfig) -> int:
+    return int(json.loads((Path(target.location) / "config.json").read_text())["num_hidden_layers"])
+
+
+def build_world(config: SmolConfig, path: Path, *, progress: bool = True) -> None:
+    """Build every file of the world of ``config`` into the new folder ``path`` (``world.json`` last)."""
+    seconds: dict[str, float] = {}
+    started = time.perf_counter()
+    parts = passages(config)  # first: a bad corpus is reported before any model loads
+    with (path / "prompts.jsonl").open("w") as out:
+        for split in ("train", "test"):
+            for chunk in parts[split]:
+                out.write(json.dumps({"text": chunk.text, "domain": chunk.domain, "split": split,
+                                      "document": chunk.document}) + "\n")
+    seconds["passages"] = time.perf_counter() - started
+
+    t0 = time.perf_counter()
+    target_config = target_model(config)
+    seconds["target"] = time.perf_counter() - t0
+    tokenizer = AutoTokenizer.from_pretrained(target_config.location)
+    target = AutoModelForCausalLM.from_pretrained(target_config.location, dtype=torch.float32).eval()
+
+    t0 = time.perf_counter()
+    distill = parts["distill"]
+    order = np.argsort([len(c.text) for c in distill], kind="stable")  # similar lengths batch with less padding
+    data = distillation_data(target, tokenizer, [distill[i].text for i in order], [distill[i].domain for i in order],
+                             max_new_tokens=config.max_new_tokens, batch_size=config.generate_batch,
+                             progress=progress)
+    data.save(path / "distill.npz")
+    seconds["distillation_data"] = time.perf_counter() - t0
+
+    losses: dict[str, float] = {}
+    t0 = time.perf_counter()
+    general = draft_from_target(target, config.draft_layers)
+    trained = train_draft(general, data, steps=config.general_steps, batch_size=config.batch_size, lr=config.lr,
+                          seed=config.seed, progress=progress, desc="draft general")
+    losses["general"] = float(np.mean(trained[-10:]))
+    general.save_pretrained(path / "drafts" / "general")
+    seconds["train_general"] = time.perf_counter() - t0
+    for d, domain in enumerate(config.domain_names):
+        t0 = time.perf_counter()
+        expert = copy.deepcopy(general)
+        trained = train_draft(expert, data.subset([domain]), steps=config.expert_steps, batch_size=config.batch_size,
+                              lr=config.lr / 2, seed=config.seed + 1 + d, progress=progress, desc=f"draft {domain}")
+        losses[domain] = float(np.mean(trained[-10:]))
+        expert.save_pretrained(path / "drafts" / domain)
+        seconds[f"train_{domain}"] = time.perf_counter() - t0
+    (path / "world.toml").write_text(world_toml(config, target_config))
+    seconds["total"] = time.perf_counter() - started
+    info: dict[str, Any] = {
+        "config": config.to_dict(), "target": target_config.location,
+        "passages": {part: len(chunks) for part, chunks in parts.items()},
+        "distillation_tokens": int(data.lengths.sum()), "final_loss": losses,
+        "draft_params": sum(p.numel() for p in general.parameters()),
+        "target_params": sum(p.numel() for p in target.parameters()),
+        "seconds": {k: round(v, 2) for k, v in seconds.items()},
+    }
+    (path / _DONE).write_text(json.dumps(info, indent=1))
+
+
+def prepare_world(config: SmolConfig, *, cache_dir: str | os.PathLike[str] | None = None, progress: bool = True,
+                  threads: int | None = None) -> tuple[Path, dict[str, Any]]:
+    """The folder of ``config``'s world, built first if needed, and its ``world.json``.
+
+    ``threads``: torch threads while building (default: torch's own); on a
+    machine shared with other work, fewer threads than cores avoid
+    oversubscription, which slows batched generation several-fold.
+    """
+    path = cache_home(cache_dir) / "smollm2" / config.key()
+    before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        build_once(path, lambda tmp: build_world(config, tmp, progress=progress), done=_DONE)
+    finally:
+        torch.set_num_threads(before)
+    return path, json.loads((path / _DONE).read_text())

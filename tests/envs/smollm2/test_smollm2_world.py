@@ -1,0 +1,72 @@
+"""The SmolLM2 world's build path on tiny local checkpoints and corpora: built, cached, run by the demo, lossless."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+
+import pytest
+
+from banditspec.apps.cli import main
+from banditspec.bandits.data import LoggedDataset
+from banditspec.envs.smollm2 import TINY, SmolConfig, prepare_world
+from banditspec.speculative.world import load_world_config
+from tests.banditspec.speculative.world.checkpoints import ADJECTIVES, ANIMALS, PLACES, VERBS, save_checkpoints
+
+
+def write_corpus(root: Path) -> dict[str, str]:
+    """Three domains of 20 documents, each a few distinct sentences of the tiny tokenizer's words."""
+    sentences = [" ".join(("the", *words)) for words in itertools.product(ADJECTIVES, ANIMALS, VERBS, PLACES)]
+    folders = {}
+    for d, domain in enumerate(("animals", "places", "verbs")):
+        folder = root / domain
+        folder.mkdir(parents=True)
+        for i in range(20):
+            start = (d * 20 + i) * 4 % (len(sentences) - 4)
+            (folder / f"doc{i}.txt").write_text("\n".join(sentences[start : start + 4]) + "\n")
+        folders[domain] = str(folder)
+    return folders
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> SmolConfig:
+    root = tmp_path_factory.mktemp("smollm2")
+    checkpoints = save_checkpoints(root / "checkpoints")
+    return SmolConfig(**{**TINY.to_dict(), "target": str(checkpoints.target), "corpus": write_corpus(root / "corpus"),
+                         "fractions": tuple(TINY.fractions)})
+
+
+def test_the_world_builds_once_with_prompts_split_by_document(tiny, tmp_path):
+    path, info = prepare_world(tiny, cache_dir=tmp_path, progress=False)
+    assert prepare_world(tiny, cache_dir=tmp_path, progress=False) == (path, info)  # cached: not rebuilt
+    assert set(info["final_loss"]) == {"animals", "places", "verbs", "general"}
+    world = load_world_config(path / "world.toml")  # the cached world is a world.toml like any user's
+    assert [arm.name for arm in world.arms] == ["ar", "animals", "places", "verbs", "general", "prompt-lookup",
+                                                "exit-1"]
+    rows = [json.loads(line) for line in (path / "prompts.jsonl").read_text().splitlines()]
+    documents = {split: {(r["domain"], r["document"]) for r in rows if r["split"] == split} for split in ("train", "test")}
+    assert documents["train"] and documents["test"] and not documents["train"] & documents["test"]
+    assert info["passages"]["distill"] > 0 and info["distillation_tokens"] > 0
+
+
+def test_the_demo_runs_on_the_world_and_is_lossless(tiny, tmp_path, monkeypatch):
+    monkeypatch.setenv("BANDITSPEC_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "demo"
+    args = ["demo", "--env", "smollm2", "--env-arg", "config=tiny", "--env-arg", f"target={tiny.target}",
+            "--env-arg", "corpus=" + json.dumps(dict(tiny.corpus)), "--n-train", "12", "--n-test", "4",
+            "--calibration", "3", "--workers", "1", "--out", str(out)]
+    assert main(args) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["outputs_equal_ar"] is True
+    assert min(report["counterfactual_check"]["target_calls_equal_share"].values()) >= 0.75
+    assert set(report["groups"]) <= {"animals", "places", "verbs"}
+    train = set(LoggedDataset.load(out / "train-data").columns["prompt"])
+    test = set(LoggedDataset.load(out / "test-data").columns["prompt"])
+    assert train and test and not train & test
+
+
+def test_a_missing_target_package_or_corpus_is_named(tmp_path):
+    with pytest.raises(ValueError, match="corpus folder"):
+        prepare_world(SmolConfig(**{**TINY.to_dict(), "target": str(tmp_path), "corpus": {"x": str(tmp_path / "no")},
+                                    "fractions": tuple(TINY.fractions)}), cache_dir=tmp_path, progress=False)
