@@ -145,8 +145,6 @@ class DecisionLog:
         with self._lock:
             return self._flush()
 
-    close = flush
-
     def _flush(self) -> Path | None:
         if not self._rows:
             return None

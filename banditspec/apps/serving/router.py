@@ -135,6 +135,10 @@ class Router:
                  time_budget: float | None = None, breaker: CircuitBreaker | None = None,
                  log: DecisionLog | None = None, online: str = "off", snapshots: Snapshots | None = None,
                  snapshot_every: int = 100, seed: int = 0) -> None:
+        missing = [name for name in ("arms", "decoder", "featurizer") if not hasattr(world, name)]
+        if missing:
+            raise ValueError(f"this world does not decode real prompts (it lacks {missing[0]!r}); serving needs one "
+                             "built from a world.toml or a registered world like the toy world")
         self.decoder = world.decoder
         self.arms = [self.decoder.check(arm) for arm in world.arms]
         self.names = [arm.name for arm in self.arms]

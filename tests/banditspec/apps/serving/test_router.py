@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
@@ -164,6 +166,8 @@ def test_full_information_updates_score_every_arm_counterfactually(world, latenc
 
 
 def test_a_selector_that_does_not_fit_the_world_is_refused(world, latency, make_selector):
+    with pytest.raises(ValueError, match="decoder"):
+        Router(SimpleNamespace(arms=world.arms), make_selector("fixed"), latency=latency)
     with pytest.raises(ValueError, match="features"):
         Router(world, make_selector("fixed", n_features=5), latency=latency)
     with pytest.raises(ValueError, match="speed-up"):
