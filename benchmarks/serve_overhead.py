@@ -18,6 +18,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -84,6 +85,7 @@ def main() -> None:
                       f"-> overhead {100 * shares[-1]:.2f} % of decode")
             print(f"{features}: overhead {100 * np.mean(shares):.2f} % of the mean decode time "
                   f"(min {100 * min(shares):.2f} %, max {100 * max(shares):.2f} %, {args.repeats} repetitions)")
+    print("load average (1, 5, 15 min): " + ", ".join(f"{v:.2f}" for v in os.getloadavg()))
 
 
 if __name__ == "__main__":
