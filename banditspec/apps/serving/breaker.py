@@ -57,15 +57,13 @@ class CircuitBreaker:
         with self._lock:
             return self._open_until <= self.clock()
 
-    def record(self, arm: int, ok: bool) -> bool:
-        """Record a decode of ``arm``; returns True if this failure opened it."""
+    def record(self, arm: int, ok: bool) -> None:
+        """Record a decode of ``arm``: a success closes it, a failure counts (and opens it at the threshold)."""
         with self._lock:
             if ok:
                 self._failures[arm] = 0
                 self._open_until[arm] = -np.inf
-                return False
+                return
             self._failures[arm] += 1
-            if arm in self.protected or self._failures[arm] < self.threshold:
-                return False
-            self._open_until[arm] = self.clock() + self.cooldown
-            return True
+            if arm not in self.protected and self._failures[arm] >= self.threshold:
+                self._open_until[arm] = self.clock() + self.cooldown

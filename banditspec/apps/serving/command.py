@@ -54,6 +54,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log", type=Path, default=None,
                         help="folder of the decision log (Parquet shards with propensities; default: no log)")
     parser.add_argument("--flush-rows", type=positive_int, default=32, help="decisions per log shard")
+    parser.add_argument("--no-log-prompts", action="store_true",
+                        help="leave the prompt texts out of the decision log (hashed-text learners then cannot "
+                             "train on it)")
     parser.add_argument("--epsilon", type=float, default=0.0,
                         help="uniform exploration mixed into the policy's distribution (default 0)")
     parser.add_argument("--time-budget", type=float, default=None,
@@ -135,7 +138,8 @@ def router_from(args: argparse.Namespace, world: Any) -> Router:
     plain = [k for k, arm in enumerate(world.arms) if world.decoder.check(arm).plain]
     breaker = CircuitBreaker(len(names), threshold=args.breaker_failures, cooldown=args.breaker_cooldown,
                              protected=plain)
-    log = None if args.log is None else DecisionLog(args.log, names, flush_rows=args.flush_rows)
+    log = None if args.log is None else DecisionLog(args.log, names, flush_rows=args.flush_rows,
+                                                          prompts=not args.no_log_prompts)
     snapshots = None if args.snapshots is None else Snapshots(args.snapshots, selector.description)
     return Router(world, selector, latency=latency, epsilon=args.epsilon, time_budget=args.time_budget,
                   breaker=breaker, log=log, online=args.online, snapshots=snapshots,

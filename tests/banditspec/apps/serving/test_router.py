@@ -126,6 +126,8 @@ def test_served_decisions_are_logged_and_read_back_by_ope(world, latency, make_s
     # a second log in the same folder continues the numbering: nothing is overwritten
     DecisionLog(tmp_path / "log", ARMS, flush_rows=1).append(decisions[0], np.zeros(64), PROMPTS[0])
     assert len(LoggedDataset.load(tmp_path / "log")) == 8
+    DecisionLog(tmp_path / "private", ARMS, flush_rows=1, prompts=False).append(decisions[0], np.zeros(64), "secret")
+    assert "prompt" not in LoggedDataset.load(tmp_path / "private").columns
 
 
 def test_bandit_updates_learn_from_the_served_arm(world, latency, make_selector, tmp_path, monkeypatch):
