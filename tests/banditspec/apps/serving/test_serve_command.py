@@ -127,3 +127,13 @@ def test_banditspec_serve_answers_the_openai_client_learns_and_writes_its_log_on
     assert len(logged) == 3 and list(logged.columns["prompt"]) == prompts
     latest = (tmp_path / "snapshots" / LATEST).read_text().strip()
     assert load_selector(tmp_path / "snapshots" / latest).description["source"]["online_updates"] == 3
+
+
+def test_without_the_serve_extra_the_command_says_what_to_install(world_toml, make_selector, capsys, monkeypatch):
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "fastapi" else find_spec(name, *a))
+    folder = str(make_selector("fixed").folder)
+    assert main(["serve", "--config", str(world_toml), "--policy", folder]) == 1
+    assert "pip install 'banditspec[serve]'" in capsys.readouterr().err
