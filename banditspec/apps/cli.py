@@ -39,6 +39,8 @@ COMMANDS: dict[str, Command] = {
     "merge": Command("banditspec.apps.collecting", "merge the shards of collection runs into one dataset"),
     "train": Command("banditspec.apps.training", "train a selector on a collected dataset and save it"),
     "compare": Command("banditspec.apps.compare", "compare learners on one environment over several seeds"),
+    "serve": Command("banditspec.apps.serving.command", "serve an OpenAI-compatible endpoint that picks the arm of "
+                     "every request with a saved selector"),
     "reproduce": Command("banditspec.apps.reproduce", "test one of the paper's claims with real decoding in the toy world"),
 }
 

@@ -34,7 +34,7 @@ from banditspec.bandits.policy import POLICIES, Policy
 from banditspec.bandits.rewards import paper_reward
 
 __all__ = ["FEATURES", "REWARDS", "Fitted", "LearnerSpec", "best_logged_arm", "choice_metrics", "choose", "greedy",
-           "resolve_learners", "score", "speedup", "train_learners"]
+           "prompt_featurizer", "resolve_learners", "score", "speedup", "train_learners"]
 
 #: What a learner sees: ``"target"`` the dataset's / world's own features (in the toy world the target's hidden
 #: states), ``"hashing"`` hashed character n-grams of the prompt text.
@@ -136,13 +136,18 @@ def best_logged_arm(actions: np.ndarray, rewards: np.ndarray, propensities: np.n
     return int(np.argmax(values))
 
 
+def prompt_featurizer() -> HashingFeaturizer:
+    """The featurizer of learners with ``features="hashing"``: hashed character n-grams of the prompt text."""
+    return HashingFeaturizer()
+
+
 def _features(kind: str, X: np.ndarray, texts: Sequence[str] | None, learner: str) -> np.ndarray:
     if kind == "target":
         return X
     if texts is None:
         raise ValueError(f"learner {learner!r} uses hashed n-gram features of the prompts, but these queries "
                          "have no texts (a dataset needs a 'prompt' column)")
-    return HashingFeaturizer().transform(list(texts))
+    return prompt_featurizer().transform(list(texts))
 
 
 def train_learners(data: LoggedDataset, learners: Mapping[str, LearnerSpec], *, seed: int,

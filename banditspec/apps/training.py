@@ -14,14 +14,48 @@ from __future__ import annotations
 import argparse
 import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from banditspec.apps.checks import non_negative_int, output_folder
 from banditspec.apps.scoring import FEATURES, REWARDS, Fitted, LearnerSpec, resolve_learners, train_learners
 from banditspec.bandits.data import LoggedDataset
+from banditspec.bandits.policy import Policy
 
-__all__ = ["add_arguments", "check_arguments", "run", "save_selector"]
+__all__ = ["SELECTOR_FILE", "Selector", "add_arguments", "check_arguments", "load_selector", "run", "save_selector",
+           "write_selector_description"]
+
+#: The description of a saved selector, next to its policy files.
+SELECTOR_FILE = "selector.json"
+
+
+@dataclass(frozen=True)
+class Selector:
+    """A saved selector, loaded: its policy and what it was trained on.
+
+    Attributes
+    ----------
+    policy : Policy
+        The fitted policy.
+    arms : list of str
+        Arm names in action order.
+    features : {"target", "hashing"}
+        What it reads (see :data:`~banditspec.apps.scoring.FEATURES`).
+    reward : {"speedup", "proxy"}
+        What it learned.
+    description : dict
+        The whole ``selector.json`` (``policy``, ``source``, ...).
+    folder : Path
+        Where it was loaded from.
+    """
+
+    policy: Policy
+    arms: list[str]
+    features: str
+    reward: str
+    description: dict[str, Any]
+    folder: Path
 
 
 def save_selector(fitted: Fitted, folder: str | Path, *, arms: list[str], source: dict[str, Any]) -> Path:
@@ -30,8 +64,48 @@ def save_selector(fitted: Fitted, folder: str | Path, *, arms: list[str], source
     fitted.policy.save(folder)
     description = {"arms": list(arms), "policy": fitted.spec.describe()[0], "features": fitted.spec.features,
                    "reward": fitted.spec.reward, "source": source}
-    (folder / "selector.json").write_text(json.dumps(description, indent=1))
+    write_selector_description(folder, description)
     return folder
+
+
+def write_selector_description(folder: str | Path, description: dict[str, Any]) -> Path:
+    """Write ``selector.json`` into ``folder`` atomically (a temporary file, then a rename)."""
+    path = Path(folder) / SELECTOR_FILE
+    tmp = path.with_name(SELECTOR_FILE + ".tmp")
+    tmp.write_text(json.dumps(description, indent=1))
+    tmp.replace(path)
+    return path
+
+
+def load_selector(folder: str | Path) -> Selector:
+    """Load a selector saved by :func:`save_selector`, every field checked.
+
+    Raises
+    ------
+    ValueError
+        Naming the file and the field: no or unreadable ``selector.json``, a
+        missing or malformed key, a policy file that fails its checks
+        (:class:`~banditspec.bandits.policy.PolicyFileError`), or a policy
+        whose number of arms differs from the arm names.
+    """
+    path = Path(folder) / SELECTOR_FILE
+    try:
+        description = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"{folder} is not a saved selector: cannot read {path} ({error}); save one with "
+                         "banditspec train") from error
+    if not isinstance(description, dict):
+        raise ValueError(f"{path}: expected a JSON object")
+    arms = description.get("arms")
+    if not (isinstance(arms, list) and arms and all(isinstance(a, str) for a in arms) and len(set(arms)) == len(arms)):
+        raise ValueError(f"{path}: field 'arms' must be a non-empty list of distinct arm names, got {arms!r}")
+    for key, allowed in (("features", FEATURES), ("reward", REWARDS)):
+        if description.get(key) not in allowed:
+            raise ValueError(f"{path}: field {key!r} must be one of {allowed}, got {description.get(key)!r}")
+    policy = Policy.load(folder)
+    if policy.n_arms != len(arms):
+        raise ValueError(f"{path}: the policy has {policy.n_arms} arms but 'arms' names {len(arms)}")
+    return Selector(policy, list(arms), description["features"], description["reward"], description, Path(folder))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -18,6 +18,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 import torch
+from sklearn import config_context
 from sklearn.decomposition import TruncatedSVD
 from sklearn.feature_extraction.text import HashingVectorizer, TfidfVectorizer
 from sklearn.pipeline import make_pipeline
@@ -76,8 +77,15 @@ class HashingFeaturizer:
         return self
 
     def transform(self, texts: Sequence[str]) -> np.ndarray:
-        """Hashed features, shape ``(n, n_features)``."""
-        return self._vectorizer.transform(_check_texts(texts)).toarray()
+        """Hashed features, shape ``(n, n_features)``.
+
+        The texts are checked here, so scikit-learn's own parameter checks are
+        skipped: they cost more than hashing one prompt (a router featurizes
+        one prompt per request).
+        """
+        texts = _check_texts(texts)
+        with config_context(assume_finite=True, skip_parameter_validation=True):
+            return self._vectorizer.transform(texts).toarray()
 
 
 class TfidfFeaturizer:

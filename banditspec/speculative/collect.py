@@ -126,20 +126,28 @@ class Collector:
         """One arm per distinct drafting model (:meth:`DecodingArm.drafter`), whose model the others share."""
         return {arm.drafter(): arm for arm in self.arms if arm.drafter() is not None}
 
-    def _per_drafter(self, prompts: list[np.ndarray], outputs: list[np.ndarray]
-                     ) -> tuple[dict[Hashable, list[MatchVector]], dict[Hashable, list[np.ndarray]]]:
-        """Per drafting model, per query: its teacher-forced match vector along the target's output, and its own
-        greedy output (for the alignment scores)."""
-        matches, own = {}, {}
+    def _matches(self, prompts: list[np.ndarray], outputs: list[np.ndarray]) -> dict[Hashable, list[MatchVector]]:
+        """Per drafting model, per query: its teacher-forced match vector along the target's output."""
+        matches = {}
         for key, arm in self._drafters().items():
             with arm.drafting_model(self.decoder) as model:
                 matches[key] = draft_matches_batch(model, prompts, outputs, batch_size=self.batch_size)
-                own[key] = self._outputs(model, prompts)
-        return matches, own
+        return matches
 
-    def _trace(self, prompt: np.ndarray, output: np.ndarray, match: MatchVector | None) -> Trace:
-        return Trace(self.decoder.prefix(prompt), output, self.decoder.max_new_tokens, self.decoder.eos_token_ids,
-                     match, self.decoder.tokenizer)
+    def _own_outputs(self, prompts: list[np.ndarray]) -> dict[Hashable, list[np.ndarray]]:
+        """Per drafting model, per query: its own greedy output (for the alignment scores)."""
+        own = {}
+        for key, arm in self._drafters().items():
+            with arm.drafting_model(self.decoder) as model:
+                own[key] = self._outputs(model, prompts)
+        return own
+
+    def _traces(self, prompts: list[np.ndarray], outputs: list[np.ndarray],
+                matches: dict[Hashable, list[MatchVector]], max_new_tokens: int) -> list[list[Trace]]:
+        """Per query, per arm: the target's run with the arm's drafting model's match vector."""
+        return [[Trace(self.decoder.prefix(prompt), output, max_new_tokens, self.decoder.eos_token_ids,
+                       matches[arm.drafter()][i] if arm.drafter() is not None else None, self.decoder.tokenizer)
+                 for arm in self.arms] for i, (prompt, output) in enumerate(zip(prompts, outputs))]
 
     def _priced(self, counts: list[list[SimulatedDecode]], outputs: list[np.ndarray]) -> list[list[Measurement]]:
         """Counterfactual counts priced in seconds by the latency model."""
@@ -158,6 +166,33 @@ class Collector:
         ]
 
     # -- rows ------------------------------------------------------------------------------
+    def counterfactual(self, prompts: list[np.ndarray], outputs: list[np.ndarray], *,
+                       max_new_tokens: int | None = None) -> list[list[Measurement]]:
+        """Every arm's run on each query, simulated exactly along the target's output and priced in seconds.
+
+        Parameters
+        ----------
+        prompts : list of np.ndarray
+            Prompt token ids (:meth:`Decoder.encode`).
+        outputs : list of np.ndarray
+            The target's greedy new tokens on each prompt (an AR-identical
+            output: a collection's, or one a server returned).
+        max_new_tokens : int, optional
+            The limit the outputs were decoded under; default the decoder's.
+
+        Returns
+        -------
+        list of lists of Measurement
+            ``[i][k]``: arm ``k`` on query ``i``, its exact counts priced by
+            the latency model (no alignment scores).
+        """
+        if self.latency is None:
+            raise ValueError("counterfactual pricing needs a LatencyModel; this collector measures instead")
+        limit = self.decoder.max_new_tokens if max_new_tokens is None else max_new_tokens
+        with torch_threads(self.threads):
+            traces = self._traces(prompts, outputs, self._matches(prompts, outputs), limit)
+        return self._priced([[arm.simulate(t) for arm, t in zip(self.arms, row)] for row in traces], outputs)
+
     def rows(self, queries: Queries) -> LoggedDataset:
         """The ``len(queries) * K`` logged rows of ``queries``."""
         if queries.texts is None:
@@ -165,9 +200,8 @@ class Collector:
         prompts = [self.decoder.encode(t) for t in queries.texts]
         with torch_threads(self.threads):
             outputs = self._outputs(self.decoder.target, prompts)
-            matches, own = self._per_drafter(prompts, outputs)
-        traces = [[self._trace(prompt, output, matches[arm.drafter()][i] if arm.drafter() is not None else None)
-                   for arm in self.arms] for i, (prompt, output) in enumerate(zip(prompts, outputs))]
+            matches, own = self._matches(prompts, outputs), self._own_outputs(prompts)
+        traces = self._traces(prompts, outputs, matches, self.decoder.max_new_tokens)
         if self.measure:
             raw = [[r.measurement for r in self.decoder.measure(p, self.arms)] for p in prompts]
         else:

@@ -34,7 +34,7 @@ from banditspec.speculative.kinds import Autoregressive, DraftModel
 from banditspec.speculative.kinds.base import DecodeRequest, DecodingArm
 from banditspec.speculative.loop import SpeculationCounts, speculative_generate
 
-__all__ = ["DecodeResult", "Decoder", "Prompt", "greedy_outputs"]
+__all__ = ["DecodeResult", "DecodeTimeout", "Decoder", "Prompt", "greedy_outputs"]
 
 #: A prompt: text (encoded with the target's tokenizer) or token ids.
 Prompt = str | Sequence[int] | np.ndarray
@@ -47,6 +47,36 @@ class DecodeResult:
     ids: np.ndarray
     text: str
     measurement: Measurement
+
+
+class DecodeTimeout(TimeoutError):
+    """A speculative decode passed its deadline; raised between two drafting rounds, its output discarded."""
+
+
+class _Deadline:
+    """A candidate generator that raises :class:`DecodeTimeout` once ``time.perf_counter()`` passes ``deadline``.
+
+    It wraps any kind's generator, so the check runs before and after each
+    drafting round whatever the kind; a round itself is not interrupted.
+    """
+
+    def __init__(self, generator: Any, deadline: float, arm: str) -> None:
+        self.generator = generator
+        self.deadline = deadline
+        self.arm = arm
+
+    def _check(self) -> None:
+        if time.perf_counter() >= self.deadline:
+            raise DecodeTimeout(f"arm {self.arm!r} passed its time budget")
+
+    def get_candidates(self, input_ids: torch.LongTensor) -> Any:
+        self._check()
+        candidates = self.generator.get_candidates(input_ids)
+        self._check()
+        return candidates
+
+    def update_candidate_strategy(self, *args: Any) -> None:
+        self.generator.update_candidate_strategy(*args)
 
 
 def _vocab_size(model: torch.nn.Module) -> int:
@@ -106,15 +136,17 @@ class Decoder:
 
     # -- inputs -----------------------------------------------------------------
 
-    def encode(self, prompt: Prompt) -> np.ndarray:
+    def encode(self, prompt: Prompt, *, max_new_tokens: int | None = None) -> np.ndarray:
         """Token ids of ``prompt`` (text through the target's tokenizer), validated.
 
         Raises
         ------
         ValueError
             If the prompt is empty, has ids outside the target's vocabulary, or
-            is longer than the target's context minus ``max_new_tokens``.
+            is longer than the target's context minus ``max_new_tokens``
+            (default: the decoder's).
         """
+        max_new_tokens = self._new_tokens(max_new_tokens)
         if isinstance(prompt, str):
             if not prompt:
                 raise ValueError("prompt must not be empty")
@@ -134,13 +166,20 @@ class Decoder:
         if ids.min() < 0 or ids.max() >= vocab:
             raise ValueError(f"prompt token ids must be in [0, {vocab}), the target's vocabulary")
         context = context_length(self.target)
-        needed = ids.size if self.encoder_decoder else ids.size + self.max_new_tokens
+        needed = ids.size if self.encoder_decoder else ids.size + max_new_tokens
         if context is not None and needed > context:
             raise ValueError(
                 f"prompt has {ids.size} tokens but the target's context is {context} and max_new_tokens is "
-                f"{self.max_new_tokens}: the prompt may have at most {context - needed + ids.size} tokens"
+                f"{max_new_tokens}: the prompt may have at most {context - needed + ids.size} tokens"
             )
         return ids
+
+    def _new_tokens(self, max_new_tokens: int | None) -> int:
+        """``max_new_tokens`` of one decode: the decoder's, or a smaller one."""
+        if max_new_tokens is None:
+            return self.max_new_tokens
+        check_integer("max_new_tokens", max_new_tokens, low=1, high=self.max_new_tokens)
+        return int(max_new_tokens)
 
     def prefix(self, prompt_ids: np.ndarray) -> np.ndarray:
         """What the target's decoder reads before its output: the prompt, or an encoder-decoder's start token."""
@@ -158,7 +197,8 @@ class Decoder:
 
     # -- decoding ---------------------------------------------------------------
 
-    def generate(self, arm: Arm, prompt: Prompt, *, reference: DecodeResult | None = None) -> DecodeResult:
+    def generate(self, arm: Arm, prompt: Prompt, *, reference: DecodeResult | None = None,
+                 max_new_tokens: int | None = None, deadline: float | None = None) -> DecodeResult:
         """Decode ``prompt`` greedily with ``arm`` and measure it.
 
         Parameters
@@ -171,17 +211,31 @@ class Decoder:
             The AR decode of the same prompt from the same run: sets
             ``equals_ar`` (otherwise True only for a plain arm, i.e. unverified
             is recorded as False) and ``ar_wall_seconds``.
+        max_new_tokens : int, optional
+            New tokens of this decode, at most the decoder's (its default).
+        deadline : float, optional
+            A ``time.perf_counter()`` value: a speculative decode still running
+            then raises :class:`DecodeTimeout` at its next drafting round. A
+            plain arm (AR, the fallback) has no deadline.
+
+        Raises
+        ------
+        DecodeTimeout
+            If ``deadline`` passed during a speculative decode.
         """
-        ids = self.encode(prompt)
+        new_tokens = self._new_tokens(max_new_tokens)
+        ids = self.encode(prompt, max_new_tokens=new_tokens)
         arm = self.check(arm)
         start = self.prefix(ids).size
-        request = DecodeRequest(ids, max_length=start + self.max_new_tokens, eos_token_ids=self.eos_token_ids)
+        request = DecodeRequest(ids, max_length=start + new_tokens, eos_token_ids=self.eos_token_ids)
         generator = arm.candidate_generator(self, request)
+        if generator is not None and deadline is not None:
+            generator = _Deadline(generator, deadline, arm.name)
         if self.threads is not None:
             torch.set_num_threads(self.threads)
         inputs = torch.from_numpy(ids)[None].to(self.target.device)
         call: dict[str, Any] = {"input_ids": inputs, "attention_mask": torch.ones_like(inputs),
-                                "max_new_tokens": self.max_new_tokens, "do_sample": False, "num_beams": 1}
+                                "max_new_tokens": new_tokens, "do_sample": False, "num_beams": 1}
         counts = SpeculationCounts()
         if generator is not None:
             call |= {"custom_generate": speculative_generate, "candidate_generator": generator,

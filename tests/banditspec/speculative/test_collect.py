@@ -69,6 +69,21 @@ def test_rows_layout_and_rewards(tiny_toy, latency):
     assert list(data.groups[::K]) == list(queries.groups)
 
 
+def test_counterfactual_prices_every_arm_along_a_given_output_as_the_rows_do(tiny_toy, latency):
+    queries = tiny_toy.queries(4, split="train", seed=4)
+    collector = Collector(tiny_toy, latency=latency)
+    rows = collector.rows(queries)
+    K = len(tiny_toy.arms)
+    prompts = [tiny_toy.decoder.encode(t) for t in queries.texts]
+    outputs = [tiny_toy.decoder.generate(Autoregressive("ar"), p).ids for p in prompts]  # e.g. a server's outputs
+    table = collector.counterfactual(prompts, outputs)
+    for column in ("target_calls", "accepted_tokens", "proposed_tokens", "wall_seconds", "ar_wall_seconds"):
+        expected = rows.columns[column].reshape(-1, K)
+        np.testing.assert_allclose([[getattr(m, column) for m in row] for row in table], expected)
+    short = collector.counterfactual(prompts[:1], [outputs[0][:5]], max_new_tokens=5)[0]
+    assert all(m.new_tokens == 5 and m.target_calls + m.accepted_tokens == 5 for m in short)
+
+
 def test_batched_passes_use_the_asked_threads_and_restore_them(tiny_toy, latency, monkeypatch):
     queries = tiny_toy.queries(3, split="train", seed=3)
     before = torch.get_num_threads()

@@ -1,3 +1,5 @@
+import time
+
 import numpy as np
 import pytest
 import torch
@@ -5,7 +7,7 @@ from transformers.utils import logging
 
 from banditspec.bandits.arms import Arm
 from banditspec.speculative.counterfactual import draft_matches_batch
-from banditspec.speculative.decoding import Decoder
+from banditspec.speculative.decoding import DecodeTimeout, Decoder
 from banditspec.speculative.kinds import Autoregressive, DraftModel, EarlyExit, PromptLookup, Trace
 from tests.banditspec.speculative.models import perturbed, prompts, tiny_llama, word_tokenizer
 
@@ -55,6 +57,25 @@ def test_every_arm_is_lossless_and_counts_add_up(decoder):
     accepted, proposed = totals["self3"]
     assert accepted > 0.9 * proposed  # the target agrees with itself (up to float ties)
     assert totals["ar"].sum() == 0
+
+
+def test_a_smaller_max_new_tokens_is_a_prefix_of_the_full_output_and_a_larger_one_is_refused(decoder):
+    prompt = prompts(1)[0]
+    full = decoder.generate(Autoregressive("ar"), prompt).ids
+    for arm in (ARMS[0], ARMS[1]):
+        np.testing.assert_array_equal(decoder.generate(arm, prompt, max_new_tokens=5).ids, full[:5])
+    with pytest.raises(ValueError, match="max_new_tokens"):
+        decoder.generate(ARMS[1], prompt, max_new_tokens=MAX_NEW + 1)
+
+
+def test_a_speculative_decode_past_its_deadline_raises_and_ar_has_none(decoder):
+    prompt = prompts(1)[0]
+    with pytest.raises(DecodeTimeout, match="noisy4"):
+        decoder.generate(ARMS[1], prompt, deadline=time.perf_counter())  # already passed
+    ar = decoder.generate(ARMS[0], prompt, deadline=time.perf_counter())
+    assert ar.ids.size == MAX_NEW
+    later = decoder.generate(ARMS[1], prompt, deadline=time.perf_counter() + 3600)
+    np.testing.assert_array_equal(later.ids, ar.ids)
 
 
 def test_measured_calls_match_counterfactual_simulation(decoder, models):

@@ -1,0 +1,92 @@
+"""The router's overhead on the toy world: featurizing, choosing and logging, as a share of the mean decode time.
+
+Trains REINFORCE on counterfactually collected training queries of the toy
+world (its models cached under ``$BANDITSPEC_CACHE``), once on the world's
+own features (the target's prefill hidden states) and once on hashed n-grams
+of the prompt, and serves ``--n`` held-out queries ``--repeats`` times with a
+:class:`~banditspec.apps.serving.Router` that logs every decision to Parquet
+shards (``--flush-rows`` per shard). Overhead per request = featurize +
+select (timed by the router) + appending the decision to the log (the shard
+writes amortised over the requests); decode = the request's measured
+decoding seconds. Prints the share per repetition and overall.
+
+Usage::
+
+    python benchmarks/serve_overhead.py [--n 100] [--repeats 3] [--n-train 400] [--flush-rows 32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from banditspec.apps.report import cpu_model
+from banditspec.apps.scoring import LearnerSpec, train_learners
+from banditspec.apps.serving import DecisionLog, Router
+from banditspec.apps.training import load_selector, save_selector
+from banditspec.bandits.env import ENVIRONMENTS
+from banditspec.speculative.collect import Collector, calibrate
+
+
+class TimedLog(DecisionLog):
+    """A decision log that adds up the seconds spent appending and flushing (every shard write)."""
+
+    seconds = 0.0
+
+    def append(self, *args, **kwargs):  # noqa: ANN002, ANN003, ANN201 - same signature as DecisionLog.append
+        began = time.perf_counter()
+        try:
+            return super().append(*args, **kwargs)
+        finally:
+            self.seconds += time.perf_counter() - began
+
+    def flush(self):  # noqa: ANN201 - same signature as DecisionLog.flush
+        began = time.perf_counter()
+        try:
+            return super().flush()
+        finally:
+            self.seconds += time.perf_counter() - began
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=100, help="held-out queries served per repetition")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--n-train", type=int, default=400)
+    parser.add_argument("--flush-rows", type=int, default=32)
+    args = parser.parse_args()
+    world = ENVIRONMENTS.create("toy", progress=False)
+    latency = calibrate(world, world.queries(8, split="train", seed=10_000))
+    data = Collector(world, latency=latency).rows(world.queries(args.n_train, split="train", seed=0))
+    test = world.queries(args.n, split="test", seed=0).texts
+    print(f"{cpu_model()}; toy world, {len(world.arms)} arms, {world.decoder.max_new_tokens} new tokens; "
+          f"{args.n} held-out queries x {args.repeats} repetitions per featurizer")
+    with tempfile.TemporaryDirectory() as tmp:
+        for features in ("target", "hashing"):
+            fitted = train_learners(data, {"reinforce": LearnerSpec("reinforce", features=features)}, seed=0)
+            folder = save_selector(fitted["reinforce"], Path(tmp) / features, arms=world.arms.names, source={})
+            shares = []
+            for repeat in range(args.repeats):
+                log = TimedLog(Path(tmp) / f"log-{features}-{repeat}", world.arms.names, flush_rows=args.flush_rows)
+                router = Router(world, load_selector(folder), latency=latency, log=log, seed=repeat)
+                decisions = [router.generate(text).decision for text in test]
+                router.close()
+                select = np.array([d.select_seconds for d in decisions])
+                decode = np.array([d.measurement.wall_seconds for d in decisions])
+                overhead = select.mean() + log.seconds / len(decisions)
+                shares.append(overhead / decode.mean())
+                print(f"  {features:8s} rep {repeat}: featurize+select {1e3 * select.mean():.3f} ms, logging "
+                      f"{1e3 * log.seconds / len(decisions):.3f} ms, decode {1e3 * decode.mean():.1f} ms "
+                      f"-> overhead {100 * shares[-1]:.2f} % of decode")
+            print(f"{features}: overhead {100 * np.mean(shares):.2f} % of the mean decode time "
+                  f"(min {100 * min(shares):.2f} %, max {100 * max(shares):.2f} %, {args.repeats} repetitions)")
+    print("load average (1, 5, 15 min): " + ", ".join(f"{v:.2f}" for v in os.getloadavg()))
+
+
+if __name__ == "__main__":
+    main()
