@@ -159,7 +159,9 @@ def _markdown(result: CompareResult, phases: Mapping[str, Mapping[str, Any]], cl
              "| --- | --- | --- | --- | --- | --- | --- |"]
     for name, p in phases.items():
         s = summary[name]
-        lines.append(f"| {name} | {ONLINE_LEARNERS[name].feedback} | {p['regret']:.1f} ± {p['regret_std']:.1f} | "
+        learner = ONLINE_LEARNERS[name]
+        feedback = "reference" if POLICIES.get(learner.policy).requires_rewards else learner.feedback
+        lines.append(f"| {name} | {feedback} | {p['regret']:.1f} ± {p['regret_std']:.1f} | "
                      f"{p['regret_before']:.1f} / {p['regret_after']:.1f} | "
                      f"{s['speedup_vs_ar']:.3f} ± {s['speedup_vs_ar_std']:.3f} | "
                      f"{p['speedup_before']:.3f} / {p['speedup_after']:.3f} | {s['share_of_oracle']:.3f} |")
