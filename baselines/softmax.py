@@ -18,7 +18,7 @@ reward rescaled to ``[0, 1]``. EXP3 assumes rewards in ``[0, 1]``; banditspec
 rewards (speed-ups, negative latencies) are not, so ``tilde r = (r - m) / (M - m)``
 uses the running minimum ``m`` and maximum ``M`` of all rewards seen so far,
 this one included (kept in the fitted state; ``tilde r = 1/2`` while
-``M = m``). Rows are processed in order, so one batch gives the same state as
+``M = m``; :mod:`banditspec.baselines._scaling`). Rows are processed in order, so one batch gives the same state as
 its rows fed one at a time. Earlier estimates are not rescaled when the range
 grows. Features are ignored.
 """
@@ -29,6 +29,7 @@ import numpy as np
 
 from banditspec.bandits.policy import Policy, masked_softmax
 from banditspec.bandits.validation import check_real
+from banditspec.baselines._scaling import running_range, scaled
 
 __all__ = ["Exp3"]
 
@@ -68,11 +69,8 @@ class Exp3(Policy):
         self.reward_max_ = -np.inf
 
     def _update(self, X: np.ndarray, actions: np.ndarray, rewards: np.ndarray, propensities: np.ndarray) -> None:
-        low = np.minimum.accumulate(np.minimum(rewards, self.reward_min_))
-        high = np.maximum.accumulate(np.maximum(rewards, self.reward_max_))
-        span = high - low
-        scaled = np.where(span > 0, (rewards - low) / np.where(span > 0, span, 1.0), 0.5)
-        gains = np.bincount(actions, weights=scaled / propensities, minlength=self.n_arms)
+        low, high = running_range(rewards, rewards, (self.reward_min_, self.reward_max_))
+        gains = np.bincount(actions, weights=scaled(rewards, low, high) / propensities, minlength=self.n_arms)
         self.log_weights_ = self.log_weights_ + self.gamma / self.n_arms * gains
         self.reward_min_, self.reward_max_ = float(low[-1]), float(high[-1])
 

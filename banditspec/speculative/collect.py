@@ -291,13 +291,15 @@ def calibrate(world: DecodingWorld, queries: Queries) -> LatencyModel:
 def collect(
     world: DecodingWorld, out: str | Path, *, n: int, split: str = "train", seed: int = 0, measure: bool = False,
     calibration_queries: int = 16, shard: tuple[int, int] = (0, 1), chunk_size: int = 64, progress: bool = True,
-    config: dict[str, Any] | None = None, threads: int | None = None,
+    config: dict[str, Any] | None = None, threads: int | None = None, latency: LatencyModel | None = None,
 ) -> Path:
     """Collect ``n`` queries of ``split`` into the folder ``out``, resumably.
 
     The latency model is calibrated once (on ``calibration_queries`` queries of
-    the same split drawn with another seed) and saved as ``out/latency.json``;
-    a resumed run reuses it, so its rows equal an uninterrupted run's.
+    the same split drawn with another seed), or taken from ``latency`` (to
+    price another collection's counts the same way), and saved as
+    ``out/latency.json``; a resumed run reuses it, so its rows equal an
+    uninterrupted run's.
     ``threads`` torch threads featurize the queries and run the batched passes
     (:class:`Collector`); give one per free core, fewer when several
     collections share a machine. Timed decodes keep the decoder's count.
@@ -306,13 +308,13 @@ def collect(
         raise ValueError(f"threads must be an integer >= 1 or None, got {threads!r}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    latency = None
     if not measure:
         latency_file = out / "latency.json"
         if latency_file.exists():
             latency = LatencyModel.from_dict(json.loads(latency_file.read_text()))
         else:
-            latency = calibrate(world, world.queries(calibration_queries, split=split, seed=seed + 10_000))
+            if latency is None:
+                latency = calibrate(world, world.queries(calibration_queries, split=split, seed=seed + 10_000))
             tmp = latency_file.with_suffix(".tmp")
             tmp.write_text(json.dumps(latency.to_dict(), indent=2))
             tmp.replace(latency_file)

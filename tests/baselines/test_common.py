@@ -8,7 +8,7 @@ from hypothesis.extra.numpy import arrays
 
 from banditspec.bandits.policy import POLICIES, Policy
 
-NAMES = ["linucb", "egreedy", "contextual-greedy", "oracle", "fixed", "random", "exp3", "thompson"]
+NAMES = ["linucb", "egreedy", "contextual-greedy", "oracle", "fixed", "random", "exp3", "thompson", "hedge", "ucb"]
 LEARNERS = [name for name in NAMES if name != "oracle"]
 
 

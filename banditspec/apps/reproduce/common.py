@@ -13,6 +13,7 @@ from banditspec.apps.result import CompareResult
 from banditspec.apps.scoring import LearnerSpec
 from banditspec.bandits.data import LoggedDataset
 from banditspec.bandits.env import Feedback, Queries
+from banditspec.speculative.latency import LatencyModel
 
 __all__ = ["LEARNERS", "Experiment", "MeasuredTest", "Outcome", "Setup", "claims_lines", "slowest_seed"]
 
@@ -45,6 +46,10 @@ class Setup:
         The run's settings, for ``report.json``.
     sweep : list of float, optional
         Values of the swept parameter (``None`` for experiments that sweep nothing).
+    latency : LatencyModel, optional
+        The model that priced the training set's counterfactual counts.
+    n_test : int
+        Held-out queries asked for (per seed, or shared).
     """
 
     world: Any
@@ -53,6 +58,8 @@ class Setup:
     seeds: list[int]
     config: dict[str, Any]
     sweep: list[float] | None = None
+    latency: LatencyModel | None = None
+    n_test: int = 0
 
     def new_result(self) -> CompareResult:
         """An empty result over the world's arms and the test domains."""
@@ -99,6 +106,10 @@ class Experiment:
         ``default_sweep(n_train)``: the values swept when none are given; ``None``: it sweeps nothing.
     check_sweep : callable, optional
         ``check_sweep(values, n_train)`` raises ValueError for values the experiment cannot sweep.
+    decodes_test : bool
+        Decode the held-out queries with every arm for real before ``run``
+        (``setup.tests``); False for experiments that score counterfactual
+        rows only (``setup.tests`` is then empty).
     """
 
     question: str
@@ -111,6 +122,7 @@ class Experiment:
     learners: Mapping[str, LearnerSpec] = field(default_factory=lambda: dict(LEARNERS))
     default_sweep: Callable[[int], list[float]] | None = None
     check_sweep: Callable[[Sequence[float], int], None] | None = None
+    decodes_test: bool = True
 
 
 def slowest_seed(result: CompareResult) -> dict[str, float]:

@@ -116,7 +116,7 @@ def test_predict_before_fit_and_bad_shapes():
         MeanReward(0).fit(np.zeros((1, 1)), [0], [1.0])
 
 
-@pytest.mark.parametrize("name", ["linucb", "thompson", "reinforce", "egreedy", "random", "fixed"])
+@pytest.mark.parametrize("name", ["linucb", "thompson", "reinforce", "egreedy", "random", "fixed", "hedge", "ucb"])
 def test_unchecked_fast_path_gives_the_same_results_on_valid_input(name):
     rng = np.random.default_rng(0)
     X, actions, rewards = rng.normal(size=(60, 3)), rng.integers(0, 4, 60), rng.normal(size=60)

@@ -113,6 +113,14 @@ def test_collect_resumes_to_the_same_rows_and_merges(tiny_toy, tmp_path):
     assert len(LoggedDataset.load(tmp_path / "all.parquet")) == len(first)
 
 
+def test_collect_prices_with_a_given_latency_model_without_calibrating(tiny_toy, latency, tmp_path, monkeypatch):
+    monkeypatch.setattr(tiny_toy, "measure", lambda *a, **k: pytest.fail("a given latency model needs no calibration"))
+    out = collect(tiny_toy, tmp_path / "priced", n=4, split="test", seed=1, chunk_size=4, latency=latency)
+    assert (out / "latency.json").exists()
+    expected = Collector(tiny_toy, latency=latency).rows(tiny_toy.queries(4, split="test", seed=1))
+    np.testing.assert_array_equal(LoggedDataset.load(out).all_rewards, expected.all_rewards)
+
+
 def test_needs_an_ar_arm_and_a_latency_model(tiny_toy, latency):
     with pytest.raises(ValueError, match="LatencyModel"):
         Collector(tiny_toy)
