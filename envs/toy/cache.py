@@ -24,7 +24,6 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 import time
 import warnings
 import zlib
@@ -36,6 +35,7 @@ from typing import Any, TypeVar
 import torch
 from transformers import AutoModelForCausalLM, PreTrainedModel, PreTrainedTokenizerFast
 
+from banditspec.speculative.cache import build_once, cache_home
 from banditspec.speculative.world.loading import LoadedModels
 
 from banditspec.envs.toy.config import CODE_VERSION, DEFAULT, ToyConfig
@@ -86,8 +86,7 @@ class ToyModels(LoadedModels):
 
 def cache_root(cache_dir: str | os.PathLike[str] | None = None) -> Path:
     """The folder toy worlds live in: ``cache_dir``, else ``$BANDITSPEC_CACHE``, else ``~/.cache/banditspec``, plus ``toy``."""
-    base = cache_dir or os.environ.get("BANDITSPEC_CACHE") or Path.home() / ".cache" / "banditspec"
-    return Path(base).expanduser() / "toy"
+    return cache_home(cache_dir) / "toy"
 
 
 def _seed_of(config: ToyConfig, name: str) -> int:
@@ -178,8 +177,7 @@ def _cached(config: ToyConfig, cache_dir: str | os.PathLike[str] | None, progres
     """``read`` of the cache entry of ``config``, built first if missing, rebuilt if ``read`` finds it damaged."""
     if not isinstance(config, ToyConfig):
         raise ValueError(f"config must be a ToyConfig, got {type(config).__name__}")
-    root = cache_root(cache_dir)
-    path = root / config.key()
+    path = cache_root(cache_dir) / config.key()
     if path.exists():
         try:
             return read(config, path)
@@ -187,18 +185,8 @@ def _cached(config: ToyConfig, cache_dir: str | os.PathLike[str] | None, progres
             warnings.warn(f"toy world cache entry is damaged, rebuilding it: {exc}", RuntimeWarning, stacklevel=3)
             log.warning("rebuilding damaged toy world %s: %s", path, exc)
             shutil.rmtree(path, ignore_errors=True)
-    root.mkdir(parents=True, exist_ok=True)
     log.info("building toy world %s in %s", config.key(), path)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{config.key()}-", dir=root))
-    try:
-        build_world(config, tmp, progress=progress)
-        try:
-            tmp.rename(path)
-        except OSError:  # another process finished the same world first
-            if not (path / _META).exists():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    build_once(path, lambda tmp: build_world(config, tmp, progress=progress), done=_META)
     return read(config, path)
 
 
