@@ -38,7 +38,8 @@ class CollectionWork:
     measure : bool
         Decode every arm for real instead of pricing counts.
     threads : int, optional
-        Torch threads of the batched passes (``None``: the backend's default).
+        Torch threads of the batched passes in this process (``None``: unchanged); a backend
+        computing elsewhere sizes its own.
     """
 
     queries: Queries

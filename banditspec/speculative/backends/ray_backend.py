@@ -83,8 +83,8 @@ class RayBackend:
     actors : int, default 2
         Actors (each loads the target and the drafts once).
     cpus_per_actor : float, default 1
-        CPUs Ray reserves per actor; also its torch threads (at least 1)
-        unless the collection sets ``threads``.
+        CPUs Ray reserves per actor; also its torch threads (at least 1;
+        the collection's ``threads`` apply to the driver's own passes).
     gpus_per_actor : float, default 0
         GPUs Ray reserves per actor (a world on ``cuda`` needs 1, or a fraction to share one).
     memory_gb : float, optional
@@ -142,7 +142,7 @@ class RayBackend:
                                    "max_restarts": self.retries, "max_task_retries": self.retries}
         if self.memory_gb is not None:
             options["memory"] = int(self.memory_gb * 2**30)
-        threads = work.threads or max(1, int(self.cpus_per_actor))
+        threads = max(1, int(self.cpus_per_actor))
         actor_class = ray.remote(**options)(_CollectorActor)
         handles = [actor_class.remote(self.recipe, work.latency, work.measure, threads) for _ in range(self.actors)]
         try:
