@@ -53,7 +53,6 @@ from banditspec.speculative.decoding import Decoder, greedy_outputs
 from banditspec.speculative.kinds import DecodingArm, Trace
 from banditspec.speculative.latency import LatencyModel
 
-
 __all__ = ["Collector", "DecodingWorld", "calibrate", "collect", "full_information_rows", "torch_threads"]
 
 
