@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
 import pytest
 
+from banditspec.apps.backends import backend_options
 from banditspec.apps.cli import main
+from banditspec.apps.collecting import add_collect_arguments
+from banditspec.apps.worlds import world_recipe
 from banditspec.bandits.data import LoggedDataset
 from banditspec.bandits.env import ENVIRONMENTS
 
@@ -50,3 +54,19 @@ def test_collect_backend_ray_collects_the_local_rows(tiny_toy, toy_cache: Path, 
     for name in ("target_calls", "accepted_tokens", "proposed_tokens", "new_tokens", "align_lcs", "prompt"):
         assert (local.columns[name] == ray.columns[name]).all(), name
     assert (local.query_ids == ray.query_ids).all() and (local.X == ray.X).all()
+
+
+def test_the_ray_table_of_the_world_toml_sizes_the_actors_and_the_command_line_wins(tmp_path):
+    (tmp_path / "target").mkdir()
+    (tmp_path / "prompts.jsonl").write_text('{"prompt": "hello"}\n')
+    (tmp_path / "world.toml").write_text('[target]\nmodel = "./target"\n[prompts]\npath = "prompts.jsonl"\n'
+                                         '[[arms]]\nkind = "ar"\nname = "ar"\n[ray]\nactors = 3\ncpus_per_actor = 2\n')
+    parser = argparse.ArgumentParser()
+    add_collect_arguments(parser)
+    args = parser.parse_args(["--config", str(tmp_path / "world.toml"), "--out", str(tmp_path / "c"),
+                              "--backend", "ray", "--ray-actors", "4"])
+    recipe = world_recipe(args)
+    assert backend_options(args, recipe) == {"actors": 4, "cpus_per_actor": 2, "recipe": recipe}
+    assert recipe.describe() == {"config": str((tmp_path / "world.toml").resolve())}
+    args.backend = "local"
+    assert backend_options(args, recipe) == {}
