@@ -11,7 +11,7 @@ $(BIN)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e '.[test,bench,serve,smollm2]'
+	$(BIN)/python -m pip install -q -e '.[test,bench,serve,smollm2,ray]'
 	touch $@
 
 setup: $(BIN)/.installed

@@ -3,7 +3,8 @@
 ``banditspec collect --config world.toml --out DIR`` collects the train split
 of the user's prompts (``--limit N`` for the first ``N`` of them) with
 :func:`banditspec.speculative.collect.collect`: chunked, resumable (rerun the
-same command), shardable (``--shard i/N``), with progress bars. ``banditspec
+same command), shardable (``--shard i/N``), with progress bars, in this process
+or on Ray actors (``--backend ray``, :mod:`banditspec.apps.backends`). ``banditspec
 merge`` joins the shards into one Parquet file.
 """
 
@@ -14,8 +15,15 @@ from pathlib import Path
 
 import numpy as np
 
+from banditspec.apps.backends import add_backend_arguments, backend_options, check_backend_arguments
 from banditspec.apps.checks import calibration_count, non_negative_int, output_file, output_folder, positive_int
-from banditspec.apps.worlds import add_world_arguments, check_world_arguments, describe_world, open_world_from, split_size
+from banditspec.apps.worlds import (
+    add_world_arguments,
+    check_world_arguments,
+    describe_world,
+    split_size,
+    world_recipe,
+)
 from banditspec.bandits.shards import merge, parse_shard
 from banditspec.speculative.collect import collect
 
@@ -40,18 +48,21 @@ def add_collect_arguments(parser: argparse.ArgumentParser) -> None:
                         help="torch threads for the batched passes (default: torch's); one per free core")
     parser.add_argument("--out", required=True, type=Path,
                         help="output folder (rerun with the same options to resume)")
+    add_backend_arguments(parser)
 
 
 def check_collect_arguments(args: argparse.Namespace) -> None:
     """Check ``banditspec collect``'s options before any work: the world, ``--shard`` and ``--out``."""
     check_world_arguments(args)
     parse_shard(args.shard)
+    check_backend_arguments(args, world_recipe(args))
     output_folder(args.out)
 
 
 def run_collect(args: argparse.Namespace) -> int:
     """Run ``banditspec collect`` (after :func:`check_collect_arguments`)."""
-    world = open_world_from(args)
+    recipe = world_recipe(args)
+    world = recipe.open()
     for attribute in ("arms", "decoder", "queries"):
         if not hasattr(world, attribute):
             raise ValueError(f"this world does not decode real queries (it lacks {attribute!r}); collect needs one")
@@ -60,7 +71,8 @@ def run_collect(args: argparse.Namespace) -> int:
         raise ValueError("this world generates its queries: say how many to collect with --limit N")
     collect(world, args.out, n=n, split=args.split, seed=args.seed, measure=args.measure,
             calibration_queries=args.calibration, shard=parse_shard(args.shard), chunk_size=args.chunk_size,
-            config=describe_world(args), threads=args.threads)
+            config=describe_world(args), threads=args.threads, backend=args.backend,
+            backend_options=backend_options(args, recipe))
     print(f"collected {n} queries into {args.out}; join shards with: banditspec merge {args.out} --out data.parquet")
     return 0
 

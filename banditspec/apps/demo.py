@@ -42,8 +42,16 @@ from typing import Any
 
 import numpy as np
 
+from banditspec.apps.backends import add_backend_arguments, backend_options, check_backend_arguments
 from banditspec.apps.checks import calibration_count, non_negative_int, output_folder, positive_int
-from banditspec.apps.worlds import add_world_arguments, check_world_arguments, describe_world, open_world_from, split_size
+from banditspec.apps.worlds import (
+    add_world_arguments,
+    check_world_arguments,
+    describe_world,
+    open_world_from,
+    split_size,
+    world_recipe,
+)
 from banditspec.apps.report import cpu_model, format_table, write_report
 from banditspec.apps.result import CompareResult
 from banditspec.apps.scoring import LearnerSpec, choose, resolve_learners, score, speedup, train_learners
@@ -156,6 +164,7 @@ def run_demo(args: argparse.Namespace) -> int:
     out = Path(args.out)
     clock = _PhaseClock()
     world = open_world_from(args, threads=args.threads, workers=args.workers)
+    recipe = world_recipe(args, threads=args.threads)
     print(f"world: arms {world.arms.names}")
     clock.lap("world")
     n_train, n_test = (_count(world, split, given, default)
@@ -163,7 +172,7 @@ def run_demo(args: argparse.Namespace) -> int:
     described = {**describe_world(args), "max_new_tokens": world.decoder.max_new_tokens}
     data_dir = collect(world, out / "train-data", n=n_train, split="train", seed=args.seed,
                        calibration_queries=args.calibration, chunk_size=128, threads=os.cpu_count(),
-                       config=described)
+                       config=described, backend=args.backend, backend_options=backend_options(args, recipe))
     data = LoggedDataset.load(data_dir)
     clock.lap("collection")
     latency = LatencyModel.from_dict(json.loads((data_dir / "latency.json").read_text()))
@@ -276,6 +285,7 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
                         help="processes decoding held-out queries in parallel, one per free core "
                              "(default: 2, or 1 on a single core)")
     parser.add_argument("--seed", type=non_negative_int, default=0)
+    add_backend_arguments(parser)
 
 
 def check_demo_arguments(args: argparse.Namespace) -> None:
@@ -288,6 +298,7 @@ def check_demo_arguments(args: argparse.Namespace) -> None:
     """
     resolve_learners(LEARNERS)
     check_world_arguments(args)
+    check_backend_arguments(args, world_recipe(args))
     if not (math.isfinite(args.alpha) and args.alpha >= 0):
         raise ValueError(f"--alpha must be a finite cost weight >= 0, got {args.alpha}")
     output_folder(args.out)

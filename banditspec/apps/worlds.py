@@ -17,11 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from banditspec.apps.checks import environment_class
-from banditspec.bandits.env import ENVIRONMENTS
-from banditspec.speculative.world import load_world_config, open_world
+from banditspec.speculative.world import WorldRecipe, load_world_config
 
 __all__ = ["add_world_arguments", "check_world_arguments", "describe_world", "env_kwargs", "open_world_from",
-           "split_size"]
+           "split_size", "world_recipe"]
 
 
 def add_world_arguments(parser: argparse.ArgumentParser, *, default_env: str) -> None:
@@ -68,18 +67,21 @@ def check_world_arguments(args: argparse.Namespace) -> None:
         env_kwargs(args.env_arg)
 
 
+def world_recipe(args: argparse.Namespace, **options: Any) -> WorldRecipe:
+    """The world the options name, as a recipe any process can open; ``options`` go to its constructor."""
+    if args.config is not None:
+        return WorldRecipe(config=str(args.config), options=options)
+    return WorldRecipe(env=args.env or args.default_env, env_args=env_kwargs(args.env_arg), options=options)
+
+
 def open_world_from(args: argparse.Namespace, **options: Any) -> Any:
     """The world the options name; ``options`` (``threads``, ``workers``, ...) go to its constructor."""
-    if args.config is not None:
-        return open_world(args.config, **options)
-    return ENVIRONMENTS.create(args.env or args.default_env, **env_kwargs(args.env_arg), **options)
+    return world_recipe(args, **options).open()
 
 
 def describe_world(args: argparse.Namespace) -> dict[str, Any]:
     """The world options as JSON for reports and manifests."""
-    if args.config is not None:
-        return {"config": str(Path(args.config).resolve())}
-    return {"env": args.env or args.default_env, "env_args": env_kwargs(args.env_arg)}
+    return world_recipe(args).describe()
 
 
 def split_size(world: Any, split: str) -> int | None:

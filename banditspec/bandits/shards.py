@@ -7,7 +7,9 @@ exist and computes only the rest, so no row is lost or written twice, and the
 result equals an uninterrupted run's wherever the computation is
 deterministic. ``--shard i/N`` gives process ``i`` every ``N``-th chunk, so
 ``N`` processes (or machines) can share one folder or write to several that
-:func:`merge` joins.
+:func:`merge` joins. :func:`write_chunks` takes the chunks' computation as a
+:data:`ChunkMap` that may finish them in any order (workers elsewhere, a
+cluster); the files are written here, one per chunk, as results arrive.
 
 A ``manifest.json`` records the job's configuration; resuming into a folder
 written with another configuration is refused instead of mixing data.
@@ -16,7 +18,7 @@ written with another configuration is refused instead of mixing data.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +27,23 @@ from tqdm.auto import tqdm
 
 from banditspec.bandits.data import LoggedDataset
 
-__all__ = ["merge", "parse_shard", "run_chunks"]
+__all__ = ["ChunkMap", "in_order", "merge", "parse_shard", "run_chunks", "write_chunks"]
 
 _MANIFEST = "manifest.json"
+
+#: Computes chunks of item positions; yields ``(index of the chunk in the list given, its rows)`` once per chunk,
+#: in any order.
+ChunkMap = Callable[[Sequence[np.ndarray]], Iterable[tuple[int, LoggedDataset]]]
+
+
+def in_order(compute: Callable[[np.ndarray], LoggedDataset]) -> ChunkMap:
+    """The :data:`ChunkMap` that computes the chunks one after another in this process with ``compute``."""
+
+    def chunk_map(chunks: Sequence[np.ndarray]) -> Iterator[tuple[int, LoggedDataset]]:
+        for i, positions in enumerate(chunks):
+            yield i, compute(positions)
+
+    return chunk_map
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -66,14 +82,34 @@ def run_chunks(
     shard: tuple[int, int] = (0, 1),
     progress: bool = True,
 ) -> list[Path]:
+    """Compute ``n_items`` items in chunks in this process, one Parquet file per chunk, resumably.
+
+    :func:`write_chunks` with :func:`in_order` ``(compute)``; ``compute`` maps
+    an array of item positions to the dataset of their rows.
+    """
+    return write_chunks(n_items, in_order(compute), folder, config=config, chunk_size=chunk_size, shard=shard,
+                        progress=progress)
+
+
+def write_chunks(
+    n_items: int,
+    chunk_map: ChunkMap,
+    folder: str | Path,
+    *,
+    config: Mapping[str, Any],
+    chunk_size: int = 64,
+    shard: tuple[int, int] = (0, 1),
+    progress: bool = True,
+) -> list[Path]:
     """Compute ``n_items`` items in chunks, one Parquet file per chunk, resumably.
 
     Parameters
     ----------
     n_items : int
         Items are ``0 .. n_items-1`` (positions in the job's query list).
-    compute : callable
-        Maps an array of item positions to the dataset of their rows.
+    chunk_map : ChunkMap
+        Computes the chunks still missing (:func:`in_order` for this process).
+        Each chunk's rows are written as they arrive, atomically, once.
     folder : str or Path
         Output folder; created if missing.
     config : Mapping
@@ -89,6 +125,11 @@ def run_chunks(
     -------
     list of Path
         The chunk files of this shard (existing and new).
+
+    Raises
+    ------
+    RuntimeError
+        If ``chunk_map`` yields a chunk twice or leaves one out.
     """
     if n_items < 1 or chunk_size < 1:
         raise ValueError(f"n_items and chunk_size must be >= 1, got {n_items} and {chunk_size}")
@@ -99,12 +140,19 @@ def run_chunks(
     starts = list(range(0, n_items, chunk_size))[index::count]
     files = [folder / f"part-{start // chunk_size:06d}.parquet" for start in starts]
     todo = [(start, file) for start, file in zip(starts, files) if not file.exists()]
-    bar = tqdm(total=len(starts), initial=len(starts) - len(todo), desc=f"chunks (shard {index}/{count})",
-               unit="chunk", disable=not progress)
-    for start, file in todo:
-        compute(np.arange(start, min(start + chunk_size, n_items))).save(file)
-        bar.update()
-    bar.close()
+    chunks = [np.arange(start, min(start + chunk_size, n_items)) for start, _ in todo]
+    written: set[int] = set()
+    with tqdm(total=len(starts), initial=len(starts) - len(todo), desc=f"chunks (shard {index}/{count})",
+              unit="chunk", disable=not progress) as bar:
+        for i, rows in chunk_map(chunks) if chunks else ():
+            if i in written:
+                raise RuntimeError(f"chunk {todo[i][1].name} was computed twice")
+            rows.save(todo[i][1])
+            written.add(i)
+            bar.update()
+    if len(written) != len(todo):
+        missing = [file.name for i, (_, file) in enumerate(todo) if i not in written]
+        raise RuntimeError(f"chunks {missing[:5]} were not computed; rerun to resume")
     return files
 
 

@@ -24,14 +24,16 @@ measurement columns (``wall_seconds``, ``target_calls``, ``align_lcs``, ...,
 recomputed later. AR's alignment is 1 (its output *is* the target's) and
 prompt lookup's is the share of the output it drafted correctly.
 
-Work is written in chunks through :func:`banditspec.bandits.shards.run_chunks`:
-resumable after any interruption, shardable with ``--shard i/N``.
+Work is written in chunks through :func:`banditspec.bandits.shards.write_chunks`:
+resumable after any interruption, shardable with ``--shard i/N``. A backend
+(:mod:`banditspec.speculative.backends`: ``local``, ``ray``) computes the
+chunks; the files and rows are the same whichever computes them.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Hashable, Iterator, Sequence
+from collections.abc import Hashable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -44,7 +46,8 @@ from banditspec.bandits.arms import ArmSet
 from banditspec.bandits.data import LoggedDataset, arm_seconds_column
 from banditspec.bandits.env import Measurement, Queries
 from banditspec.bandits.rewards import Reward, SpeedupOverAR, measurement_columns
-from banditspec.bandits.shards import run_chunks
+from banditspec.bandits.shards import write_chunks
+from banditspec.speculative.backends import CollectionBackend, CollectionWork, create_backend
 from banditspec.speculative.counterfactual import MatchVector, SimulatedDecode, draft_matches_batch
 from banditspec.speculative.decoding import Decoder, greedy_outputs
 from banditspec.speculative.kinds import DecodingArm, Trace
@@ -292,6 +295,7 @@ def collect(
     world: DecodingWorld, out: str | Path, *, n: int, split: str = "train", seed: int = 0, measure: bool = False,
     calibration_queries: int = 16, shard: tuple[int, int] = (0, 1), chunk_size: int = 64, progress: bool = True,
     config: dict[str, Any] | None = None, threads: int | None = None, latency: LatencyModel | None = None,
+    backend: str | CollectionBackend = "local", backend_options: Mapping[str, Any] | None = None,
 ) -> Path:
     """Collect ``n`` queries of ``split`` into the folder ``out``, resumably.
 
@@ -303,9 +307,20 @@ def collect(
     ``threads`` torch threads featurize the queries and run the batched passes
     (:class:`Collector`); give one per free core, fewer when several
     collections share a machine. Timed decodes keep the decoder's count.
+
+    ``backend`` computes the chunks: ``"local"`` (this process), ``"ray"``
+    (Ray actors; ``backend_options`` are
+    :class:`~banditspec.speculative.backends.ray_backend.RayBackend`'s, its
+    ``recipe`` included), any name in the ``banditspec.backends`` entry
+    points, or a backend object. The driver calibrates, draws the queries and
+    writes the files, so they are the same whichever backend computes them.
     """
     if threads is not None and (not isinstance(threads, int) or threads < 1):
         raise ValueError(f"threads must be an integer >= 1 or None, got {threads!r}")
+    if isinstance(backend, str):
+        backend = create_backend(backend, **(backend_options or {}))
+    elif backend_options:
+        raise ValueError("backend_options configure a backend given by name; this backend is already built")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     if not measure:
@@ -318,10 +333,11 @@ def collect(
             tmp = latency_file.with_suffix(".tmp")
             tmp.write_text(json.dumps(latency.to_dict(), indent=2))
             tmp.replace(latency_file)
-    collector = Collector(world, latency=latency, measure=measure, threads=threads)
+    Collector(world, latency=latency, measure=measure, threads=threads)  # checks the arms before any chunk starts
     with torch_threads(threads):
         queries = world.queries(n, split=split, seed=seed)
     job = {"n": n, "split": split, "seed": seed, "measure": measure, "arms": world.arms.describe(), **(config or {})}
-    run_chunks(len(queries), lambda positions: collector.rows(queries.subset(positions)), out, config=job,
-               chunk_size=chunk_size, shard=shard, progress=progress)
+    work = CollectionWork(queries, latency, measure, threads)
+    write_chunks(len(queries), backend.chunk_map(world, work), out, config=job, chunk_size=chunk_size, shard=shard,
+                 progress=progress)
     return out

@@ -12,7 +12,8 @@ A target, drafts and a prompts file become an
 :mod:`~banditspec.speculative.world.config` reads and checks the file before
 anything loads, :mod:`~banditspec.speculative.world.loading` loads and checks
 the models, :mod:`~banditspec.speculative.world.prompts` reads and splits the
-prompts, and :mod:`~banditspec.speculative.world.world` is the environment.
+prompts, :mod:`~banditspec.speculative.world.world` is the environment, and
+:mod:`~banditspec.speculative.world.recipe` opens the same world again elsewhere.
 ``docs/world-config.md`` describes every key.
 """
 
@@ -34,6 +35,7 @@ from banditspec.speculative.world.prompts import (
     query_id,
     read_prompts,
 )
+from banditspec.speculative.world.recipe import WorldRecipe
 from banditspec.speculative.world.world import FEATURIZERS, ConfiguredWorld, check_options, open_world
 
 __all__ = [
@@ -50,6 +52,7 @@ __all__ = [
     "Prompts",
     "PromptsConfig",
     "WorldConfig",
+    "WorldRecipe",
     "apply_chat_template",
     "check_options",
     "load_models",

@@ -11,6 +11,7 @@ unknown keys listing the known ones, raised before any model is touched
     [decoding]    max_new_tokens and greedy generate() settings (GREEDY_SETTINGS)
     [[arms]]      kind, name, cost and the kind's own keys (arm_from_config)
     [models."<model string of an arm>"]   tokenizer, gguf_file, dtype, trust_remote_code, revision
+    [ray]         address, actors, cpus_per_actor, gpus_per_actor, memory_gb, retries (collection on Ray)
 
 Model strings and paths that start with ``./``, ``../``, ``/`` or ``~`` are
 paths; any other model string is a path when it names something in the TOML
@@ -28,7 +29,15 @@ from typing import Any
 
 from banditspec.bandits.arms import ArmSet
 from banditspec.speculative.kinds import DecodingArm, arm_from_config
-from banditspec.speculative.world.keys import DECODING_KEYS, MODEL_KEYS, PROMPTS_KEYS, TABLES, TARGET_KEYS, read_table
+from banditspec.speculative.world.keys import (
+    DECODING_KEYS,
+    MODEL_KEYS,
+    PROMPTS_KEYS,
+    RAY_KEYS,
+    TABLES,
+    TARGET_KEYS,
+    read_table,
+)
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -150,6 +159,8 @@ class WorldConfig:
         Where every model runs.
     source : Path, optional
         The TOML file this came from.
+    ray : dict
+        Options of the ``ray`` collection backend (the ``[ray]`` table; ``docs/ray.md``).
 
     Raises
     ------
@@ -166,6 +177,7 @@ class WorldConfig:
     decoding: DecodingConfig = field(default_factory=DecodingConfig)
     device: str = "cpu"
     source: Path | None = None
+    ray: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         try:
@@ -284,6 +296,7 @@ def load_world_config(path: str | Path) -> WorldConfig:
     if unused := sorted(set(options) - set(drafts)):
         raise ValueError(f'{path}: [models."{unused[0]}"] names a model no arm uses; arms use {sorted(drafts)}')
     prompts = _prompts(document["prompts"], base, f"{path}: [prompts]")
+    ray = read_table(document.get("ray", {}), f"{path}: [ray]", RAY_KEYS)
     max_new_tokens = decoding.pop("max_new_tokens", DecodingConfig.max_new_tokens)
     try:
         return WorldConfig(
@@ -294,6 +307,7 @@ def load_world_config(path: str | Path) -> WorldConfig:
             decoding=DecodingConfig(max_new_tokens=max_new_tokens, generation=decoding),
             device=target.get("device", "cpu"),
             source=path,
+            ray=ray,
         )
     except ValueError as error:  # the checks across tables
         raise ValueError(f"{path}: {error}") from None

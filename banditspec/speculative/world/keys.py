@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["DECODING_KEYS", "DTYPES", "GREEDY_SETTINGS", "MODEL_KEYS", "PROMPTS_KEYS", "TABLES", "TARGET_KEYS",
+__all__ = ["DECODING_KEYS", "DTYPES", "GREEDY_SETTINGS", "MODEL_KEYS", "PROMPTS_KEYS", "RAY_KEYS", "TABLES", "TARGET_KEYS",
            "Check", "read_table"]
 
 #: Weight dtypes a model may be loaded in ("auto": the checkpoint's own).
@@ -99,10 +99,23 @@ GREEDY_SETTINGS: dict[str, Check] = {
     "do_sample": _only(False),
     "num_beams": _only(1),
 }
+def _number(*, low: float, strict: bool) -> Check:
+    def check(value: Any) -> str | None:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and (value > low if strict else value >= low)
+        return None if ok else f"must be a number {'>' if strict else '>='} {low:g}, got {value!r}"
+
+    return check
+
+
+#: Keys of ``[ray]``: the ray collection backend's options (``docs/ray.md``).
+RAY_KEYS: dict[str, Check] = {"address": _STRING, "actors": _int_at_least(1),
+                               "cpus_per_actor": _number(low=0, strict=True),
+                               "gpus_per_actor": _number(low=0, strict=False),
+                               "memory_gb": _number(low=0, strict=True), "retries": _int_at_least(0)}
 #: Keys of ``[decoding]``.
 DECODING_KEYS: dict[str, Check] = {"max_new_tokens": _int_at_least(1), **GREEDY_SETTINGS}
 #: The tables of a ``world.toml``.
-TABLES = ("target", "prompts", "decoding", "arms", "models")
+TABLES = ("target", "prompts", "decoding", "arms", "models", "ray")
 
 
 def read_table(table: Any, where: str, keys: Mapping[str, Check], *,

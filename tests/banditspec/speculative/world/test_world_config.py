@@ -19,8 +19,10 @@ def test_a_good_config_is_read_with_its_defaults(checkpoints, write_world):
     document["target"] |= {"dtype": "bfloat16"}
     document["decoding"] |= {"repetition_penalty": 1.2, "eos_token_id": [1, 2]}
     document["models"] = {str(checkpoints.small): {"dtype": "float32", "revision": "main"}}
+    document["ray"] = {"actors": 4, "cpus_per_actor": 2, "memory_gb": 1.5}
     path = write_world(document)
     config = load_world_config(path)
+    assert config.ray == {"actors": 4, "cpus_per_actor": 2, "memory_gb": 1.5}
     assert config.source == path and config.device == "cpu"
     assert config.target == ModelConfig(str(checkpoints.target.resolve()), dtype="bfloat16")
     assert [a.name for a in config.arms] == ["ar", "same", "small", "lookup", "exit-1"]
@@ -134,6 +136,8 @@ BAD = {
     "models-unused": (_models(lambda d: "./unused", {"dtype": "float16"}), ['[models."./unused"]', "no arm uses"]),
     "models-unknown-key": (_models(lambda d: d["arms"][1]["model"], {"device": "cpu"}),
                            ["[models.", "unknown key 'device'", "'revision'"]),
+    "ray-unknown-key": (lambda d: d.update(ray={"workers": 2}), ["[ray]", "unknown key 'workers'", "'actors'"]),
+    "ray-cpus": (lambda d: d.update(ray={"cpus_per_actor": 0}), ["[ray] cpus_per_actor", "must be a number > 0"]),
     "models-dtype": (_models(lambda d: d["arms"][2]["model"], {"dtype": "int8"}), ["[models.", "dtype", "int8"]),
 }
 

@@ -1,0 +1,175 @@
+"""The ``ray`` backend: chunks computed by Ray actors, each holding the world opened once.
+
+Each actor opens the world from a :class:`~banditspec.speculative.world.WorldRecipe`
+(the ``world.toml`` path, or a registered world's name and arguments) and
+computes the rows of whole chunks with a :class:`Collector`; the driver hands
+out chunks as actors become free (``ray.util.ActorPool``) and writes each
+chunk's rows as it arrives. The driver keeps the latency model and the
+queries (features included), so every actor computes exactly what the local
+backend computes on the same chunk.
+
+A dead actor is restarted by Ray (``max_restarts``) and the chunk it was
+computing is submitted again (``max_task_retries``): the driver receives
+each chunk's rows once, so no chunk is lost or written twice.
+
+Connecting: ``address`` (or ``RAY_ADDRESS``, ``"auto"``) joins a running
+cluster; otherwise a local Ray starts with ``actors * cpus_per_actor`` CPUs
+and stops when the collection ends. ``docs/ray.md`` is the guide.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+
+from banditspec.bandits.data import LoggedDataset
+from banditspec.bandits.env import Queries
+from banditspec.bandits.shards import ChunkMap
+from banditspec.bandits.validation import check_integer
+from banditspec.speculative.backends import CollectionWork
+from banditspec.speculative.collect import Collector, DecodingWorld
+from banditspec.speculative.latency import LatencyModel
+from banditspec.speculative.world.recipe import WorldRecipe
+
+__all__ = ["RayActors", "RayBackend", "import_ray"]
+
+_INSTALL = "pip install 'banditspec[ray]'"
+
+
+def import_ray() -> Any:
+    """The ``ray`` module, or an ImportError that says how to install it."""
+    try:
+        import ray
+        import ray.util  # ActorPool
+    except ImportError:
+        raise ImportError(f"the ray backend needs Ray: {_INSTALL}") from None
+    return ray
+
+
+class _CollectorActor:
+    """One Ray actor: the world opened once, then the rows of chunk after chunk."""
+
+    def __init__(self, recipe: WorldRecipe, latency: LatencyModel | None, measure: bool, threads: int) -> None:
+        self.collector = Collector(recipe.open(), latency=latency, measure=measure, threads=threads)
+
+    def rows(self, index: int, queries: Queries) -> tuple[int, LoggedDataset]:
+        """Chunk ``index``'s rows."""
+        return index, self.collector.rows(queries)
+
+
+def _positive(name: str, value: Any, *, zero: bool = False) -> float:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and (value >= 0 if zero else value > 0)
+    if not ok:
+        raise ValueError(f"{name} must be a number {'>= 0' if zero else '> 0'}, got {value!r}")
+    return float(value)
+
+
+class RayBackend:
+    """Ray actors that each open the world once and compute whole chunks.
+
+    Parameters
+    ----------
+    recipe : WorldRecipe
+        How each actor opens the world (the driver's own world stays on the driver).
+    address : str, optional
+        A running cluster to join (``"auto"``, ``"ray://head:10001"``, ...);
+        default: ``"auto"`` when ``RAY_ADDRESS`` is set, else a local Ray.
+        Ignored when Ray is already initialised in this process.
+    actors : int, default 2
+        Actors (each loads the target and the drafts once).
+    cpus_per_actor : float, default 1
+        CPUs Ray reserves per actor; also its torch threads (at least 1;
+        the collection's ``threads`` apply to the driver's own passes).
+    gpus_per_actor : float, default 0
+        GPUs Ray reserves per actor (a world on ``cuda`` needs 1, or a fraction to share one).
+    memory_gb : float, optional
+        Memory Ray reserves per actor, in GiB (schedules actors where they fit).
+    retries : int, default 3
+        Restarts of a dead actor and resubmissions of its chunk (Ray's
+        ``max_restarts`` and ``max_task_retries``).
+
+    Raises
+    ------
+    ImportError
+        Without Ray installed, naming ``pip install 'banditspec[ray]'``.
+    ValueError
+        For a missing recipe or an option out of range.
+    """
+
+    def __init__(self, recipe: WorldRecipe | None = None, *, address: str | None = None, actors: int = 2,
+                 cpus_per_actor: float = 1.0, gpus_per_actor: float = 0.0, memory_gb: float | None = None,
+                 retries: int = 3) -> None:
+        if not isinstance(recipe, WorldRecipe):
+            raise ValueError("the ray backend opens the world again in every actor: give it recipe=WorldRecipe(...) "
+                             "(the world.toml path or the registered world's name and arguments)")
+        check_integer("actors", actors, low=1)
+        check_integer("retries", retries, low=0)
+        self.recipe = recipe
+        self.address = address
+        self.actors = actors
+        self.cpus_per_actor = _positive("cpus_per_actor", cpus_per_actor)
+        self.gpus_per_actor = _positive("gpus_per_actor", gpus_per_actor, zero=True)
+        self.memory_gb = None if memory_gb is None else _positive("memory_gb", memory_gb)
+        self.retries = retries
+        self.ray = import_ray()
+
+    def chunk_map(self, world: DecodingWorld, work: CollectionWork) -> ChunkMap:
+        """The chunks' rows, computed by :attr:`actors` Ray actors, yielded as they finish."""
+
+        def chunk_map(chunks: Sequence[np.ndarray]) -> Iterator[tuple[int, LoggedDataset]]:
+            with self.start(work) as actors:
+                yield from actors.map(chunks)
+
+        return chunk_map
+
+    @contextmanager
+    def start(self, work: CollectionWork) -> Iterator[RayActors]:
+        """Connect to (or start) Ray and start the actors; on exit stop them, and the Ray this started."""
+        ray = self.ray
+        started = not ray.is_initialized()
+        if started:
+            address = self.address or ("auto" if os.environ.get("RAY_ADDRESS") else None)
+            if address is None:
+                ray.init(num_cpus=math.ceil(self.actors * self.cpus_per_actor), include_dashboard=False)
+            else:
+                ray.init(address=address)
+        options: dict[str, Any] = {"num_cpus": self.cpus_per_actor, "num_gpus": self.gpus_per_actor,
+                                   "max_restarts": self.retries, "max_task_retries": self.retries}
+        if self.memory_gb is not None:
+            options["memory"] = int(self.memory_gb * 2**30)
+        threads = max(1, int(self.cpus_per_actor))
+        actor_class = ray.remote(**options)(_CollectorActor)
+        handles = [actor_class.remote(self.recipe, work.latency, work.measure, threads) for _ in range(self.actors)]
+        try:
+            yield RayActors(ray, handles, work.queries)
+        finally:
+            for handle in handles:
+                ray.kill(handle)
+            if started:
+                ray.shutdown()
+
+
+class RayActors:
+    """Started collector actors: :meth:`map` hands chunks to whichever actor is free.
+
+    Attributes
+    ----------
+    handles : list
+        The Ray actor handles.
+    """
+
+    def __init__(self, ray: Any, handles: list[Any], queries: Queries) -> None:
+        self.ray = ray
+        self.handles = handles
+        self.queries = queries
+
+    def map(self, chunks: Sequence[np.ndarray]) -> Iterator[tuple[int, LoggedDataset]]:
+        """``(index, rows)`` of every chunk, in the order they finish."""
+        pool = self.ray.util.ActorPool(self.handles)
+        items = [(i, self.queries.subset(positions)) for i, positions in enumerate(chunks)]
+        yield from pool.map_unordered(lambda actor, item: actor.rows.remote(*item), items)

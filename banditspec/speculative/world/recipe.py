@@ -1,0 +1,63 @@
+"""How to open a world again elsewhere: a ``world.toml`` path or a registered world's name and arguments.
+
+A :class:`WorldRecipe` is small and picklable, so worker processes and the
+actors of a cluster can each open the same world the driver opened
+(:mod:`banditspec.speculative.backends`). Its :meth:`~WorldRecipe.describe`
+is the world's entry in a collection's manifest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from banditspec.bandits.env import ENVIRONMENTS
+from banditspec.speculative.world.world import open_world
+
+__all__ = ["WorldRecipe"]
+
+
+@dataclass(frozen=True)
+class WorldRecipe:
+    """A world to open: the ``world.toml`` at ``config``, or the world registered as ``env``.
+
+    Parameters
+    ----------
+    config : str, optional
+        Path of a ``world.toml`` (resolved to an absolute path).
+    env : str, optional
+        Name of a world in the ``banditspec.envs`` entry points; exactly one
+        of ``config`` and ``env``.
+    env_args : dict
+        Keyword arguments of the ``env`` world (JSON values).
+    options : dict
+        Keyword arguments every opening passes to the world's constructor
+        (``threads``, ``featurizer``, ...), not recorded by :meth:`describe`.
+    """
+
+    config: str | None = None
+    env: str | None = None
+    env_args: dict[str, Any] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if (self.config is None) == (self.env is None):
+            raise ValueError("a world recipe names a world.toml (config=) or a registered world (env=), exactly one")
+        if self.config is not None and self.env_args:
+            raise ValueError("env_args belong to a registered world (env=); a world.toml holds its own settings")
+        if self.config is not None:
+            object.__setattr__(self, "config", str(Path(self.config).resolve()))
+
+    def open(self, **overrides: Any) -> Any:
+        """The world, opened with :attr:`options` updated by ``overrides``."""
+        options = {**self.options, **overrides}
+        if self.config is not None:
+            return open_world(self.config, **options)
+        return ENVIRONMENTS.create(self.env, **self.env_args, **options)
+
+    def describe(self) -> dict[str, Any]:
+        """The world as JSON: ``{"config": path}`` or ``{"env": name, "env_args": {...}}``."""
+        if self.config is not None:
+            return {"config": self.config}
+        return {"env": self.env, "env_args": dict(self.env_args)}

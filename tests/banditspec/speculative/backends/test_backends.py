@@ -1,0 +1,34 @@
+"""The backend registry and the errors given before any work."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from banditspec.speculative.backends import BACKENDS, create_backend
+from banditspec.speculative.backends.local import LocalBackend
+from banditspec.speculative.world import WorldRecipe
+
+
+def test_backends_are_registered_by_name():
+    assert {"local", "ray"} <= set(BACKENDS.names())
+    assert isinstance(create_backend("local"), LocalBackend)
+    with pytest.raises(ValueError, match="unknown collection backend 'spark'.*local"):
+        create_backend("spark")
+
+
+def test_without_ray_the_ray_backend_says_how_to_install_it(monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` fails as if Ray were missing
+    with pytest.raises(ImportError, match=r"pip install 'banditspec\[ray\]'"):
+        create_backend("ray", recipe=WorldRecipe(env="toy"))
+
+
+def test_the_ray_backend_needs_a_recipe_and_valid_resources():
+    pytest.importorskip("ray")
+    with pytest.raises(ValueError, match="recipe=WorldRecipe"):
+        create_backend("ray")
+    with pytest.raises(ValueError, match="cpus_per_actor must be a number > 0"):
+        create_backend("ray", recipe=WorldRecipe(env="toy"), cpus_per_actor=0)
+    with pytest.raises(ValueError, match="actors"):
+        create_backend("ray", recipe=WorldRecipe(env="toy"), actors=0)

@@ -1,0 +1,99 @@
+"""The ray backend on a local Ray with 2 one-CPU actors: the same shards as the local backend, despite a killed actor."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from banditspec.bandits.data import LoggedDataset
+from banditspec.bandits.shards import ChunkMap, merge
+from banditspec.speculative.backends import CollectionWork
+from banditspec.speculative.collect import DecodingWorld, calibrate, collect
+from banditspec.speculative.latency import LatencyModel
+from banditspec.speculative.world import WorldRecipe
+
+ray = pytest.importorskip("ray")
+from banditspec.speculative.backends.ray_backend import RayBackend  # noqa: E402  (needs ray)
+
+#: What differs between two runs of the same collection: its seconds (priced or measured).
+TIMING = ("wall_seconds", "ar_wall_seconds")
+N, CHUNK = 12, 3
+
+
+@pytest.fixture(scope="module")
+def ray_session() -> Iterator[None]:
+    """One local Ray (2 CPUs) for the module: backends join it instead of starting their own."""
+    ray.init(num_cpus=2, include_dashboard=False)
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def recipe(toy_cache: Path) -> WorldRecipe:
+    """The tiny toy world as ``tiny_toy`` opens it, for the actors."""
+    return WorldRecipe(env="toy", env_args={"config": "tiny", "max_new_tokens": 24, "block_size": 4,
+                                            "cache_dir": str(toy_cache)}, options={"progress": False})
+
+
+@pytest.fixture(scope="module")
+def local_run(tiny_toy, tmp_path_factory) -> Path:
+    """The collection computed by the local backend."""
+    latency = calibrate(tiny_toy, tiny_toy.queries(3, split="train", seed=99))
+    return collect(tiny_toy, tmp_path_factory.mktemp("local"), n=N, seed=4, chunk_size=CHUNK, latency=latency,
+                   progress=False)
+
+
+def _table(folder: Path):
+    table = LoggedDataset.load(folder).to_table()
+    return table.drop_columns([c for c in table.column_names if c in TIMING or c.startswith("wall_seconds@")])
+
+
+def _same_collection(folder: Path, local: Path) -> None:
+    assert sorted(p.name for p in folder.glob("part-*.parquet")) == sorted(p.name for p in local.glob("part-*.parquet"))
+    assert (folder / "latency.json").read_text() == (local / "latency.json").read_text()
+    assert _table(folder).equals(_table(local))
+    merge([folder], folder.parent / f"{folder.name}-merged.parquet")  # raises on a duplicate (query, arm) row
+
+
+def _latency(local: Path) -> LatencyModel:
+    return LatencyModel.from_dict(json.loads((local / "latency.json").read_text()))
+
+
+def test_ray_rows_equal_the_local_rows_and_resume(ray_session, tiny_toy, recipe, local_run, tmp_path):
+    backend = RayBackend(recipe, actors=2, cpus_per_actor=1)
+    out = collect(tiny_toy, tmp_path / "ray", n=N, seed=4, chunk_size=CHUNK, latency=_latency(local_run),
+                  backend=backend, progress=False)
+    _same_collection(out, local_run)
+    (out / "part-000002.parquet").unlink()
+    done = {p.name: p.stat().st_mtime_ns for p in out.glob("part-*.parquet")}
+    collect(tiny_toy, out, n=N, seed=4, chunk_size=CHUNK, backend="ray",
+            backend_options={"recipe": recipe, "actors": 2}, progress=False)
+    assert {p.name: p.stat().st_mtime_ns for p in out.glob("part-*.parquet") if p.name in done} == done
+    _same_collection(out, local_run)
+
+
+class _KillsAnActor(RayBackend):
+    """Kills actor 0 (Ray restarts it) once the first chunk is back, while both actors hold a chunk."""
+
+    def chunk_map(self, world: DecodingWorld, work: CollectionWork) -> ChunkMap:
+        def chunk_map(chunks: Sequence[np.ndarray]) -> Iterator[tuple[int, LoggedDataset]]:
+            with self.start(work) as actors:
+                results = actors.map(chunks)
+                yield next(results)
+                ray.kill(actors.handles[0], no_restart=False)
+                yield from results
+
+        return chunk_map
+
+
+def test_a_killed_actor_is_restarted_and_no_chunk_is_lost_or_doubled(ray_session, tiny_toy, recipe, local_run,
+                                                                      tmp_path):
+    out = collect(tiny_toy, tmp_path / "ray", n=N, seed=4, chunk_size=CHUNK, latency=_latency(local_run),
+                  backend=_KillsAnActor(recipe, actors=2, retries=2), progress=False)
+    _same_collection(out, local_run)
+    assert len(pq.read_table(out / "part-000003.parquet")) == CHUNK * len(tiny_toy.arms)
