@@ -1,10 +1,11 @@
-"""``--backend`` and the ``--ray-*`` options of ``banditspec collect`` and ``banditspec demo``.
+"""``--backend`` and the ``--ray-*`` options of ``banditspec collect``, ``demo`` and ``reproduce``.
 
-``--backend local`` (the default) computes the collection's chunks in this
-process; ``--backend ray`` on the actors of a Ray cluster
+``--backend local`` (the default) computes the chunks of the collection and
+of the measured evaluation in this process (the evaluation in its
+``--workers``); ``--backend ray`` on the actors of a Ray cluster
 (:mod:`banditspec.speculative.backends.ray_backend`), which open the world
-again from the same ``--config`` / ``--env`` options. The Ray options come
-from the world.toml's ``[ray]`` table, then from ``--ray-*`` (which win).
+again from the same world options. The Ray options come from the
+world.toml's ``[ray]`` table (``--config``), then from ``--ray-*`` (which win).
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ _RAY_OPTIONS = {"ray_address": "address", "ray_actors": "actors", "ray_cpus_per_
 def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
     """``--backend`` and the ``--ray-*`` options."""
     parser.add_argument("--backend", default="local", choices=BACKENDS.names(),
-                        help="where the collection's chunks are computed: this process (local) or Ray actors (ray; "
-                             "pip install 'banditspec[ray]', docs/ray.md)")
+                        help="where the chunks of the collection and of the measured evaluation are computed: this "
+                             "process (local) or Ray actors (ray; pip install 'banditspec[ray]', docs/ray.md)")
     ray = parser.add_argument_group("ray backend (default: the world.toml's [ray] table, else 2 actors of 1 CPU)")
     ray.add_argument("--ray-address", default=None,
                      help="cluster to join, e.g. auto (default: auto when RAY_ADDRESS is set, else a local Ray)")
@@ -57,6 +58,7 @@ def backend_options(args: argparse.Namespace, recipe: WorldRecipe) -> dict[str, 
     """The keyword arguments of ``args.backend``: none for ``local``; for ``ray`` the recipe and its resources."""
     if args.backend != "ray":
         return {}
-    table = load_world_config(args.config).ray if args.config is not None else {}
+    config = getattr(args, "config", None)  # reproduce opens registered worlds only
+    table = load_world_config(config).ray if config is not None else {}
     given = {key: getattr(args, name) for name, key in _RAY_OPTIONS.items() if getattr(args, name) is not None}
     return {**table, **given, "recipe": recipe}

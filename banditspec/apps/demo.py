@@ -11,7 +11,7 @@
    features instead of the target's hidden states, and the baseline learners.
 4. Evaluate on held-out queries with real speculative decoding at batch size 1,
    AR first (the same-run reference), a query's arms back to back in one
-   process (``--workers`` processes share the queries), every output checked
+   process (``--workers`` processes, or the Ray actors of ``--backend ray``, share the queries), every output checked
    against AR's. Every held-out query is decoded with the arms the learners
    chose for it (the training log's best single arm among them; the
    query-blind ones, :data:`SUBSAMPLE_ONLY`, excepted) and the arm of the
@@ -191,7 +191,8 @@ def run_demo(args: argparse.Namespace) -> int:
     clock.lap("choosing")
     on_every_query = {name: c for name, c in chosen[0].items() if name not in SUBSAMPLE_ONLY}
     sets = _arm_sets(on_every_query, by_counts, every, collector.ar_index, K)
-    measured, rows = measure_arms(world, test, sets, out / "test-data", config=described)
+    measured, rows = measure_arms(world, test, sets, out / "test-data", config=described, backend=args.backend,
+                                  backend_options=backend_options(args, recipe))
     world.close()
     clock.lap("decoding")
     ar_rows = rows.actions == collector.ar_index  # once per query: AR's arm is in every set

@@ -33,9 +33,9 @@ chunks; the files and rows are the same whichever computes them.
 from __future__ import annotations
 
 import json
-from collections.abc import Hashable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -47,13 +47,13 @@ from banditspec.bandits.data import LoggedDataset, arm_seconds_column
 from banditspec.bandits.env import Measurement, Queries
 from banditspec.bandits.rewards import Reward, SpeedupOverAR, measurement_columns
 from banditspec.bandits.shards import write_chunks
-from banditspec.speculative.backends import CollectionBackend, CollectionWork, create_backend
+from banditspec.speculative.backends import Backend, resolve_backend
 from banditspec.speculative.counterfactual import MatchVector, SimulatedDecode, draft_matches_batch
 from banditspec.speculative.decoding import Decoder, greedy_outputs
 from banditspec.speculative.kinds import DecodingArm, Trace
 from banditspec.speculative.latency import LatencyModel
 
-__all__ = ["Collector", "DecodingWorld", "calibrate", "collect", "full_information_rows", "torch_threads"]
+__all__ = ["CollectionWork", "Collector", "DecodingWorld", "calibrate", "collect", "full_information_rows", "torch_threads"]
 
 
 class DecodingWorld(Protocol):
@@ -291,11 +291,38 @@ def calibrate(world: DecodingWorld, queries: Queries) -> LatencyModel:
     return LatencyModel.fit(measurements, world.arms.names, ar_arms)
 
 
+@dataclass(frozen=True)
+class CollectionWork:
+    """A collection as a :class:`~banditspec.speculative.backends.ChunkJob`: its queries and the collector's settings.
+
+    Parameters
+    ----------
+    queries : Queries
+        The collection's queries; a chunk is an array of positions in them.
+    latency : LatencyModel, optional
+        Prices counterfactual counts (``None`` when ``measure``).
+    measure : bool
+        Decode every arm for real instead of pricing counts.
+    threads : int, optional
+        Torch threads of the batched passes (``None``: unchanged).
+    """
+
+    queries: Queries
+    latency: LatencyModel | None
+    measure: bool
+    threads: int | None
+
+    def rows_on(self, world: DecodingWorld, *, threads: int | None = None) -> Callable[[np.ndarray], LoggedDataset]:
+        """A :class:`Collector` on ``world`` computing the rows of the queries at given positions."""
+        collector = Collector(world, latency=self.latency, measure=self.measure, threads=threads or self.threads)
+        return lambda positions: collector.rows(self.queries.subset(positions))
+
+
 def collect(
     world: DecodingWorld, out: str | Path, *, n: int, split: str = "train", seed: int = 0, measure: bool = False,
     calibration_queries: int = 16, shard: tuple[int, int] = (0, 1), chunk_size: int = 64, progress: bool = True,
     config: dict[str, Any] | None = None, threads: int | None = None, latency: LatencyModel | None = None,
-    backend: str | CollectionBackend = "local", backend_options: Mapping[str, Any] | None = None,
+    backend: str | Backend = "local", backend_options: Mapping[str, Any] | None = None,
 ) -> Path:
     """Collect ``n`` queries of ``split`` into the folder ``out``, resumably.
 
@@ -317,10 +344,7 @@ def collect(
     """
     if threads is not None and (not isinstance(threads, int) or threads < 1):
         raise ValueError(f"threads must be an integer >= 1 or None, got {threads!r}")
-    if isinstance(backend, str):
-        backend = create_backend(backend, **(backend_options or {}))
-    elif backend_options:
-        raise ValueError("backend_options configure a backend given by name; this backend is already built")
+    backend = resolve_backend(backend, backend_options)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     if not measure:

@@ -8,14 +8,17 @@ of arms per query — in ``banditspec demo`` the arms the learners and the
 oracle by counts chose, and every arm on a random subsample —;
 :func:`measure_every_arm` decodes every arm of every query (``banditspec
 reproduce``). The work is written in chunks of queries through
-:func:`banditspec.bandits.shards.run_chunks`: after an interruption a rerun
+:func:`banditspec.bandits.shards.write_chunks`: after an interruption a rerun
 into the same folder measures only the chunks that are missing, and a folder
-written for other queries, arms or arm sets is refused.
+written for other queries, arms or arm sets is refused. A backend
+(:mod:`banditspec.speculative.backends`) computes the chunks: the driver's
+world (``local``), or Ray actors that each decode whole chunks (``ray``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -25,9 +28,10 @@ from banditspec.bandits.arms import ArmSet
 from banditspec.bandits.data import LoggedDataset
 from banditspec.bandits.env import Feedback, Measurement, Queries
 from banditspec.bandits.rewards import measurement_columns, measurements_from_columns
-from banditspec.bandits.shards import run_chunks
+from banditspec.bandits.shards import write_chunks
+from banditspec.speculative.backends import Backend, resolve_backend
 
-__all__ = ["MeasuringWorld", "full_feedback", "measure_arms", "measure_every_arm"]
+__all__ = ["MeasuredEvaluation", "MeasuringWorld", "full_feedback", "measure_arms", "measure_every_arm"]
 
 #: A reward: measurement columns in, one float per row out.
 RewardFn = Callable[[Mapping[str, np.ndarray]], np.ndarray]
@@ -64,9 +68,42 @@ def full_feedback(measurements: Sequence[Measurement], n_arms: int, reward: Rewa
     )
 
 
+@dataclass(frozen=True)
+class MeasuredEvaluation:
+    """A measured evaluation as a :class:`~banditspec.speculative.backends.ChunkJob`: queries, arm sets, arm names.
+
+    Parameters
+    ----------
+    queries : Queries
+        The held-out queries (with texts); a chunk is an array of positions in them.
+    arm_sets : tuple of tuples of int
+        Per query, the arm ids decoded after AR, in that order.
+    arm_names : tuple of str
+        The arms the ids refer to; a world opened elsewhere (a Ray actor's)
+        with other arms is refused.
+    """
+
+    queries: Queries
+    arm_sets: tuple[tuple[int, ...], ...]
+    arm_names: tuple[str, ...]
+
+    def rows_on(self, world: MeasuringWorld, *, threads: int | None = None) -> Callable[[np.ndarray], LoggedDataset]:
+        """The rows of the queries at given positions, decoded on ``world`` (``threads`` unused: the world's own)."""
+        if tuple(world.arms.names) != self.arm_names:
+            raise ValueError(f"the world's arms {world.arms.names} are not the evaluation's {list(self.arm_names)}")
+
+        def compute(positions: np.ndarray) -> LoggedDataset:
+            chunk = self.queries.subset(positions)
+            chosen = [self.arm_sets[p] for p in positions]
+            return _rows(chunk, positions, chosen, world.measure(chunk, chosen), world)
+
+        return compute
+
+
 def measure_arms(world: MeasuringWorld, queries: Queries, arm_sets: Sequence[Sequence[int]], folder: str | Path, *,
-                 chunk_size: int = 100, progress: bool = True,
-                 config: Mapping[str, Any] | None = None) -> tuple[Feedback, LoggedDataset]:
+                 chunk_size: int = 100, progress: bool = True, config: Mapping[str, Any] | None = None,
+                 backend: str | Backend = "local",
+                 backend_options: Mapping[str, Any] | None = None) -> tuple[Feedback, LoggedDataset]:
     """Decode query ``i`` with AR and then the arms ``arm_sets[i]``, written to ``folder`` chunk by chunk; resumable.
 
     Parameters
@@ -90,6 +127,14 @@ def measure_arms(world: MeasuringWorld, queries: Queries, arm_sets: Sequence[Seq
     config : mapping, optional
         More of the job's description for the manifest (the query ids, the
         arms and the arm sets are always recorded; resuming with others is refused).
+    backend : str or Backend, default "local"
+        Computes the chunks: ``"local"`` (``world`` itself, in its own
+        ``workers``), ``"ray"`` (Ray actors, each opening the world once from
+        ``backend_options["recipe"]``), a name in the ``banditspec.backends``
+        entry points, or a backend object. Each query's AR and arms are
+        decoded back to back in one process whichever computes them.
+    backend_options : mapping, optional
+        Keyword arguments of the backend given by name.
 
     Returns
     -------
@@ -105,29 +150,27 @@ def measure_arms(world: MeasuringWorld, queries: Queries, arm_sets: Sequence[Seq
     ValueError
         If ``arm_sets`` does not hold one non-empty set of distinct valid arm ids per query.
     """
+    backend = resolve_backend(backend, backend_options)
     K = len(world.arms)
     sets = [[int(k) for k in ids] for ids in arm_sets]
     if len(sets) != len(queries) or any(not ids or len(set(ids)) != len(ids) or not all(0 <= k < K for k in ids)
                                         for ids in sets):
         raise ValueError(f"arm_sets must hold, per query ({len(queries)}), distinct arm ids in [0, {K}), at least one")
 
-    def compute(positions: np.ndarray) -> LoggedDataset:
-        chunk = queries.subset(positions)
-        chosen = [sets[p] for p in positions]
-        return _rows(chunk, positions, chosen, world.measure(chunk, chosen), world)
-
+    work = MeasuredEvaluation(queries, tuple(tuple(ids) for ids in sets), tuple(world.arms.names))
     job = {"query_ids": [int(i) for i in queries.ids], "arms": world.arms.describe(), "arm_sets": sets,
            **(config or {})}
-    files = run_chunks(len(queries), compute, folder, config=job, chunk_size=chunk_size, progress=progress)
+    files = write_chunks(len(queries), backend.chunk_map(world, work), folder, config=job, chunk_size=chunk_size,
+                         progress=progress)
     data = LoggedDataset.concat(LoggedDataset.load(f) for f in files)
     return _feedback(data, len(queries), K), data
 
 
-def measure_every_arm(world: MeasuringWorld, queries: Queries, folder: str | Path, *, chunk_size: int = 100,
-                      progress: bool = True, config: Mapping[str, Any] | None = None) -> tuple[Feedback, LoggedDataset]:
-    """:func:`measure_arms` with every arm on every query: full-information feedback (no NaN)."""
+def measure_every_arm(world: MeasuringWorld, queries: Queries, folder: str | Path,
+                      **options: Any) -> tuple[Feedback, LoggedDataset]:
+    """:func:`measure_arms` with every arm on every query: full-information feedback (no NaN); same options."""
     every = [list(range(len(world.arms)))] * len(queries)
-    return measure_arms(world, queries, every, folder, chunk_size=chunk_size, progress=progress, config=config)
+    return measure_arms(world, queries, every, folder, **options)
 
 
 def _rows(queries: Queries, positions: np.ndarray, arm_sets: Sequence[Sequence[int]],

@@ -52,6 +52,8 @@ from banditspec.bandits.data import LoggedDataset
 from banditspec.bandits.env import ENVIRONMENTS
 from banditspec.speculative.latency import LatencyModel
 from banditspec.speculative.measured import measure_every_arm
+from banditspec.speculative.world import WorldRecipe
+from banditspec.apps.backends import add_backend_arguments, backend_options, check_backend_arguments
 from banditspec.apps.checks import calibration_count, non_negative_int, output_folder, positive_int
 from banditspec.apps.report import format_table, write_report
 from banditspec.apps.reproduce.alpha import ALPHAS, PROXY_LEARNERS, check_alphas, run_alpha
@@ -104,10 +106,15 @@ EXPERIMENTS: dict[str, Experiment] = {
 }
 
 
+def _toy_args(args: argparse.Namespace, spec: Experiment) -> dict[str, Any]:
+    """The toy world's arguments for the experiment."""
+    return {"config": args.world or spec.world, "max_new_tokens": args.max_new_tokens, "block_size": args.block_size,
+            "schedule": args.schedule}
+
+
 def _open_world(args: argparse.Namespace, spec: Experiment) -> Any:
     """The experiment's toy world with only its arms."""
-    world = ENVIRONMENTS.create("toy", config=args.world or spec.world, max_new_tokens=args.max_new_tokens,
-                                block_size=args.block_size, schedule=args.schedule, threads=1, workers=args.workers)
+    world = ENVIRONMENTS.create("toy", **_toy_args(args, spec), threads=1, workers=args.workers)
     keep = spec.arms or world.arms.names
     if args.world and args.world != spec.world:  # a stand-in world (a quick check): keep the arms it has
         dropped = [a for a in keep if a not in world.arms]
@@ -122,6 +129,12 @@ def _open_world(args: argparse.Namespace, spec: Experiment) -> Any:
     return world
 
 
+def _recipe(args: argparse.Namespace, spec: Experiment, arms: list[str] | None = None) -> WorldRecipe:
+    """The experiment's world (narrowed to ``arms``) as the Ray backend's actors open it: one thread, one process."""
+    return WorldRecipe(env="toy", env_args=_toy_args(args, spec), options={"threads": 1},
+                       arms=None if arms is None else tuple(arms))
+
+
 def _models(world: Any) -> dict[str, Any]:
     """The world's cache key and parameter counts, where it reports them (the toy world's ``models.info``)."""
     info = getattr(getattr(world, "models", None), "info", None) or {}
@@ -129,12 +142,15 @@ def _models(world: Any) -> dict[str, Any]:
 
 
 def _measured_tests(world: Any, spec: Experiment, n_test: int, seeds: list[int], folder: Path,
-                    config: dict[str, Any]) -> dict[int, MeasuredTest]:
-    """Every seed's held-out set, every arm decoded, resumably under ``folder``; one set if ``spec.shared_test``."""
+                    config: dict[str, Any], backend: dict[str, Any]) -> dict[int, MeasuredTest]:
+    """Every seed's held-out set, every arm decoded, resumably under ``folder``; one set if ``spec.shared_test``.
+
+    ``backend``: :func:`~banditspec.speculative.measured.measure_arms`'s ``backend`` and ``backend_options``.
+    """
     tests: dict[int, MeasuredTest] = {}
     for seed in seeds[:1] if spec.shared_test else seeds:
         queries = world.queries(n_test, split="test", seed=seed)
-        feedback, _ = measure_every_arm(world, queries, folder / f"seed-{seed}", config=config)
+        feedback, _ = measure_every_arm(world, queries, folder / f"seed-{seed}", config=config, **backend)
         tests[seed] = MeasuredTest(queries, feedback)
     return {seed: tests[seeds[0]] for seed in seeds} if spec.shared_test else tests
 
@@ -172,8 +188,11 @@ def check_reproduce_arguments(args: argparse.Namespace) -> None:
     ------
     ValueError
         Naming the option and the fix.
+    ImportError
+        For ``--backend ray`` without Ray.
     """
-    _plan(args)
+    plan = _plan(args)
+    check_backend_arguments(args, _recipe(args, plan.spec))
 
 
 def run_reproduce(args: argparse.Namespace) -> int:
@@ -182,9 +201,10 @@ def run_reproduce(args: argparse.Namespace) -> int:
     spec, n_train, n_test, seeds, out, sweep = _plan(args)
     world = _open_world(args, spec)
     print(f"{args.experiment}: {spec.question}\narms: {world.arms.names}")
+    backend = {"backend": args.backend, "backend_options": backend_options(args, _recipe(args, spec, world.arms.names))}
     data_dir = collect(world, out / "train-data", n=n_train, split="train", seed=0,
                        calibration_queries=args.calibration, chunk_size=128, threads=os.cpu_count(),
-                       config={"experiment": args.experiment, "config": args.world or spec.world})
+                       config={"experiment": args.experiment, "config": args.world or spec.world}, **backend)
     data = LoggedDataset.load(data_dir)
     config = {"experiment": args.experiment, "env": "toy", "world": args.world or spec.world,
               "arms": world.arms.describe(), "n_train_queries": n_train,
@@ -194,7 +214,7 @@ def run_reproduce(args: argparse.Namespace) -> int:
               "learners": {k: v.describe() for k, v in spec.learners.items()}, "models": _models(world)}
     tests = _measured_tests(world, spec, n_test, seeds, out / "test-data",
                             {"experiment": args.experiment, "config": args.world or spec.world,
-                             "max_new_tokens": args.max_new_tokens}) if spec.decodes_test else {}
+                             "max_new_tokens": args.max_new_tokens}, backend) if spec.decodes_test else {}
     latency = LatencyModel.from_dict(json.loads((data_dir / "latency.json").read_text()))
     setup = Setup(world, data, tests, seeds, config, sweep=sweep, latency=latency, n_test=n_test)
     try:
@@ -241,3 +261,4 @@ def add_reproduce_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--calibration", type=calibration_count, default=16, help="queries measured to calibrate the latency model")
     parser.add_argument("--workers", type=positive_int, default=min(2, os.cpu_count() or 1),
                         help="processes decoding held-out queries in parallel (default: 2)")
+    add_backend_arguments(parser)

@@ -1,66 +1,56 @@
-"""Where a collection's chunks are computed: in this process, or on the actors of a Ray cluster.
+"""Where chunked work is computed: in this process, or on the actors of a Ray cluster.
 
-A backend turns a :class:`CollectionWork` (the queries, the latency model and
-the collector's settings) into a :data:`~banditspec.bandits.shards.ChunkMap`;
-:func:`banditspec.speculative.collect.collect` writes every chunk it returns as
-one Parquet file on the driver, so the files, their names and their rows are
-the same whichever backend computed them. Backends register in the
+A collection (:func:`banditspec.speculative.collect.collect`) and a measured
+evaluation (:func:`banditspec.speculative.measured.measure_arms`) are both
+*chunk jobs*: a picklable :class:`ChunkJob` that, opened on a world, computes
+the rows of a chunk of item positions. A backend turns a job into a
+:data:`~banditspec.bandits.shards.ChunkMap`; the driver writes every chunk it
+returns as one Parquet file, so the files, their names and their rows are the
+same whichever backend computed them. Backends register in the
 ``banditspec.backends`` entry points (``local``, ``ray``), as a user's own
-would; :func:`create_backend` builds one by name.
+would; :func:`create_backend` builds one by name, :func:`resolve_backend`
+accepts a name or a built backend.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
 
-from banditspec.bandits.env import Queries
+import numpy as np
+
+from banditspec.bandits.data import LoggedDataset
 from banditspec.bandits.registry import Registry
 from banditspec.bandits.shards import ChunkMap
-from banditspec.speculative.latency import LatencyModel
 
-if TYPE_CHECKING:
-    from banditspec.speculative.collect import DecodingWorld
-
-__all__ = ["BACKENDS", "CollectionBackend", "CollectionWork", "create_backend"]
+__all__ = ["BACKENDS", "Backend", "ChunkJob", "create_backend", "resolve_backend"]
 
 
-@dataclass(frozen=True)
-class CollectionWork:
-    """What computing a collection's rows needs besides the world.
+class ChunkJob(Protocol):
+    """Picklable work computed chunk by chunk on an open world (a collection, a measured evaluation)."""
 
-    Parameters
-    ----------
-    queries : Queries
-        The collection's queries; a chunk is an array of positions in them.
-    latency : LatencyModel, optional
-        Prices counterfactual counts (``None`` when ``measure``).
-    measure : bool
-        Decode every arm for real instead of pricing counts.
-    threads : int, optional
-        Torch threads of the batched passes in this process (``None``: unchanged); a backend
-        computing elsewhere sizes its own.
-    """
+    def rows_on(self, world: Any, *, threads: int | None = None) -> Callable[[np.ndarray], LoggedDataset]:
+        """The function computing a chunk's rows (from its item positions) on ``world``.
 
-    queries: Queries
-    latency: LatencyModel | None
-    measure: bool
-    threads: int | None
-
-
-class CollectionBackend(Protocol):
-    """Computes the chunks of a collection (:data:`~banditspec.bandits.shards.ChunkMap`)."""
-
-    def chunk_map(self, world: DecodingWorld, work: CollectionWork) -> ChunkMap:
-        """The chunk map computing ``work``'s rows; ``world`` is the driver's open world."""
+        ``threads`` overrides the job's torch threads for batched passes (a
+        backend computing elsewhere sizes its own); ``None`` keeps the job's.
+        """
         ...
 
 
-#: Collection backends by name, from the ``banditspec.backends`` entry points.
-BACKENDS: Registry[CollectionBackend] = Registry("banditspec.backends", "collection backend")
+class Backend(Protocol):
+    """Computes the chunks of a :class:`ChunkJob` (a :data:`~banditspec.bandits.shards.ChunkMap`)."""
+
+    def chunk_map(self, world: Any, job: ChunkJob) -> ChunkMap:
+        """The chunk map computing ``job``'s rows; ``world`` is the driver's open world."""
+        ...
 
 
-def create_backend(name: str, **options: Any) -> CollectionBackend:
+#: Backends by name, from the ``banditspec.backends`` entry points.
+BACKENDS: Registry[Backend] = Registry("banditspec.backends", "backend")
+
+
+def create_backend(name: str, **options: Any) -> Backend:
     """The backend registered as ``name``, built with ``options``.
 
     Raises
@@ -73,3 +63,18 @@ def create_backend(name: str, **options: Any) -> CollectionBackend:
     except KeyError as error:
         raise ValueError(str(error.args[0])) from None
     return cls(**options)
+
+
+def resolve_backend(backend: str | Backend, options: Mapping[str, Any] | None = None) -> Backend:
+    """``backend`` itself, or the one registered under that name built with ``options``.
+
+    Raises
+    ------
+    ValueError
+        For an unknown name, or ``options`` given with a backend already built.
+    """
+    if isinstance(backend, str):
+        return create_backend(backend, **(options or {}))
+    if options:
+        raise ValueError("backend_options configure a backend given by name; this backend is already built")
+    return backend

@@ -1,12 +1,15 @@
 """The ``ray`` backend: chunks computed by Ray actors, each holding the world opened once.
 
 Each actor opens the world from a :class:`~banditspec.speculative.world.WorldRecipe`
-(the ``world.toml`` path, or a registered world's name and arguments) and
-computes the rows of whole chunks with a :class:`Collector`; the driver hands
-out chunks as actors become free (``ray.util.ActorPool``) and writes each
-chunk's rows as it arrives. The driver keeps the latency model and the
-queries (features included), so every actor computes exactly what the local
-backend computes on the same chunk.
+(the ``world.toml`` path, or a registered world's name and arguments), receives
+the job once (a :class:`~banditspec.speculative.backends.ChunkJob`: a
+collection's queries and latency model, or a measured evaluation's queries and
+arm sets) and computes the rows of whole chunks; the driver hands out chunks
+as actors become free (``ray.util.ActorPool``) and writes each chunk's rows as
+it arrives. The driver draws the queries, features included, so every actor
+computes exactly what the local backend computes on the same chunk. A measured
+evaluation decodes each query's AR and arms back to back on one actor, so its
+same-run ratios stay side by side.
 
 A dead actor is restarted by Ray (``max_restarts``) and the chunk it was
 computing is submitted again (``max_task_retries``): the driver receives
@@ -14,7 +17,7 @@ each chunk's rows once, so no chunk is lost or written twice.
 
 Connecting: ``address`` (or ``RAY_ADDRESS``, ``"auto"``) joins a running
 cluster; otherwise a local Ray starts with ``actors * cpus_per_actor`` CPUs
-and stops when the collection ends. ``docs/ray.md`` is the guide.
+and stops when the job ends. ``docs/ray.md`` is the guide.
 """
 
 from __future__ import annotations
@@ -28,12 +31,9 @@ from typing import Any
 import numpy as np
 
 from banditspec.bandits.data import LoggedDataset
-from banditspec.bandits.env import Queries
 from banditspec.bandits.shards import ChunkMap
 from banditspec.bandits.validation import check_integer
-from banditspec.speculative.backends import CollectionWork
-from banditspec.speculative.collect import Collector, DecodingWorld
-from banditspec.speculative.latency import LatencyModel
+from banditspec.speculative.backends import ChunkJob
 from banditspec.speculative.world.recipe import WorldRecipe
 
 __all__ = ["RayActors", "RayBackend", "import_ray"]
@@ -51,15 +51,15 @@ def import_ray() -> Any:
     return ray
 
 
-class _CollectorActor:
-    """One Ray actor: the world opened once, then the rows of chunk after chunk."""
+class _ChunkActor:
+    """One Ray actor: the world opened once and the job received once, then the rows of chunk after chunk."""
 
-    def __init__(self, recipe: WorldRecipe, latency: LatencyModel | None, measure: bool, threads: int) -> None:
-        self.collector = Collector(recipe.open(), latency=latency, measure=measure, threads=threads)
+    def __init__(self, recipe: WorldRecipe, job: ChunkJob, threads: int) -> None:
+        self.compute = job.rows_on(recipe.open(), threads=threads)
 
-    def rows(self, index: int, queries: Queries) -> tuple[int, LoggedDataset]:
-        """Chunk ``index``'s rows."""
-        return index, self.collector.rows(queries)
+    def rows(self, index: int, positions: np.ndarray) -> tuple[int, LoggedDataset]:
+        """Chunk ``index``'s rows (the job's items at ``positions``)."""
+        return index, self.compute(positions)
 
 
 def _positive(name: str, value: Any, *, zero: bool = False) -> float:
@@ -118,17 +118,17 @@ class RayBackend:
         self.retries = retries
         self.ray = import_ray()
 
-    def chunk_map(self, world: DecodingWorld, work: CollectionWork) -> ChunkMap:
+    def chunk_map(self, world: Any, job: ChunkJob) -> ChunkMap:
         """The chunks' rows, computed by :attr:`actors` Ray actors, yielded as they finish."""
 
         def chunk_map(chunks: Sequence[np.ndarray]) -> Iterator[tuple[int, LoggedDataset]]:
-            with self.start(work) as actors:
+            with self.start(job) as actors:
                 yield from actors.map(chunks)
 
         return chunk_map
 
     @contextmanager
-    def start(self, work: CollectionWork) -> Iterator[RayActors]:
+    def start(self, job: ChunkJob) -> Iterator[RayActors]:
         """Connect to (or start) Ray and start the actors; on exit stop them, and the Ray this started."""
         ray = self.ray
         started = not ray.is_initialized()
@@ -143,10 +143,11 @@ class RayBackend:
         if self.memory_gb is not None:
             options["memory"] = int(self.memory_gb * 2**30)
         threads = max(1, int(self.cpus_per_actor))
-        actor_class = ray.remote(**options)(_CollectorActor)
-        handles = [actor_class.remote(self.recipe, work.latency, work.measure, threads) for _ in range(self.actors)]
+        actor_class = ray.remote(**options)(_ChunkActor)
+        job_ref = ray.put(job)  # stored once, not once per actor
+        handles = [actor_class.remote(self.recipe, job_ref, threads) for _ in range(self.actors)]
         try:
-            yield RayActors(ray, handles, work.queries)
+            yield RayActors(ray, handles)
         finally:
             for handle in handles:
                 ray.kill(handle)
@@ -155,7 +156,7 @@ class RayBackend:
 
 
 class RayActors:
-    """Started collector actors: :meth:`map` hands chunks to whichever actor is free.
+    """Started actors: :meth:`map` hands chunks to whichever actor is free.
 
     Attributes
     ----------
@@ -163,13 +164,11 @@ class RayActors:
         The Ray actor handles.
     """
 
-    def __init__(self, ray: Any, handles: list[Any], queries: Queries) -> None:
+    def __init__(self, ray: Any, handles: list[Any]) -> None:
         self.ray = ray
         self.handles = handles
-        self.queries = queries
 
     def map(self, chunks: Sequence[np.ndarray]) -> Iterator[tuple[int, LoggedDataset]]:
         """``(index, rows)`` of every chunk, in the order they finish."""
         pool = self.ray.util.ActorPool(self.handles)
-        items = [(i, self.queries.subset(positions)) for i, positions in enumerate(chunks)]
-        yield from pool.map_unordered(lambda actor, item: actor.rows.remote(*item), items)
+        yield from pool.map_unordered(lambda actor, item: actor.rows.remote(*item), list(enumerate(chunks)))

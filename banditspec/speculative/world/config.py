@@ -160,7 +160,7 @@ class WorldConfig:
     source : Path, optional
         The TOML file this came from.
     ray : dict
-        Options of the ``ray`` collection backend (the ``[ray]`` table; ``docs/ray.md``).
+        Options of the ``ray`` backend (the ``[ray]`` table; ``docs/ray.md``).
 
     Raises
     ------

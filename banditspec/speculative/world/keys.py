@@ -107,7 +107,7 @@ def _number(*, low: float, strict: bool) -> Check:
     return check
 
 
-#: Keys of ``[ray]``: the ray collection backend's options (``docs/ray.md``).
+#: Keys of ``[ray]``: the ray backend's options (``docs/ray.md``).
 RAY_KEYS: dict[str, Check] = {"address": _STRING, "actors": _int_at_least(1),
                                "cpus_per_actor": _number(low=0, strict=True),
                                "gpus_per_actor": _number(low=0, strict=False),

@@ -34,12 +34,16 @@ class WorldRecipe:
     options : dict
         Keyword arguments every opening passes to the world's constructor
         (``threads``, ``featurizer``, ...), not recorded by :meth:`describe`.
+    arms : tuple of str, optional
+        Keep only these arms of the opened world (a world narrowed after
+        opening, as ``banditspec reproduce`` narrows the toy world); default all.
     """
 
     config: str | None = None
     env: str | None = None
     env_args: dict[str, Any] = field(default_factory=dict)
     options: dict[str, Any] = field(default_factory=dict)
+    arms: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         if (self.config is None) == (self.env is None):
@@ -50,11 +54,25 @@ class WorldRecipe:
             object.__setattr__(self, "config", str(Path(self.config).resolve()))
 
     def open(self, **overrides: Any) -> Any:
-        """The world, opened with :attr:`options` updated by ``overrides``."""
+        """The world, opened with :attr:`options` updated by ``overrides``, with only :attr:`arms` if given.
+
+        Raises
+        ------
+        ValueError
+            If the world lacks one of :attr:`arms`.
+        """
         options = {**self.options, **overrides}
         if self.config is not None:
-            return open_world(self.config, **options)
-        return ENVIRONMENTS.create(self.env, **self.env_args, **options)
+            world = open_world(self.config, **options)
+        else:
+            world = ENVIRONMENTS.create(self.env, **self.env_args, **options)
+        if self.arms is not None:
+            missing = [name for name in self.arms if name not in world.arms]
+            if missing:
+                raise ValueError(f"the world has no arms {missing}; it has {world.arms.names}")
+            for name in [name for name in world.arms.names if name not in self.arms]:
+                world.arms.remove(name)
+        return world
 
     def describe(self) -> dict[str, Any]:
         """The world as JSON: ``{"config": path}`` or ``{"env": name, "env_args": {...}}``."""

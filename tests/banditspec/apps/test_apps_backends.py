@@ -1,8 +1,10 @@
-"""``--backend`` of ``banditspec collect``: checked before any work; ``--backend ray`` collects the local rows."""
+"""``--backend`` of ``banditspec collect``, ``demo`` and ``reproduce``: checked before any work; ``--backend ray``
+collects the local rows and measures the held-out queries on the actors."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -70,3 +72,37 @@ def test_the_ray_table_of_the_world_toml_sizes_the_actors_and_the_command_line_w
     assert recipe.describe() == {"config": str((tmp_path / "world.toml").resolve())}
     args.backend = "local"
     assert backend_options(args, recipe) == {}
+
+
+def _measured_on_ray(out: Path, data: Path, arms: list[str], n_queries: int) -> LoggedDataset:
+    """The measured rows (in ``data``) of a ``--backend ray`` run: lossless, AR on every query, only the run's arms."""
+    report = json.loads((out / "report.json").read_text())
+    assert report["arms"] == arms and report["outputs_equal_ar"] is True
+    rows = LoggedDataset.load(data)
+    assert rows.arm_names == arms and rows.columns["measured"].all()
+    assert sorted(set(rows.columns["query_position"][rows.actions == 0])) == list(range(n_queries))
+    return rows
+
+
+def test_demo_backend_ray_collects_and_measures_on_the_actors(toy_cache: Path, tmp_path, monkeypatch):
+    pytest.importorskip("ray")
+    monkeypatch.setenv("BANDITSPEC_CACHE", str(toy_cache))
+    out = tmp_path / "demo"
+    assert main(["demo", "--env-arg", "config=tiny", "--env-arg", "max_new_tokens=12", "--env-arg", "block_size=3",
+                 "--n-train", "24", "--n-test", "6", "--n-every-arm", "2", "--calibration", "3",
+                 "--backend", "ray", "--ray-actors", "2", "--out", str(out)]) == 0
+    arms = ["ar", "expert-arithmetic", "expert-code", "generalist", "misaligned", "prompt-lookup"]
+    rows = _measured_on_ray(out, out / "test-data", arms, 6)
+    assert len(rows) == json.loads((out / "report.json").read_text())["decodes"]
+
+
+def test_reproduce_backend_ray_measures_the_narrowed_world_on_the_actors(toy_cache: Path, tmp_path, monkeypatch):
+    pytest.importorskip("ray")
+    monkeypatch.setenv("BANDITSPEC_CACHE", str(toy_cache))
+    out = tmp_path / "ar-option"
+    assert main(["reproduce", "ar-option", "--world", "tiny", "--n-train", "16", "--n-test", "4", "--seeds", "0",
+                 "--calibration", "3", "--max-new-tokens", "8", "--block-size", "2", "--backend", "ray",
+                 "--ray-actors", "2", "--out", str(out)]) == 0
+    arms = ["ar", "expert-arithmetic", "expert-code", "misaligned"]
+    rows = _measured_on_ray(out, out / "test-data" / "seed-0", arms, 4)
+    assert len(rows) == 4 * len(arms)  # every arm on every held-out query

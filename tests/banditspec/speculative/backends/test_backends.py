@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from banditspec.speculative.backends import BACKENDS, create_backend
+from banditspec.speculative.backends import BACKENDS, create_backend, resolve_backend
 from banditspec.speculative.backends.local import LocalBackend
 from banditspec.speculative.world import WorldRecipe
 
@@ -14,7 +14,7 @@ from banditspec.speculative.world import WorldRecipe
 def test_backends_are_registered_by_name():
     assert {"local", "ray"} <= set(BACKENDS.names())
     assert isinstance(create_backend("local"), LocalBackend)
-    with pytest.raises(ValueError, match="unknown collection backend 'spark'.*local"):
+    with pytest.raises(ValueError, match="unknown backend 'spark'.*local"):
         create_backend("spark")
 
 
@@ -32,3 +32,11 @@ def test_the_ray_backend_needs_a_recipe_and_valid_resources():
         create_backend("ray", recipe=WorldRecipe(env="toy"), cpus_per_actor=0)
     with pytest.raises(ValueError, match="actors"):
         create_backend("ray", recipe=WorldRecipe(env="toy"), actors=0)
+
+
+def test_a_backend_given_by_name_takes_options_and_a_built_one_none():
+    local = LocalBackend()
+    assert resolve_backend(local) is local
+    assert isinstance(resolve_backend("local"), LocalBackend)
+    with pytest.raises(ValueError, match="already built"):
+        resolve_backend(local, {"actors": 2})

@@ -1,4 +1,5 @@
-"""The ray backend on a local Ray with 2 one-CPU actors: the same shards as the local backend, despite a killed actor."""
+"""The ray backend on a local Ray with 2 one-CPU actors: the same shards as the local backend, despite a killed actor;
+the same measured rows (but the timings) as the local backend, on a world narrowed to some arms."""
 
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ import pytest
 
 from banditspec.bandits.data import LoggedDataset
 from banditspec.bandits.shards import ChunkMap, merge
-from banditspec.speculative.backends import CollectionWork
-from banditspec.speculative.collect import DecodingWorld, calibrate, collect
+from banditspec.speculative.backends import ChunkJob
+from banditspec.speculative.collect import calibrate, collect
 from banditspec.speculative.latency import LatencyModel
+from banditspec.speculative.measured import measure_arms
 from banditspec.speculative.world import WorldRecipe
 
 ray = pytest.importorskip("ray")
@@ -80,9 +82,9 @@ def test_ray_rows_equal_the_local_rows_and_resume(ray_session, tiny_toy, recipe,
 class _KillsAnActor(RayBackend):
     """Kills actor 0 (Ray restarts it) once the first chunk is back, while both actors hold a chunk."""
 
-    def chunk_map(self, world: DecodingWorld, work: CollectionWork) -> ChunkMap:
+    def chunk_map(self, world: object, job: ChunkJob) -> ChunkMap:
         def chunk_map(chunks: Sequence[np.ndarray]) -> Iterator[tuple[int, LoggedDataset]]:
-            with self.start(work) as actors:
+            with self.start(job) as actors:
                 results = actors.map(chunks)
                 yield next(results)
                 ray.kill(actors.handles[0], no_restart=False)
@@ -97,3 +99,31 @@ def test_a_killed_actor_is_restarted_and_no_chunk_is_lost_or_doubled(ray_session
                   backend=_KillsAnActor(recipe, actors=2, retries=2), progress=False)
     _same_collection(out, local_run)
     assert len(pq.read_table(out / "part-000003.parquet")) == CHUNK * len(tiny_toy.arms)
+
+
+def test_a_measured_evaluation_on_ray_decodes_what_the_local_backend_decodes(ray_session, recipe, tmp_path):
+    narrowed = WorldRecipe(env=recipe.env, env_args=recipe.env_args, options=recipe.options,
+                           arms=("ar", "generalist", "prompt-lookup"))
+    world = narrowed.open()
+    assert world.arms.names == ["ar", "generalist", "prompt-lookup"]
+    queries = world.queries(7, split="test", seed=2)
+    sets = [[0], [0, 1], [2, 0], [0, 1, 2], [1, 0], [0, 2], [0]]
+    local, local_rows = measure_arms(world, queries, sets, tmp_path / "local", chunk_size=2, progress=False)
+    ray_feedback, ray_rows = measure_arms(world, queries, sets, tmp_path / "ray", chunk_size=2, progress=False,
+                                          backend="ray", backend_options={"recipe": narrowed, "actors": 2})
+    assert sorted(p.name for p in (tmp_path / "ray").glob("part-*.parquet")) == [f"part-{i:06d}.parquet"
+                                                                                 for i in range(4)]
+    untimed = [c for c in local_rows.columns if c not in TIMING]
+    assert set(untimed) == {c for c in ray_rows.columns if c not in TIMING} and "target_calls" in untimed
+    for name in untimed:
+        assert (local_rows.columns[name] == ray_rows.columns[name]).all(), name
+    assert (local_rows.actions == ray_rows.actions).all() and (local_rows.query_ids == ray_rows.query_ids).all()
+    assert np.isnan(ray_feedback.seconds).sum() == np.isnan(local.seconds).sum() == 21 - 13
+    assert all(m.equals_ar for m in ray_feedback.measurements)
+    assert (np.isfinite(ray_feedback.ar_seconds) & (ray_feedback.ar_seconds > 0)).all()
+
+
+def test_actors_refuse_a_world_with_other_arms_than_the_evaluation(recipe, tmp_path):
+    missing = WorldRecipe(env=recipe.env, env_args=recipe.env_args, options=recipe.options, arms=("ar", "no-such"))
+    with pytest.raises(ValueError, match=r"no arms \['no-such'\]"):
+        missing.open()
