@@ -1,10 +1,11 @@
 """The ``ray`` backend: chunks computed by Ray actors, each holding the world opened once.
 
 Each actor opens the world from a :class:`~banditspec.speculative.world.WorldRecipe`
-(the ``world.toml`` path, or a registered world's name and arguments), receives
-the job once (a :class:`~banditspec.speculative.backends.ChunkJob`: a
-collection's queries and latency model, or a measured evaluation's queries and
-arm sets) and computes the rows of whole chunks; the driver hands out chunks
+(the ``world.toml`` path, or a registered world's name and arguments) and
+computes the rows of whole chunks of a job (a
+:class:`~banditspec.speculative.backends.ChunkJob`: a collection's queries
+and latency model, or a measured evaluation's queries and arm sets, stored
+once in Ray's object store); the driver hands out chunks
 as actors become free (``ray.util.ActorPool``) and writes each chunk's rows as
 it arrives. The driver draws the queries, features included, so every actor
 computes exactly what the local backend computes on the same chunk. A measured
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import math
 import os
+import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -52,13 +54,23 @@ def import_ray() -> Any:
 
 
 class _ChunkActor:
-    """One Ray actor: the world opened once and the job received once, then the rows of chunk after chunk."""
+    """One Ray actor: the world opened once, then the rows of chunk after chunk of a job.
 
-    def __init__(self, recipe: WorldRecipe, job: ChunkJob, threads: int) -> None:
-        self.compute = job.rows_on(recipe.open(), threads=threads)
+    The job comes with every chunk (an object reference: Ray stores it once
+    and the actor reads it locally), so a restarted actor needs only its
+    recipe; the function computing the rows is built once per job.
+    """
 
-    def rows(self, index: int, positions: np.ndarray) -> tuple[int, LoggedDataset]:
+    def __init__(self, recipe: WorldRecipe, threads: int) -> None:
+        self.world = recipe.open()
+        self.threads = threads
+        self.job_key: str | None = None
+        self.compute: Any = None
+
+    def rows(self, job_key: str, job: ChunkJob, index: int, positions: np.ndarray) -> tuple[int, LoggedDataset]:
         """Chunk ``index``'s rows (the job's items at ``positions``)."""
+        if job_key != self.job_key:
+            self.compute, self.job_key = job.rows_on(self.world, threads=self.threads), job_key
         return index, self.compute(positions)
 
 
@@ -144,10 +156,9 @@ class RayBackend:
             options["memory"] = int(self.memory_gb * 2**30)
         threads = max(1, int(self.cpus_per_actor))
         actor_class = ray.remote(**options)(_ChunkActor)
-        job_ref = ray.put(job)  # stored once, not once per actor
-        handles = [actor_class.remote(self.recipe, job_ref, threads) for _ in range(self.actors)]
+        handles = [actor_class.remote(self.recipe, threads) for _ in range(self.actors)]
         try:
-            yield RayActors(ray, handles)
+            yield RayActors(ray, handles, ray.put(job))
         finally:
             for handle in handles:
                 ray.kill(handle)
@@ -164,11 +175,14 @@ class RayActors:
         The Ray actor handles.
     """
 
-    def __init__(self, ray: Any, handles: list[Any]) -> None:
+    def __init__(self, ray: Any, handles: list[Any], job: Any) -> None:
         self.ray = ray
         self.handles = handles
+        self.job = job  # the job's object reference
+        self.job_key = uuid.uuid4().hex
 
     def map(self, chunks: Sequence[np.ndarray]) -> Iterator[tuple[int, LoggedDataset]]:
         """``(index, rows)`` of every chunk, in the order they finish."""
         pool = self.ray.util.ActorPool(self.handles)
-        yield from pool.map_unordered(lambda actor, item: actor.rows.remote(*item), list(enumerate(chunks)))
+        yield from pool.map_unordered(lambda actor, item: actor.rows.remote(self.job_key, self.job, *item),
+                                      list(enumerate(chunks)))
