@@ -184,8 +184,30 @@ class Router:
 
     # -- one request --------------------------------------------------------------------
     def distribution(self, x: np.ndarray, available: np.ndarray) -> np.ndarray:
-        """The distribution the arm is drawn from: the policy's on ``available``, mixed with uniform ``epsilon``."""
-        proba = self.policy.predict_proba(x[None], available)[0]
+        """The distribution the arm is drawn from: the policy's on ``available``, mixed with uniform ``epsilon``.
+
+        The policy does not validate its input again (``check_input=False``):
+        the featurizer's width was checked at start-up and the breaker's mask
+        always keeps the fallback; only the features' finiteness is checked here.
+
+        Parameters
+        ----------
+        x : np.ndarray
+            ``(d,)`` features of the router's featurizer.
+        available : np.ndarray
+            ``bool (K,)``, at least one True (the breaker's mask).
+
+        Raises
+        ------
+        ValueError
+            If ``x`` holds NaN or infinite values.
+        """
+        if not np.isfinite(x).all():
+            raise ValueError("the featurizer gave NaN or infinite features for this prompt: the policy cannot "
+                             "choose from them; check the featurizer (and the target's dtype for target features)")
+        proba = self.policy.predict_proba(x[None], available, check_input=False)[0]
+        if self.epsilon == 0.0:
+            return proba
         return (1.0 - self.epsilon) * proba + self.epsilon * available / available.sum()
 
     def generate(self, prompt: str, *, max_new_tokens: int | None = None, request_id: str | None = None,

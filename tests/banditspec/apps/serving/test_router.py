@@ -104,6 +104,21 @@ def test_a_bad_prompt_is_refused_before_any_work_and_the_next_one_is_served(worl
     assert np.array_equal(router.generate(PROMPTS[0]).ids, ar_output(world, PROMPTS[0]))
 
 
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_non_finite_features_are_refused_before_decoding_and_nothing_is_logged(world, latency, make_selector, tmp_path,
+                                                                             monkeypatch, bad):
+    log = DecisionLog(tmp_path / "log", ARMS, flush_rows=1)
+    router = Router(world, make_selector("egreedy"), latency=latency, log=log)
+    featurizer = router.featurizer
+    monkeypatch.setattr(router, "featurizer", SimpleNamespace(transform=lambda texts: np.full((1, 64), bad)))
+    monkeypatch.setattr(router.decoder, "generate", lambda *args, **kwargs: pytest.fail("decoded"))
+    with pytest.raises(ValueError, match="NaN or infinite features"):
+        router.generate(PROMPTS[0])
+    assert not list((tmp_path / "log").glob("*.parquet"))
+    monkeypatch.undo()
+    assert router.featurizer is featurizer and router.generate(PROMPTS[0]).decision.propensity > 0
+
+
 def test_served_decisions_are_logged_and_read_back_by_ope(world, latency, make_selector, tmp_path):
     from banditspec.bandits import ope
 
