@@ -181,8 +181,9 @@ def load_models(config: WorldConfig, *, progress: bool = True) -> LoadedModels:
                 f"tokens; {differ} token-id pairs differ); every draft must share the target's tokenizer"
             )
     loaded = {}
-    with _transformers_progress(progress):
-        for what, model in tqdm(models.items(), desc="loading models", unit="model", disable=not progress):
+    for what, model in tqdm(models.items(), desc="loading models", unit="model", disable=not progress):
+        # transformers' bars only while a hub model may download: a local folder's "Loading weights" is noise
+        with _transformers_progress(progress and not Path(model.location).is_dir()):
             loaded[what] = _weights(model, configs[what], config.device, what)
     target = loaded.pop("target")
     return LoadedModels(target=target, drafts={k: loaded[f"draft {k!r}"] for k in config.drafts}, tokenizer=tokenizer)

@@ -34,10 +34,13 @@ def test_every_model_loads_in_eval_mode_on_the_cpu_with_its_dtype(checkpoints, w
     assert models.tokenizer.get_vocab()["cat"] == models.tokenizer("cat")["input_ids"][0]
 
 
-def test_loading_without_progress_silences_transformers_bars_and_restores_them(checkpoints, write_world, capsys):
+@pytest.mark.parametrize("progress", [False, True])
+def test_local_checkpoints_load_without_transformers_bars_which_are_restored(checkpoints, write_world, capsys,
+                                                                             progress):
     shown = transformers.utils.logging.is_progress_bar_enabled()
-    load_models(load_world_config(write_world(llama_world(checkpoints))), progress=False)
-    assert "Loading weights" not in capsys.readouterr().err
+    load_models(load_world_config(write_world(llama_world(checkpoints))), progress=progress)
+    err = capsys.readouterr().err
+    assert "Loading weights" not in err and ("loading models" in err) == progress
     assert transformers.utils.logging.is_progress_bar_enabled() == shown
 
 
