@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from banditspec.bandits.rewards import Reward
-from banditspec.speculative.world import ConfiguredWorld, check_options, load_world_config
+from banditspec.speculative.world import ConfiguredWorld, check_options, load_world_config, preset
 
 from banditspec.envs.smollm2.build import prepare_world
 from banditspec.envs.smollm2.config import DEFAULT, TINY, SmolConfig
@@ -74,10 +74,7 @@ class SmolLM2World(ConfiguredWorld):
         progress: bool = True,
         workers: int = 1,
     ) -> None:
-        if isinstance(config, str):
-            if config not in CONFIGS:
-                raise ValueError(f"config must be a SmolConfig or one of {sorted(CONFIGS)}, got {config!r}")
-            config = CONFIGS[config]
+        config = preset(config, CONFIGS, SmolConfig)
         overrides: dict[str, Any] = {k: v for k, v in (("target", target), ("corpus", corpus)) if v is not None}
         config = dataclasses.replace(config, **overrides)
         check_options(featurizer=featurizer, threads=threads, workers=workers)

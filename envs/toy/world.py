@@ -21,7 +21,14 @@ from banditspec.envs.toy.cache import ToyModels, prepare_world
 from banditspec.envs.toy.config import DEFAULT, SELF_DRAFT, SIZES, SPEC_BENCH, TINY, TINY_SELF_DRAFT, ToyConfig
 from banditspec.envs.toy.tasks import ToyPrompts
 from banditspec.speculative.kinds import SCHEDULES, Autoregressive, DecodingArm, DraftModel, EarlyExit, PromptLookup
-from banditspec.speculative.world import ConfiguredWorld, DecodingConfig, ModelConfig, WorldConfig, check_options
+from banditspec.speculative.world import (
+    ConfiguredWorld,
+    DecodingConfig,
+    ModelConfig,
+    WorldConfig,
+    check_options,
+    preset,
+)
 
 __all__ = ["CONFIGS", "ToyWorld", "toy_world_config"]
 
@@ -103,10 +110,7 @@ class ToyWorld(ConfiguredWorld):
         progress: bool = True,
         workers: int = 1,
     ) -> None:
-        if isinstance(config, str):
-            if config not in CONFIGS:
-                raise ValueError(f"config must be a ToyConfig or one of {sorted(CONFIGS)}, got {config!r}")
-            config = CONFIGS[config]
+        config = preset(config, CONFIGS, ToyConfig)
         if schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
         check_options(featurizer=featurizer, threads=threads, workers=workers)

@@ -36,7 +36,7 @@ from banditspec.speculative.world.prompts import (
     read_prompts,
 )
 from banditspec.speculative.world.recipe import WorldRecipe
-from banditspec.speculative.world.world import FEATURIZERS, ConfiguredWorld, check_options, open_world
+from banditspec.speculative.world.world import FEATURIZERS, ConfiguredWorld, check_options, open_world, preset
 
 __all__ = [
     "DTYPES",
@@ -58,6 +58,7 @@ __all__ = [
     "load_models",
     "load_world_config",
     "open_world",
+    "preset",
     "query_id",
     "read_prompts",
 ]

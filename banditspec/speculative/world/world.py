@@ -17,10 +17,10 @@ optionally in several worker processes.
 from __future__ import annotations
 
 import multiprocessing
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -40,6 +40,7 @@ __all__ = ["FEATURIZERS", "ConfiguredWorld", "check_options", "open_world"]
 
 #: Context features a world offers: the target's prefill hidden states or hashed character n-grams.
 FEATURIZERS = ("target", "hashing")
+C = TypeVar("C")
 _TASK = 4  # queries per task when decoding in worker processes: small tasks keep the workers evenly busy
 
 
@@ -49,6 +50,21 @@ def check_options(*, featurizer: str, threads: int, workers: int) -> None:
         raise ValueError(f"featurizer must be one of {FEATURIZERS}, got {featurizer!r}")
     for name, value in (("threads", threads), ("workers", workers)):
         check_integer(name, value, low=1)
+
+
+def preset(config: C | str, presets: Mapping[str, C], kind: type[C]) -> C:
+    """A world plug-in's config: ``config`` itself, or the preset of ``presets`` it names.
+
+    Raises
+    ------
+    ValueError
+        Unless ``config`` is a ``kind`` or the name of a preset (the names are listed).
+    """
+    if isinstance(config, str) and config in presets:
+        return presets[config]
+    if isinstance(config, kind):
+        return config
+    raise ValueError(f"config must be a {kind.__name__} or one of {sorted(presets)}, got {config!r}")
 
 
 def _decoder(models: LoadedModels, config: WorldConfig, threads: int) -> Decoder:
