@@ -4,13 +4,16 @@ Everything built once and reused (converted checkpoints, distilled drafts,
 the toy world's models) lives under ``$BANDITSPEC_CACHE`` (default
 ``~/.cache/banditspec``). :func:`build_once` writes a folder into a sibling
 temporary folder and renames it into place, so an interrupted build never
-leaves a half entry behind and a finished one is never rebuilt.
+leaves a half entry behind and a finished one is never rebuilt. A temporary
+folder names the host and process building it, so one left by a process
+killed outright (``kill -9``) is removed by the next build of that entry.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import socket
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -37,7 +40,8 @@ def build_once(path: str | os.PathLike[str], build: Callable[[Path], None], *, d
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(path, ignore_errors=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}-", dir=path.parent))
+    _remove_abandoned(path)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}-{_host()}-{os.getpid()}-", dir=path.parent))
     tmp.chmod(0o755)  # mkdtemp makes it private; the entry is shared like the rest of the cache
     try:
         build(tmp)
@@ -51,3 +55,28 @@ def build_once(path: str | os.PathLike[str], build: Callable[[Path], None], *, d
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return path
+
+
+def _host() -> str:
+    """This machine's name as a temporary folder's name holds it (no ``-``)."""
+    return socket.gethostname().replace("-", "_")
+
+
+def _remove_abandoned(path: Path) -> None:
+    """Remove the temporary folders of ``path`` left by processes of this host that no longer run."""
+    prefix = f".{path.name}-"
+    for tmp in path.parent.glob(f"{prefix}*"):
+        parts = tmp.name[len(prefix):].split("-")  # host, pid, mkdtemp's suffix
+        if len(parts) == 3 and parts[0] == _host() and parts[1].isdigit() and not _running(int(parts[1])):
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _running(pid: int) -> bool:
+    """Whether a process ``pid`` runs on this host."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it runs, as another user
+        return True
+    return True
