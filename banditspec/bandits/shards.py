@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 
 from banditspec.bandits.data import LoggedDataset
 
-__all__ = ["ChunkMap", "in_order", "merge", "parse_shard", "run_chunks", "write_chunks"]
+__all__ = ["ChunkMap", "in_order", "merge", "parse_shard", "write_chunks"]
 
 _MANIFEST = "manifest.json"
 
@@ -70,25 +70,6 @@ def _check_manifest(folder: Path, config: Mapping[str, Any]) -> None:
     tmp = path.with_name(_MANIFEST + ".tmp")
     tmp.write_text(json.dumps(config, indent=2, sort_keys=True))
     tmp.replace(path)
-
-
-def run_chunks(
-    n_items: int,
-    compute: Callable[[np.ndarray], LoggedDataset],
-    folder: str | Path,
-    *,
-    config: Mapping[str, Any],
-    chunk_size: int = 64,
-    shard: tuple[int, int] = (0, 1),
-    progress: bool = True,
-) -> list[Path]:
-    """Compute ``n_items`` items in chunks in this process, one Parquet file per chunk, resumably.
-
-    :func:`write_chunks` with :func:`in_order` ``(compute)``; ``compute`` maps
-    an array of item positions to the dataset of their rows.
-    """
-    return write_chunks(n_items, in_order(compute), folder, config=config, chunk_size=chunk_size, shard=shard,
-                        progress=progress)
 
 
 def write_chunks(

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from banditspec.bandits.data import LoggedDataset
-from banditspec.bandits.shards import merge, parse_shard, run_chunks
+from banditspec.bandits.shards import in_order, merge, parse_shard, write_chunks
 
 K = 3
 
@@ -27,13 +27,13 @@ SCRIPT = textwrap.dedent(
     import sys, time
     sys.path.insert(0, {tests!r})
     from test_shards import rows
-    from banditspec.bandits.shards import run_chunks
+    from banditspec.bandits.shards import in_order, write_chunks
 
     def slow(positions):
         time.sleep(0.3)
         return rows(positions)
 
-    run_chunks(40, slow, {folder!r}, config={{"job": "t"}}, chunk_size=2, progress=False)
+    write_chunks(40, in_order(slow), {folder!r}, config={{"job": "t"}}, chunk_size=2, progress=False)
     """
 )
 
@@ -49,9 +49,9 @@ def test_kill_9_then_resume_equals_uninterrupted(tmp_path):
     proc.wait()
     done_before = len(list(folder.glob("part-*.parquet")))
     assert 3 <= done_before < 20
-    run_chunks(40, rows, folder, config={"job": "t"}, chunk_size=2, progress=False)
+    write_chunks(40, in_order(rows), folder, config={"job": "t"}, chunk_size=2, progress=False)
     clean = tmp_path / "clean"
-    run_chunks(40, rows, clean, config={"job": "t"}, chunk_size=2, progress=False)
+    write_chunks(40, in_order(rows), clean, config={"job": "t"}, chunk_size=2, progress=False)
     resumed, reference = LoggedDataset.load(folder), LoggedDataset.load(clean)
     assert len(resumed) == 40 * K
     np.testing.assert_array_equal(resumed.query_ids, reference.query_ids)
@@ -61,7 +61,7 @@ def test_kill_9_then_resume_equals_uninterrupted(tmp_path):
 
 def test_shards_partition_the_work_and_merge(tmp_path):
     for i in range(3):
-        run_chunks(10, rows, tmp_path / f"s{i}", config={}, chunk_size=2, shard=(i, 3), progress=False)
+        write_chunks(10, in_order(rows), tmp_path / f"s{i}", config={}, chunk_size=2, shard=(i, 3), progress=False)
     merged = merge([tmp_path / f"s{i}" for i in range(3)], tmp_path / "all.parquet")
     np.testing.assert_array_equal(np.unique(merged.query_ids), np.arange(10))
     assert len(merged) == 10 * K
@@ -70,9 +70,9 @@ def test_shards_partition_the_work_and_merge(tmp_path):
 
 
 def test_resume_with_other_config_is_refused(tmp_path):
-    run_chunks(4, rows, tmp_path, config={"n": 1}, chunk_size=2, progress=False)
+    write_chunks(4, in_order(rows), tmp_path, config={"n": 1}, chunk_size=2, progress=False)
     with pytest.raises(ValueError, match="another configuration"):
-        run_chunks(4, rows, tmp_path, config={"n": 2}, chunk_size=2, progress=False)
+        write_chunks(4, in_order(rows), tmp_path, config={"n": 2}, chunk_size=2, progress=False)
 
 
 @pytest.mark.parametrize("text", ["1", "2/2", "a/b", "-1/3", "0/0"])
