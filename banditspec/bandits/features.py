@@ -14,7 +14,7 @@ Three kinds, one interface (``fit(texts)``, ``transform(texts) -> (n, d)``):
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -174,8 +174,43 @@ class TargetHiddenStates:
                     ids[i, : len(row)] = torch.tensor(row)
                     mask[i, : len(row)] = 1
                 out = self.model(input_ids=ids, attention_mask=mask, output_hidden_states=True)
-                states = out.hidden_states[self.layer]
-                pooled = (states * mask[..., None]).sum(dim=1) / mask.sum(dim=1, keepdim=True)
-                chunks.append(pooled.float().numpy())
+                chunks.append(_pool(out.hidden_states[self.layer], mask))
         self.model.train(was_training)
         return np.concatenate(chunks).astype(float)
+
+    def prefill(self, text: str) -> tuple[np.ndarray, Any]:
+        """One prompt's features (``transform([text])``'s row) and the target's cache, for its decode to reuse.
+
+        The cache holds the prompt's keys and values but its last token's, as
+        :meth:`~banditspec.speculative.decoding.Decoder.generate`'s
+        ``past_key_values`` expects: the decode then skips the prompt's
+        forward pass that the features already ran.
+
+        Raises
+        ------
+        ValueError
+            For a non-text or empty prompt, or a target that returns no cache.
+        """
+        [text] = _check_texts([text])
+        ids = self.tokenizer(text)["input_ids"]
+        if not ids:
+            raise ValueError("an empty prompt has no hidden states to pool")
+        inputs = torch.tensor([ids], dtype=torch.long)
+        mask = torch.ones_like(inputs)
+        was_training = self.model.training
+        self.model.eval()
+        with torch.inference_mode():
+            out = self.model(input_ids=inputs, attention_mask=mask, output_hidden_states=True, use_cache=True)
+        self.model.train(was_training)
+        cache = out.get("cache")  # transformers 5 (earlier: past_key_values)
+        if cache is None:
+            cache = out.get("past_key_values")
+        if cache is None:
+            raise ValueError(f"{type(self.model).__name__} returned no cache to decode from")
+        cache.crop(-1)
+        return _pool(out.hidden_states[self.layer], mask)[0].astype(float), cache
+
+
+def _pool(states: torch.Tensor, mask: torch.Tensor) -> np.ndarray:
+    """The average of ``states`` ``(n, T, d)`` over the positions ``mask`` keeps, as float32 numpy ``(n, d)``."""
+    return ((states * mask[..., None]).sum(dim=1) / mask.sum(dim=1, keepdim=True)).float().numpy()

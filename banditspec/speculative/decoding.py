@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 from banditspec.bandits.arms import Arm
 from banditspec.bandits.env import Measurement
 from banditspec.bandits.validation import check_integer
-from banditspec.speculative.drafting import context_length, eos_token_ids
+from banditspec.speculative.drafting import cache_argument, context_length, eos_token_ids
 from banditspec.speculative.kinds import Autoregressive, DraftModel
 from banditspec.speculative.kinds.base import DecodeRequest, DecodingArm
 from banditspec.speculative.loop import SpeculationCounts, speculative_generate
@@ -198,7 +198,8 @@ class Decoder:
     # -- decoding ---------------------------------------------------------------
 
     def generate(self, arm: Arm, prompt: Prompt, *, reference: DecodeResult | None = None,
-                 max_new_tokens: int | None = None, deadline: float | None = None) -> DecodeResult:
+                 max_new_tokens: int | None = None, deadline: float | None = None,
+                 past_key_values: Any = None) -> DecodeResult:
         """Decode ``prompt`` greedily with ``arm`` and measure it.
 
         Parameters
@@ -217,15 +218,28 @@ class Decoder:
             A ``time.perf_counter()`` value: a speculative decode still running
             then raises :class:`DecodeTimeout` at its next drafting round. A
             plain arm (AR, the fallback) has no deadline.
+        past_key_values : transformers Cache, optional
+            The target's cache over the prompt but its last token (a
+            decoder-only target; e.g. from
+            :meth:`~banditspec.bandits.features.TargetHiddenStates.prefill`):
+            the decode starts there instead of running the prompt through the
+            target again, and uses the cache up (give a fresh one per decode).
+            The measured seconds then leave out the prefill.
 
         Raises
         ------
         DecodeTimeout
             If ``deadline`` passed during a speculative decode.
+        ValueError
+            If ``past_key_values`` does not hold the prompt's tokens but the last.
         """
         new_tokens = self._new_tokens(max_new_tokens)
         ids = self.encode(prompt, max_new_tokens=new_tokens)
         arm = self.check(arm)
+        if past_key_values is not None and (self.encoder_decoder or past_key_values.get_seq_length() != ids.size - 1):
+            raise ValueError(f"past_key_values must hold the target's keys and values of the prompt's first "
+                             f"{ids.size - 1} tokens (a decoder-only target); it holds "
+                             f"{past_key_values.get_seq_length()}")
         start = self.prefix(ids).size
         request = DecodeRequest(ids, max_length=start + new_tokens, eos_token_ids=self.eos_token_ids)
         generator = arm.candidate_generator(self, request)
@@ -236,6 +250,8 @@ class Decoder:
         inputs = torch.from_numpy(ids)[None].to(self.target.device)
         call: dict[str, Any] = {"input_ids": inputs, "attention_mask": torch.ones_like(inputs),
                                 "max_new_tokens": new_tokens, "do_sample": False, "num_beams": 1}
+        if past_key_values is not None:
+            call[cache_argument(self.target)] = past_key_values
         counts = SpeculationCounts()
         if generator is not None:
             call |= {"custom_generate": speculative_generate, "candidate_generator": generator,

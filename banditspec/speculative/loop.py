@@ -69,7 +69,9 @@ def speculative_generate(
     speculation_counts : SpeculationCounts, optional
         Filled with this decode's counts.
     **model_kwargs
-        What ``generate()`` prepared: the cache, the attention mask, the encoder outputs.
+        What ``generate()`` prepared: the cache (empty, or holding the
+        prompt but its last token when ``generate()`` was given
+        ``past_key_values``), the attention mask, the encoder outputs.
 
     Returns
     -------
@@ -89,7 +91,7 @@ def speculative_generate(
         fixed |= {"encoder_outputs": model_kwargs["encoder_outputs"],
                   "attention_mask": model_kwargs.get("attention_mask")}
     eos = set(eos_token_ids(generation_config))
-    in_cache = 0  # leading tokens of input_ids whose keys and values the cache holds
+    in_cache = cache.get_seq_length() if cache is not None else 0  # leading tokens of input_ids the cache holds
     while True:
         length = input_ids.shape[1]
         candidates, _ = candidate_generator.get_candidates(input_ids)

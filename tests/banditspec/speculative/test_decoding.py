@@ -6,6 +6,7 @@ import torch
 from transformers.utils import logging
 
 from banditspec.bandits.arms import Arm
+from banditspec.bandits.features import TargetHiddenStates
 from banditspec.speculative.counterfactual import draft_matches_batch
 from banditspec.speculative.decoding import DecodeTimeout, Decoder
 from banditspec.speculative.kinds import Autoregressive, DraftModel, EarlyExit, PromptLookup, Trace
@@ -173,3 +174,34 @@ def test_early_exit_on_a_gpt2_target_is_refused():
     target = GPT2LMHeadModel(GPT2Config(vocab_size=20, n_positions=32, n_embd=16, n_layer=2, n_head=2))
     with pytest.raises(ValueError, match="ignore transformers' assistant_early_exit"):
         Decoder(target, max_new_tokens=4).generate(EarlyExit("e", layer=1), [1, 2, 3])
+
+
+@pytest.mark.parametrize("world_name", ["tiny_toy", "self_draft"])  # a GPT-2 and a Llama target (early exit)
+def test_a_decode_from_the_featurizers_prefill_equals_ar_with_the_same_counts(world_name, request):
+    world = request.getfixturevalue(world_name)
+    decoder = world.decoder
+    featurizer = TargetHiddenStates(decoder.target, decoder.tokenizer)
+    for text in world.queries(3, split="test", seed=5).texts:
+        features, _ = featurizer.prefill(text)
+        np.testing.assert_array_equal(features, featurizer.transform([text])[0])
+        ar = decoder.generate(Autoregressive("ar"), text)
+        for arm in world.arms:
+            _, cache = featurizer.prefill(text)
+            assert cache.get_seq_length() == decoder.encode(text).size - 1
+            continued = decoder.generate(arm, text, past_key_values=cache, reference=ar)
+            plain = decoder.generate(arm, text)
+            np.testing.assert_array_equal(continued.ids, ar.ids)
+            assert continued.measurement.equals_ar
+            assert continued.measurement.target_calls == plain.measurement.target_calls
+            assert continued.measurement.accepted_tokens == plain.measurement.accepted_tokens
+
+
+def test_a_cache_of_another_length_is_refused(tiny_toy):
+    decoder = tiny_toy.decoder
+    featurizer = TargetHiddenStates(decoder.target, decoder.tokenizer)
+    text, other = tiny_toy.queries(2, split="test", seed=6).texts
+    _, cache = featurizer.prefill(other)
+    if cache.get_seq_length() == decoder.encode(text).size - 1:
+        cache.crop(-1)
+    with pytest.raises(ValueError, match="past_key_values must hold the target's keys and values of the prompt's"):
+        decoder.generate(Autoregressive("ar"), text, past_key_values=cache)
