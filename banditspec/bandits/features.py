@@ -66,8 +66,10 @@ class HashingFeaturizer:
     bucket are divided by their Euclidean norm (a text without n-grams, empty
     or all whitespace, stays all zeros). Counts and their squares are whole
     numbers, so the sums are exact in any order and the result equals
-    ``HashingVectorizer.transform(texts).toarray()`` to the bit, which the
-    property tests check on random texts and settings.
+    ``HashingVectorizer.transform(texts).toarray()`` to the bit, not merely
+    to the last ulp, which the property tests check on random texts and
+    settings. Batches take this path too: on toy prompts it was also faster
+    than the vectorizer for 256 to 2048 texts at once.
 
     Parameters
     ----------

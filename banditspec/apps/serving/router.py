@@ -287,7 +287,7 @@ class Router:
         AR's price is read from :attr:`ar_prices`, and the reward, ``self.reward``'s
         ``t_AR / t``, is computed on the two floats: going through the
         measurement columns (:func:`measurement_columns`, an array per field)
-        gives the same float and cost more than the rest of the record; the
+        gives the same float and costs more than the rest of the record; the
         tests check that both agree with the latency model and the reward.
         """
         ar_seconds = float(self.ar_prices[result.ids.size])
