@@ -1,4 +1,4 @@
-"""The router's overhead on the toy world: featurizing, choosing and logging, as a share of the mean decode time.
+"""The router's overhead on the toy world: featurizing, choosing, the decision record and logging, per mean decode.
 
 Trains REINFORCE on counterfactually collected training queries of the toy
 world (its models cached under ``$BANDITSPEC_CACHE``), once on the world's
@@ -6,9 +6,13 @@ own features (the target's prefill hidden states) and once on hashed n-grams
 of the prompt, and serves ``--n`` held-out queries ``--repeats`` times with a
 :class:`~banditspec.apps.serving.Router` that logs every decision to Parquet
 shards (``--flush-rows`` per shard). Overhead per request = featurize +
-select (timed by the router) + appending the decision to the log (the shard
-writes amortised over the requests); decode = the request's measured
-decoding seconds. Prints the share per repetition and overall.
+select (timed by the router) + building the decision record (reward, AR
+price, ids, hashes) + appending it to the log (the shard writes amortised
+over the requests); decode = the request's measured decoding seconds.
+Prints each part, the share per repetition and overall, for comparison with
+runs that did not count the record the share without it, and as a check on
+what the parts leave out, the seconds of ``generate()`` outside the decode
+(the parts, tokenizing the prompt, the breaker's bookkeeping).
 
 Usage::
 
@@ -27,7 +31,7 @@ import numpy as np
 
 from banditspec.apps.report import cpu_model
 from banditspec.apps.scoring import LearnerSpec, train_learners
-from banditspec.apps.serving import DecisionLog, Router
+from banditspec.apps.serving import Decision, DecisionLog, Router
 from banditspec.apps.training import load_selector, save_selector
 from banditspec.bandits.env import ENVIRONMENTS
 from banditspec.speculative.collect import Collector, calibrate
@@ -53,6 +57,19 @@ class TimedLog(DecisionLog):
             self.seconds += time.perf_counter() - began
 
 
+class TimedRouter(Router):
+    """A router that adds up the seconds spent building decision records."""
+
+    record_seconds = 0.0
+
+    def _decision(self, *args, **kwargs) -> Decision:  # noqa: ANN002, ANN003 - same signature as Router._decision
+        began = time.perf_counter()
+        try:
+            return super()._decision(*args, **kwargs)
+        finally:
+            self.record_seconds += time.perf_counter() - began
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=100, help="held-out queries served per repetition")
@@ -70,21 +87,27 @@ def main() -> None:
         for features in ("target", "hashing"):
             fitted = train_learners(data, {"reinforce": LearnerSpec("reinforce", features=features)}, seed=0)
             folder = save_selector(fitted["reinforce"], Path(tmp) / features, arms=world.arms.names, source={})
-            shares = []
+            shares, without_record = [], []
             for repeat in range(args.repeats):
                 log = TimedLog(Path(tmp) / f"log-{features}-{repeat}", world.arms.names, flush_rows=args.flush_rows)
-                router = Router(world, load_selector(folder), latency=latency, log=log, seed=repeat)
+                router = TimedRouter(world, load_selector(folder), latency=latency, log=log, seed=repeat)
+                began = time.perf_counter()
                 decisions = [router.generate(text).decision for text in test]
                 router.close()
-                select = np.array([d.select_seconds for d in decisions])
-                decode = np.array([d.measurement.wall_seconds for d in decisions])
-                overhead = select.mean() + log.seconds / len(decisions)
-                shares.append(overhead / decode.mean())
-                print(f"  {features:8s} rep {repeat}: featurize+select {1e3 * select.mean():.3f} ms, logging "
-                      f"{1e3 * log.seconds / len(decisions):.3f} ms, decode {1e3 * decode.mean():.1f} ms "
-                      f"-> overhead {100 * shares[-1]:.2f} % of decode")
+                generate = (time.perf_counter() - began) / len(decisions)
+                select = np.mean([d.select_seconds for d in decisions])
+                record = router.record_seconds / len(decisions)
+                logging = log.seconds / len(decisions)
+                decode = np.mean([d.measurement.wall_seconds for d in decisions])
+                shares.append((select + record + logging) / decode)
+                without_record.append((select + logging) / decode)
+                print(f"  {features:8s} rep {repeat}: featurize+select {1e3 * select:.3f} ms, record "
+                      f"{1e3 * record:.3f} ms, logging {1e3 * logging:.3f} ms, decode {1e3 * decode:.1f} ms "
+                      f"-> overhead {100 * shares[-1]:.2f} % of decode ({100 * without_record[-1]:.2f} % without "
+                      f"the record; generate() outside the decode {1e3 * (generate - decode):.3f} ms)")
             print(f"{features}: overhead {100 * np.mean(shares):.2f} % of the mean decode time "
-                  f"(min {100 * min(shares):.2f} %, max {100 * max(shares):.2f} %, {args.repeats} repetitions)")
+                  f"(min {100 * min(shares):.2f} %, max {100 * max(shares):.2f} %, {args.repeats} repetitions); "
+                  f"without the record {100 * np.mean(without_record):.2f} %")
     print("load average (1, 5, 15 min): " + ", ".join(f"{v:.2f}" for v in os.getloadavg()))
 
 

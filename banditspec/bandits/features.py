@@ -3,7 +3,8 @@
 Three kinds, one interface (``fit(texts)``, ``transform(texts) -> (n, d)``):
 
 * :class:`HashingFeaturizer` -- character n-gram counts hashed into ``d``
-  buckets and L2-normalised (scikit-learn's ``HashingVectorizer``); stateless.
+  buckets and L2-normalised (scikit-learn's ``HashingVectorizer``, computed
+  without its sparse matrices); stateless.
 * :class:`TfidfFeaturizer` -- TF-IDF over word n-grams reduced to ``d``
   dimensions by truncated SVD (latent semantic analysis).
 * :class:`TargetHiddenStates` -- the mean-pooled last hidden states of the
@@ -18,10 +19,10 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
-from sklearn import config_context
 from sklearn.decomposition import TruncatedSVD
 from sklearn.feature_extraction.text import HashingVectorizer, TfidfVectorizer
 from sklearn.pipeline import make_pipeline
+from sklearn.utils import murmurhash3_32
 
 __all__ = ["Featurizer", "HashingFeaturizer", "TargetHiddenStates", "TfidfFeaturizer"]
 
@@ -54,6 +55,22 @@ class Featurizer(Protocol):
 class HashingFeaturizer:
     """Hashed character n-gram counts, L2-normalised.
 
+    The features are those of scikit-learn's ``HashingVectorizer(n_features,
+    analyzer="char_wb", ngram_range, alternate_sign=False, norm="l2")``,
+    computed without its sparse machinery: a router featurizes one short
+    prompt per request, and for one prompt building, deduplicating and
+    normalising a sparse matrix costs several times the hashing itself.
+    Here the vectorizer's own analyzer (built once) gives the n-grams; each
+    is hashed as scikit-learn's ``FeatureHasher`` hashes it (MurmurHash3 of
+    its UTF-8 bytes, seed 0, signed; bucket ``|h| mod d``); the counts per
+    bucket are divided by their Euclidean norm (a text without n-grams, empty
+    or all whitespace, stays all zeros). Counts and their squares are whole
+    numbers, so the sums are exact in any order and the result equals
+    ``HashingVectorizer.transform(texts).toarray()`` to the bit, not merely
+    to the last ulp, which the property tests check on random texts and
+    settings. Batches take this path too: for 1 to 4096 toy prompts at once
+    it measured at least as fast as the vectorizer, within the noise.
+
     Parameters
     ----------
     n_features : int, default 64
@@ -67,9 +84,7 @@ class HashingFeaturizer:
             raise ValueError(f"n_features must be >= 1, got {n_features}")
         self.n_features = n_features
         self.ngram_range = ngram_range
-        self._vectorizer = HashingVectorizer(
-            n_features=n_features, analyzer="char_wb", ngram_range=ngram_range, alternate_sign=False, norm="l2"
-        )
+        self._analyzer = HashingVectorizer(analyzer="char_wb", ngram_range=ngram_range).build_analyzer()
 
     def fit(self, texts: Sequence[str]) -> HashingFeaturizer:
         """Nothing to learn; validates ``texts``."""
@@ -77,15 +92,17 @@ class HashingFeaturizer:
         return self
 
     def transform(self, texts: Sequence[str]) -> np.ndarray:
-        """Hashed features, shape ``(n, n_features)``.
+        """Hashed features, shape ``(n, n_features)``, rows of unit norm (zero for a text without n-grams)."""
+        counts = np.array([self._counts(text) for text in _check_texts(texts)], dtype=float)
+        norms = np.sqrt(np.einsum("ij,ij->i", counts, counts))[:, None]
+        return np.divide(counts, norms, out=counts, where=norms > 0)
 
-        The texts are checked here, so scikit-learn's own parameter checks are
-        skipped: they cost more than hashing one prompt (a router featurizes
-        one prompt per request).
-        """
-        texts = _check_texts(texts)
-        with config_context(assume_finite=True, skip_parameter_validation=True):
-            return self._vectorizer.transform(texts).toarray()
+    def _counts(self, text: str) -> np.ndarray:
+        """How many of ``text``'s n-grams fall in each bucket, ``(n_features,)``."""
+        grams = self._analyzer(text)
+        hashes = np.fromiter(map(murmurhash3_32, grams), dtype=np.int64, count=len(grams))
+        # in int64 |-2**31| = 2**31 exactly, the value scikit-learn defines for that hash too
+        return np.bincount(np.abs(hashes) % self.n_features, minlength=self.n_features)
 
 
 class TfidfFeaturizer:

@@ -118,7 +118,7 @@ class Reinforce(Policy):
             for p in net.parameters():
                 bound = 1.0 / np.sqrt(p.shape[-1])
                 p.copy_(torch.empty(p.shape).uniform_(-bound, bound, generator=generator))
-        self.net_ = net
+        self.net_ = net.eval()  # predicting is the common case: _epoch switches to training mode and back
         self.optimizer_ = torch.optim.Adam(net.parameters(), lr=self.lr)
         self.x_mean_ = np.zeros(n_features)
         self.x_scale_ = np.ones(n_features)
@@ -198,32 +198,34 @@ class Reinforce(Policy):
         a_all = torch.from_numpy(actions)
         mu_all = torch.from_numpy(propensities).float()
         self.net_.train()
-        for start in range(0, len(X), self.batch_size):
-            rows = torch.from_numpy(order[start : start + self.batch_size])
-            x, a, r, mu = x_all[rows], a_all[rows], r_all[rows], mu_all[rows]
-            log_pi = torch.log_softmax(self.net_(x), dim=1)
-            log_pi_a = log_pi.gather(1, a[:, None]).squeeze(1)
-            weight = (log_pi_a.detach().exp() / mu).clamp(max=self.max_weight)
-            advantage = r - self.baseline_
-            entropy = -(log_pi.exp() * log_pi).sum(dim=1).mean()
-            loss = -(weight * advantage * log_pi_a).mean() - self.entropy * entropy
-            self.optimizer_.zero_grad()
-            loss.backward()
-            self.optimizer_.step()
-            m = self.baseline_momentum
-            self.baseline_ = m * self.baseline_ + (1 - m) * float((weight * r).sum() / weight.sum())
+        try:
+            for start in range(0, len(X), self.batch_size):
+                rows = torch.from_numpy(order[start : start + self.batch_size])
+                x, a, r, mu = x_all[rows], a_all[rows], r_all[rows], mu_all[rows]
+                log_pi = torch.log_softmax(self.net_(x), dim=1)
+                log_pi_a = log_pi.gather(1, a[:, None]).squeeze(1)
+                weight = (log_pi_a.detach().exp() / mu).clamp(max=self.max_weight)
+                advantage = r - self.baseline_
+                entropy = -(log_pi.exp() * log_pi).sum(dim=1).mean()
+                loss = -(weight * advantage * log_pi_a).mean() - self.entropy * entropy
+                self.optimizer_.zero_grad()
+                loss.backward()
+                self.optimizer_.step()
+                m = self.baseline_momentum
+                self.baseline_ = m * self.baseline_ + (1 - m) * float((weight * r).sum() / weight.sum())
+        finally:
+            self.net_.eval()
         self.steps_ += 1
 
     # -- prediction ----------------------------------------------------------------------
     def _predict_proba(self, X: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        """Softmax of the network's logits over the available arms.
+        """Softmax of the network's logits over the available arms (the network is in eval mode outside training).
 
         Raises
         ------
         ValueError
             If a logit is not finite (weights that overflow float32 on these rows).
         """
-        self.net_.eval()
         with torch.inference_mode():
             logits = self.net_(torch.from_numpy((X - self.x_mean_) / self.x_scale_).float()).double().numpy()
         if not np.isfinite(logits).all():

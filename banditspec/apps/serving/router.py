@@ -168,6 +168,9 @@ class Router:
                              f"{selector.features!r} features have {width}: serve it with the world (and featurizer) "
                              "it was trained with")
         self.latency = latency
+        lengths = np.arange(self.decoder.max_new_tokens + 1)
+        #: AR's seconds priced by ``latency`` for each output length ``0 .. max_new_tokens``, computed once
+        self.ar_prices = latency.predict(np.full(lengths.size, self.fallback), lengths, np.zeros(lengths.size))
         self.epsilon = float(epsilon)
         self.time_budget = time_budget
         self.breaker = breaker or CircuitBreaker(len(self.arms), protected=plain)
@@ -279,17 +282,24 @@ class Router:
     def _decision(self, request_id: str | None, prompt: str, arm: int, distribution: np.ndarray,
                   available: np.ndarray, x: np.ndarray, result: DecodeResult, failure: str, seconds: float,
                   prompt_tokens: int, select_seconds: float) -> Decision:
-        ar_seconds = float(self.latency.predict(np.array([self.fallback]), np.array([result.ids.size]),
-                                                np.array([0]))[0])
+        """The request's record, built on every request, so without per-request array work.
+
+        AR's price is read from :attr:`ar_prices`, and the reward, ``self.reward``'s
+        ``t_AR / t``, is computed on the two floats: going through the
+        measurement columns (:func:`measurement_columns`, an array per field)
+        gives the same float and costs more than the rest of the record; the
+        tests check that both agree with the latency model and the reward.
+        """
+        ar_seconds = float(self.ar_prices[result.ids.size])
         measurement = replace(result.measurement, wall_seconds=seconds,
                               ar_wall_seconds=ar_seconds if ar_seconds > 0 else None)
-        reward = float(self.reward(measurement_columns([measurement]))[0]) if ar_seconds > 0 else 0.0
         return Decision(
             request_id=request_id or uuid.uuid4().hex, query_id=query_id(prompt), arm=arm, arm_name=self.names[arm],
-            propensity=float(distribution[arm]), distribution=tuple(float(p) for p in distribution),
-            available=tuple(bool(a) for a in available), features_hash=features_hash(x),
+            propensity=float(distribution[arm]), distribution=tuple(distribution.tolist()),
+            available=tuple(available.tolist()), features_hash=features_hash(x),
             served_arm=measurement.arm, fallback=bool(failure), failure=failure, measurement=measurement,
-            reward=reward, prompt_tokens=int(prompt_tokens), select_seconds=select_seconds,
+            reward=ar_seconds / seconds if ar_seconds > 0 else 0.0, prompt_tokens=int(prompt_tokens),
+            select_seconds=select_seconds,
         )
 
     # -- learning -----------------------------------------------------------------------

@@ -1,6 +1,9 @@
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sklearn.feature_extraction.text import HashingVectorizer
 from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 from tokenizers import Tokenizer, models, pre_tokenizers
 
@@ -15,6 +18,30 @@ def test_hashing_is_stateless_normalised_and_shaped():
     assert X.shape == (6, 16)
     np.testing.assert_allclose(np.linalg.norm(X, axis=1), 1.0)
     np.testing.assert_array_equal(X, HashingFeaturizer(n_features=16).transform(TEXTS))
+
+
+WHITESPACE = st.text(st.sampled_from(" \t\n\r\x0b\x0c\x1c\x85\xa0\u2003\u2028\u3000"), max_size=12)
+WORDS = st.lists(st.text(st.characters(codec="utf-8"), min_size=1, max_size=30), max_size=60).map(" ".join)
+TEXTS_ANY = st.one_of(st.text(), WHITESPACE, WORDS, st.text(min_size=500, max_size=3000))
+
+
+@settings(max_examples=150, deadline=None)
+@given(texts=st.lists(TEXTS_ANY, min_size=1, max_size=6), n_features=st.integers(1, 5000),
+       low=st.integers(1, 4), extra=st.integers(0, 3))
+def test_hashing_equals_scikit_learn_s_hashing_vectorizer_to_the_bit(texts, n_features, low, extra):
+    ngram_range = (low, low + extra)
+    reference = HashingVectorizer(n_features=n_features, analyzer="char_wb", ngram_range=ngram_range,
+                                  alternate_sign=False, norm="l2").transform(texts).toarray()
+    features = HashingFeaturizer(n_features=n_features, ngram_range=ngram_range).transform(texts)
+    assert features.dtype == reference.dtype == np.float64
+    np.testing.assert_array_equal(features, reference)
+
+
+@pytest.mark.parametrize("text", ["", " ", "\t\n \u3000"])
+def test_hashing_a_text_without_n_grams_gives_zeros(text):
+    features = HashingFeaturizer(n_features=8).transform([text, "a"])
+    np.testing.assert_array_equal(features[0], np.zeros(8))
+    assert np.linalg.norm(features[1]) == 1.0
 
 
 def test_tfidf_separates_domains():

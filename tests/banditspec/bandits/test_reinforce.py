@@ -119,3 +119,31 @@ def test_the_expected_state_of_a_saved_policy_matches_a_fitted_one_and_needs_no_
             k: (shape, dtype) for k, (shape, dtype) in policy._state_shapes(5).items()}
         huge = policy._state_shapes(2**62)  # a corrupted n_features_ gives shapes to refuse, not an allocation
         assert huge["x_mean"][0] == (2**62,)
+
+
+class ModeRecording(Reinforce):
+    """A Reinforce whose network records, at every forward pass, whether it was in training mode."""
+
+    def _network(self, n_features):
+        self.modes = []
+        net = super()._network(n_features)
+        net.register_forward_pre_hook(lambda module, args: self.modes.append(module.training))
+        return net
+
+
+def test_the_network_trains_in_training_mode_and_predicts_in_eval_mode(tmp_path):
+    X, domains, table = domain_problem(600, seed=11)
+    actions = np.arange(len(X)) % 6
+    rewards = table[domains, actions]
+    policy = ModeRecording(6, epochs=2, batch_size=128)
+    updates = [lambda: policy.fit(X, actions, rewards), lambda: policy.partial_fit(X, actions, rewards),
+               lambda: policy.partial_fit_full(X[:50], table[domains[:50]])]
+    for update in updates:
+        update()
+        assert policy.modes and all(policy.modes)  # every training forward pass, and there were some
+        policy.modes.clear()
+        policy.predict_proba(X[:5])
+        assert policy.modes == [False]
+        policy.modes.clear()
+    saved = Reinforce(6, epochs=1).fit(X, actions, rewards).save(tmp_path / "p")
+    assert not Reinforce.load(saved).net_.training

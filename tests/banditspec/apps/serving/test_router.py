@@ -12,6 +12,7 @@ from banditspec.apps.serving.snapshots import LATEST
 from banditspec.apps.training import load_selector
 from banditspec.bandits.data import LoggedDataset
 from banditspec.bandits.policy import Policy
+from banditspec.bandits.rewards import SpeedupOverAR
 from banditspec.speculative.kinds import Autoregressive
 from tests.banditspec.apps.serving.conftest import ARMS, arm
 from tests.banditspec.speculative.world.checkpoints import prompt_rows
@@ -33,9 +34,9 @@ def test_the_chosen_arm_decodes_and_its_output_is_ar_s(world, latency, make_sele
         assert np.array_equal(served.ids, ar_output(world, prompt))
         assert served.text == world.decoder.tokenizer.decode(served.ids, skip_special_tokens=True)
         assert decision.propensity == 1.0 and decision.measurement.new_tokens == served.ids.size
-        assert decision.measurement.ar_wall_seconds == pytest.approx(latency.predict([0], [served.ids.size], [0])[0])
-        assert decision.reward == pytest.approx(decision.measurement.ar_wall_seconds
-                                                / decision.measurement.wall_seconds)
+        assert decision.measurement.ar_wall_seconds == latency.predict([0], [served.ids.size], [0])[0]
+        assert decision.reward == decision.measurement.ar_wall_seconds / decision.measurement.wall_seconds
+        assert decision.reward == SpeedupOverAR()(decision.measurement)  # the reward of the logged measurement
 
 
 def test_a_smaller_max_new_tokens_is_served_and_equals_ar_s(world, latency, make_selector):
@@ -53,6 +54,7 @@ def test_a_failing_arm_falls_back_to_ar_and_the_failure_is_recorded(world, laten
     decision = served.decision
     assert decision.arm_name == name and decision.served_arm == "ar" and decision.fallback
     assert decision.failure.startswith(reason)
+    assert decision.reward == SpeedupOverAR()(decision.measurement)  # over the seconds of both attempts
     assert np.array_equal(served.ids, ar_output(world, PROMPTS[1]))
 
 
@@ -81,7 +83,9 @@ def test_propensities_are_the_drawn_arm_s_probability_and_distributions_sum_to_o
         assert sum(decision.distribution) == pytest.approx(1.0, abs=1e-12)
         assert decision.propensity == decision.distribution[decision.arm] > 0
         expected = router.distribution(router.featurizer.transform([prompt])[0], np.ones(len(ARMS), bool))
-        assert np.allclose(decision.distribution, expected)
+        assert decision.distribution == tuple(float(p) for p in expected)
+        assert all(type(p) is float for p in decision.distribution)
+        assert decision.available == (True,) * len(ARMS) and all(type(a) is bool for a in decision.available)
         if epsilon:
             assert min(decision.distribution) >= epsilon / len(ARMS)
 
