@@ -9,12 +9,15 @@ decodes through the world's :class:`~banditspec.speculative.decoding.Decoder`
 target, so they equal AR's). An arm that raises, or passes its time budget
 (checked between drafting rounds), is abandoned: AR decodes the request
 instead, the failure is recorded, and the breaker removes an arm that keeps
-failing for a cool-down. Everything is serialised by one lock: the models
+failing for a cool-down. With the world's own features (the target's hidden
+states over the prompt), the decode continues from the cache of that forward
+pass instead of running the prompt through the target a second time. Everything is serialised by one lock: the models
 and torch's thread setting are shared, and requests queue in front of it.
 
 Reward of a served request (logged, and learned online): the speed-up over
 AR, ``t_AR / t``, with ``t`` the measured seconds of the whole request's
-decoding (a failed attempt included) and ``t_AR`` AR's seconds on this
+decoding (a failed attempt included, and the featurizer's forward pass when
+the decode continued from it) and ``t_AR`` AR's seconds on this
 output priced by the world's latency model (AR makes one target call per
 token), since AR itself is not run.
 
@@ -244,16 +247,17 @@ class Router:
                 raise PromptError(str(error)) from None
             limit = self.decoder.max_new_tokens if max_new_tokens is None else int(max_new_tokens)
             began = time.perf_counter()
-            x = self.featurizer.transform([prompt])[0]
+            x, prefill = self._features(prompt, prompt_ids.size)
+            prefill_seconds = time.perf_counter() - began if prefill is not None else 0.0
             available = self.breaker.available()
             distribution = self.distribution(x, available)
             cumulative = np.cumsum(distribution)  # inverse CDF, as Policy.select: an arm of probability 0 is never drawn
             arm = int((cumulative <= self.rng.random() * cumulative[-1]).sum())
             select_seconds = time.perf_counter() - began
-            result, failure, seconds = self._decode(arm, prompt_ids, limit)
+            result, failure, seconds = self._decode(arm, prompt_ids, limit, prefill)
             self.breaker.record(arm, not failure)
-            decision = self._decision(request_id, prompt, arm, distribution, available, x, result, failure, seconds,
-                                      prompt_ids.size, select_seconds)
+            decision = self._decision(request_id, prompt, arm, distribution, available, x, result, failure,
+                                      seconds + prefill_seconds, prompt_ids.size, select_seconds)
             if self.log is not None:
                 self.log.append(decision, x, prompt)
             ends = result.ids.size and int(result.ids[-1]) in self.decoder.eos_token_ids
@@ -262,13 +266,32 @@ class Router:
                 self.learn(served)
             return served
 
-    def _decode(self, arm: int, prompt_ids: np.ndarray, limit: int) -> tuple[DecodeResult, str, float]:
-        """Decode with ``arm``; on an error or timeout with AR. Returns the result, the failure, the total seconds."""
+    def _features(self, prompt: str, prompt_tokens: int) -> tuple[np.ndarray, Any]:
+        """The prompt's features, and the target's cache from computing them when the decode can continue from it.
+
+        The world's own features come from a forward pass of the target over
+        the prompt (``TargetHiddenStates.prefill``); its cache, all but the
+        last token, saves the decode that pass. Other featurizers, an
+        encoder-decoder target, or a cache of another length give ``None``.
+        """
+        prefill = getattr(self.featurizer, "prefill", None)
+        if prefill is None or self.decoder.encoder_decoder:
+            return self.featurizer.transform([prompt])[0], None
+        x, cache = prefill(prompt)
+        return x, cache if cache.get_seq_length() == prompt_tokens - 1 else None
+
+    def _decode(self, arm: int, prompt_ids: np.ndarray, limit: int,
+                prefill: Any = None) -> tuple[DecodeResult, str, float]:
+        """Decode with ``arm`` (from the ``prefill`` cache if given); on an error or timeout with AR.
+
+        Returns the result, the failure and the total seconds. The fallback
+        decodes from scratch: the failed decode has used the cache up.
+        """
         began = time.perf_counter()
         deadline = None if self.time_budget is None else began + self.time_budget
         try:
             result, failure = self.decoder.generate(self.arms[arm], prompt_ids, max_new_tokens=limit,
-                                                    deadline=deadline), ""
+                                                    deadline=deadline, past_key_values=prefill), ""
         except DecodeTimeout as error:
             failure = f"timeout: {error}"
         except Exception as error:  # any fault of an arm's code falls back to AR; AR's own fault propagates

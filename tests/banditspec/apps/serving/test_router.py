@@ -96,6 +96,32 @@ def test_target_features_are_the_world_s_own(world, latency, make_selector):
     assert np.allclose(served.features, world.featurizer.transform([PROMPTS[0]])[0])
 
 
+@pytest.mark.parametrize(("name", "prompt_passes"), [("ar", 1), ("same", 1), ("small", 1), ("lookup", 1),
+                                                   ("exit-1", 2), ("raising", 2)])
+def test_with_target_features_the_decode_continues_from_the_featurizer_s_forward_pass(world, latency, make_selector,
+                                                                                       name, prompt_passes):
+    """The prompt runs through the target once (the features), and again only for an AR fallback from scratch or
+    for the early exit's own drafting cache (the target's first layer, through the same module)."""
+    selector = make_selector("fixed", features="target", n_features=32, arm=arm(name))
+    router = Router(world, selector, latency=latency)
+    for prompt in PROMPTS[:3]:
+        fresh = []  # per forward call of the target: does it start from an empty cache (the whole prompt)?
+
+        def record(_: object, args: tuple, kwargs: dict) -> None:
+            cache = kwargs.get("cache", kwargs.get("past_key_values"))
+            fresh.append(cache is None or cache.get_seq_length() == 0)
+
+        hook = world.decoder.target.register_forward_pre_hook(record, with_kwargs=True)
+        try:
+            served = router.generate(prompt)
+        finally:
+            hook.remove()
+        assert sum(fresh) == prompt_passes and len(fresh) > prompt_passes
+        assert np.array_equal(served.ids, ar_output(world, prompt))
+        assert served.decision.reward == SpeedupOverAR()(served.decision.measurement)
+        assert served.decision.measurement.wall_seconds > served.decision.select_seconds > 0
+
+
 @pytest.mark.parametrize(("prompt", "message"), [("", "empty"), (" ".join(["the"] * 200), "context"),
                                                  (["the", "cat"], "text")])
 def test_a_bad_prompt_is_refused_before_any_work_and_the_next_one_is_served(world, latency, make_selector, tmp_path,
