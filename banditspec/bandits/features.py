@@ -14,7 +14,8 @@ Three kinds, one interface (``fit(texts)``, ``transform(texts) -> (n, d)``):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -176,10 +177,8 @@ class TargetHiddenStates:
             pad_id = self.tokenizer.eos_token_id
         if pad_id is None:
             raise ValueError("the tokenizer has neither a pad nor an eos token to pad prompts with")
-        was_training = self.model.training
-        self.model.eval()
         chunks = []
-        with torch.inference_mode():
+        with _evaluating(self.model), torch.inference_mode():
             for start in range(0, len(texts), self.batch_size):
                 encoded = [self.tokenizer(t)["input_ids"] for t in texts[start : start + self.batch_size]]
                 if any(len(ids) == 0 for ids in encoded):
@@ -192,7 +191,6 @@ class TargetHiddenStates:
                     mask[i, : len(row)] = 1
                 out = self.model(input_ids=ids, attention_mask=mask, output_hidden_states=True)
                 chunks.append(_pool(out.hidden_states[self.layer], mask))
-        self.model.train(was_training)
         return np.concatenate(chunks).astype(float)
 
     def prefill(self, text: str) -> tuple[np.ndarray, Any]:
@@ -214,11 +212,8 @@ class TargetHiddenStates:
             raise ValueError("an empty prompt has no hidden states to pool")
         inputs = torch.tensor([ids], dtype=torch.long)
         mask = torch.ones_like(inputs)
-        was_training = self.model.training
-        self.model.eval()
-        with torch.inference_mode():
+        with _evaluating(self.model), torch.inference_mode():
             out = self.model(input_ids=inputs, attention_mask=mask, output_hidden_states=True, use_cache=True)
-        self.model.train(was_training)
         cache = out.get("cache")  # transformers 5 (earlier: past_key_values)
         if cache is None:
             cache = out.get("past_key_values")
@@ -226,6 +221,20 @@ class TargetHiddenStates:
             raise ValueError(f"{type(self.model).__name__} returned no cache to decode from")
         cache.crop(-1)
         return _pool(out.hidden_states[self.layer], mask)[0].astype(float), cache
+
+
+@contextmanager
+def _evaluating(model: torch.nn.Module) -> Iterator[None]:
+    """``model`` in eval mode inside, its mode restored after; a model already in eval mode is left alone
+    (switching walks every module: a sizeable share of featurizing one short prompt)."""
+    if not model.training:
+        yield
+        return
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train()
 
 
 def _pool(states: torch.Tensor, mask: torch.Tensor) -> np.ndarray:

@@ -79,3 +79,20 @@ def test_target_hidden_states_are_padding_invariant():
     alone = np.concatenate([f.transform([t]) for t in TEXTS])
     assert together.shape == (6, 16)
     np.testing.assert_allclose(together, alone, atol=1e-5)
+
+
+def test_target_hidden_states_compute_in_eval_mode_and_give_a_training_model_back_in_training_mode():
+    model, tokenizer = tiny_target()
+    f = TargetHiddenStates(model, tokenizer)  # GPT-2's dropout (0.1) would make features random in training mode
+    seen = []
+    model.register_forward_pre_hook(lambda module, _: seen.append(module.training))
+    model.train()
+    first = f.transform(TEXTS[:2])
+    features, _ = f.prefill(TEXTS[0])
+    with pytest.raises(ValueError, match="empty prompt"):
+        f.transform([TEXTS[0], " "])  # a failure midway still gives the model back in training mode
+    assert model.training and seen and not any(seen)
+    np.testing.assert_array_equal(features, first[0])
+    model.eval()
+    np.testing.assert_array_equal(f.transform(TEXTS[:2]), first)
+    assert not model.training
