@@ -165,7 +165,8 @@ def run_demo(args: argparse.Namespace) -> int:
     clock = _PhaseClock()
     world = open_world_from(args, threads=args.threads, workers=args.workers)
     recipe = world_recipe(args, threads=args.threads)
-    print(f"world: arms {world.arms.names}")
+    origin = getattr(world, "origin", None)  # where a world's models came from, if it says (the toy world does)
+    print(f"world: arms {world.arms.names}" + (f"; models {origin}" if origin else ""))
     clock.lap("world")
     n_train, n_test = (_count(world, split, given, default)
                        for split, given, default in (("train", args.n_train, 600), ("test", args.n_test, 200)))
@@ -214,6 +215,7 @@ def run_demo(args: argparse.Namespace) -> int:
                                 "query_ids": [int(i) for i in sub.ids],
                                 "oracle_by_counts_speedup_vs_ar": speedup(full, by_counts[every])},
         "outputs_equal_ar": bool(all(m.equals_ar for m in measured.measurements)),
+        "world_origin": origin,
         "queries": n_test,
         "decodes": len(rows),
         "ar_tokens_per_s": ar_tokens_per_s,
