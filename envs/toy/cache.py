@@ -41,7 +41,7 @@ import torch
 from transformers import AutoModelForCausalLM, PreTrainedModel, PreTrainedTokenizerFast
 
 from banditspec.speculative.cache import build_once, cache_home
-from banditspec.speculative.world.loading import LoadedModels
+from banditspec.speculative.world.loading import LoadedModels, transformers_progress
 
 from banditspec.envs.toy.config import CODE_VERSION, DEFAULT, ToyConfig
 from banditspec.envs.toy.prebuilt import copy_prebuilt, prebuilt_folder
@@ -127,7 +127,8 @@ def build_world(config: ToyConfig, path: str | os.PathLike[str], *, progress: bo
             t0 = time.perf_counter()
             model = create_model(spec, tokenizer, config.n_positions, _seed_of(config, name))
             losses = train_model(model, spec, data, seed=_seed_of(config, name), progress=progress, desc=name)
-            model.save_pretrained(path / name)
+            with transformers_progress(False):  # its "Writing model shards" bar says nothing ours do not
+                model.save_pretrained(path / name)
             key = name.removeprefix("drafts/")
             info["params"][key] = sum(p.numel() for p in model.parameters())
             info["final_loss"][key] = sum(losses[-10:]) / len(losses[-10:])

@@ -35,7 +35,7 @@ from transformers.utils import logging as transformers_logging
 from banditspec.speculative.world.config import ModelConfig, WorldConfig
 from banditspec.speculative.world.gguf import converted
 
-__all__ = ["LoadedModels", "load_models"]
+__all__ = ["LoadedModels", "load_models", "transformers_progress"]
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16, "auto": "auto"}
 
@@ -110,7 +110,7 @@ def _weights(model: ModelConfig, config: PretrainedConfig, device: str, what: st
 
 
 @contextmanager
-def _transformers_progress(shown: bool) -> Iterator[None]:
+def transformers_progress(shown: bool) -> Iterator[None]:
     """transformers' own progress bars ("Loading weights", downloads) off inside unless ``shown``; restored after."""
     if shown or not transformers_logging.is_progress_bar_enabled():
         yield
@@ -183,7 +183,7 @@ def load_models(config: WorldConfig, *, progress: bool = True) -> LoadedModels:
     loaded = {}
     for what, model in tqdm(models.items(), desc="loading models", unit="model", disable=not progress):
         # transformers' bars only while a hub model may download: a local folder's "Loading weights" is noise
-        with _transformers_progress(progress and not Path(model.location).is_dir()):
+        with transformers_progress(progress and not Path(model.location).is_dir()):
             loaded[what] = _weights(model, configs[what], config.device, what)
     target = loaded.pop("target")
     return LoadedModels(target=target, drafts={k: loaded[f"draft {k!r}"] for k in config.drafts}, tokenizer=tokenizer)
