@@ -16,7 +16,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, Protocol, runtime_checkable
+from dataclasses import dataclass
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -25,7 +26,7 @@ from sklearn.feature_extraction.text import HashingVectorizer, TfidfVectorizer
 from sklearn.pipeline import make_pipeline
 from sklearn.utils import murmurhash3_32
 
-__all__ = ["Featurizer", "HashingFeaturizer", "TargetHiddenStates", "TfidfFeaturizer"]
+__all__ = ["Featurizer", "HashingFeaturizer", "Prefill", "PromptCache", "TargetHiddenStates", "TfidfFeaturizer"]
 
 
 def _check_texts(texts: Sequence[str]) -> list[str]:
@@ -143,6 +144,33 @@ class TfidfFeaturizer:
         return np.asarray(self.pipeline_.transform(_check_texts(texts)), dtype=float)
 
 
+@dataclass(frozen=True)
+class PromptCache:
+    """The target's key/value cache over some tokens, with those tokens, for a decode to continue from.
+
+    Attributes
+    ----------
+    ids : np.ndarray
+        The token ids whose keys and values the cache holds, in order.
+    past_key_values : transformers Cache
+        The cache. A decode extends it, so it serves one decode.
+    """
+
+    ids: np.ndarray
+    past_key_values: Any
+
+    def holds(self, ids: np.ndarray) -> bool:
+        """Whether the cache holds exactly ``ids``: made from these tokens and not extended since (by a decode)."""
+        return bool(np.array_equal(self.ids, ids)) and self.past_key_values.get_seq_length() == len(ids)
+
+
+class Prefill(NamedTuple):
+    """What :meth:`TargetHiddenStates.prefill` returns: a prompt's features and the target's cache of the prompt."""
+
+    features: np.ndarray
+    cache: PromptCache
+
+
 class TargetHiddenStates:
     """Mean-pooled hidden states of the target's prefill.
 
@@ -193,13 +221,14 @@ class TargetHiddenStates:
                 chunks.append(_pool(out.hidden_states[self.layer], mask))
         return np.concatenate(chunks).astype(float)
 
-    def prefill(self, text: str) -> tuple[np.ndarray, Any]:
+    def prefill(self, text: str) -> Prefill:
         """One prompt's features (``transform([text])``'s row) and the target's cache, for its decode to reuse.
 
-        The cache holds the prompt's keys and values but its last token's, as
+        The cache holds the keys and values of the prompt's tokens but the
+        last, and those tokens' ids, as
         :meth:`~banditspec.speculative.decoding.Decoder.generate`'s
-        ``past_key_values`` expects: the decode then skips the prompt's
-        forward pass that the features already ran.
+        ``prompt_cache`` expects: the decode then skips the prompt's forward
+        pass that the features already ran.
 
         Raises
         ------
@@ -220,7 +249,8 @@ class TargetHiddenStates:
         if cache is None:
             raise ValueError(f"{type(self.model).__name__} returned no cache to decode from")
         cache.crop(-1)
-        return _pool(out.hidden_states[self.layer], mask)[0].astype(float), cache
+        features = _pool(out.hidden_states[self.layer], mask)[0].astype(float)
+        return Prefill(features, PromptCache(np.asarray(ids[:-1], dtype=np.int64), cache))
 
 
 @contextmanager

@@ -45,7 +45,7 @@ from banditspec.apps.serving.breaker import CircuitBreaker
 from banditspec.apps.serving.decisions import Decision, DecisionLog, features_hash
 from banditspec.apps.serving.snapshots import Snapshots
 from banditspec.apps.training import Selector
-from banditspec.bandits.features import Featurizer
+from banditspec.bandits.features import Featurizer, PromptCache
 from banditspec.bandits.rewards import SpeedupOverAR, measurement_columns
 from banditspec.bandits.validation import check_real
 from banditspec.speculative.collect import Collector
@@ -247,7 +247,7 @@ class Router:
                 raise PromptError(str(error)) from None
             limit = self.decoder.max_new_tokens if max_new_tokens is None else int(max_new_tokens)
             began = time.perf_counter()
-            x, prefill = self._features(prompt, prompt_ids.size)
+            x, prefill = self._features(prompt, prompt_ids)
             prefill_seconds = time.perf_counter() - began if prefill is not None else 0.0
             available = self.breaker.available()
             distribution = self.distribution(x, available)
@@ -266,22 +266,23 @@ class Router:
                 self.learn(served)
             return served
 
-    def _features(self, prompt: str, prompt_tokens: int) -> tuple[np.ndarray, Any]:
+    def _features(self, prompt: str, prompt_ids: np.ndarray) -> tuple[np.ndarray, PromptCache | None]:
         """The prompt's features, and the target's cache from computing them when the decode can continue from it.
 
         The world's own features come from a forward pass of the target over
         the prompt (``TargetHiddenStates.prefill``); its cache, all but the
         last token, saves the decode that pass. Other featurizers, an
-        encoder-decoder target, or a cache of another length give ``None``.
+        encoder-decoder target, or a cache of other tokens than the decoder's
+        encoding of the prompt give ``None``.
         """
         prefill = getattr(self.featurizer, "prefill", None)
         if prefill is None or self.decoder.encoder_decoder:
             return self.featurizer.transform([prompt])[0], None
         x, cache = prefill(prompt)
-        return x, cache if cache.get_seq_length() == prompt_tokens - 1 else None
+        return x, cache if cache.holds(prompt_ids[:-1]) else None
 
     def _decode(self, arm: int, prompt_ids: np.ndarray, limit: int,
-                prefill: Any = None) -> tuple[DecodeResult, str, float]:
+                prefill: PromptCache | None = None) -> tuple[DecodeResult, str, float]:
         """Decode with ``arm`` (from the ``prefill`` cache if given); on an error or timeout with AR.
 
         Returns the result, the failure and the total seconds. The fallback
@@ -291,7 +292,7 @@ class Router:
         deadline = None if self.time_budget is None else began + self.time_budget
         try:
             result, failure = self.decoder.generate(self.arms[arm], prompt_ids, max_new_tokens=limit,
-                                                    deadline=deadline, past_key_values=prefill), ""
+                                                    deadline=deadline, prompt_cache=prefill), ""
         except DecodeTimeout as error:
             failure = f"timeout: {error}"
         except Exception as error:  # any fault of an arm's code falls back to AR; AR's own fault propagates
