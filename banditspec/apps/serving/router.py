@@ -11,8 +11,10 @@ target, so they equal AR's). An arm that raises, or passes its time budget
 instead, the failure is recorded, and the breaker removes an arm that keeps
 failing for a cool-down. With the world's own features (the target's hidden
 states over the prompt), the decode continues from the cache of that forward
-pass instead of running the prompt through the target a second time. Everything is serialised by one lock: the models
-and torch's thread setting are shared, and requests queue in front of it.
+pass instead of running the prompt through the target a second time (if
+that pass fails, the router warns once and featurizes and decodes without
+it from then on). Everything is serialised by one lock: the models and
+torch's thread setting are shared, and requests queue in front of it.
 
 Reward of a served request (logged, and learned online): the speed-up over
 AR, ``t_AR / t``, with ``t`` the measured seconds of the whole request's
@@ -35,6 +37,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+import warnings
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -165,6 +168,7 @@ class Router:
         self.selector = selector
         self.policy = selector.policy
         self.featurizer: Featurizer = world.featurizer if selector.features == "target" else prompt_featurizer()
+        self._reuse_prefill = not self.decoder.encoder_decoder  # off for good once the featurizer's prefill fails
         width = self.featurizer.transform([_PROBE]).shape[1]
         if width != self.policy.n_features_:
             raise ValueError(f"the selector reads {self.policy.n_features_} features but this world's "
@@ -273,13 +277,23 @@ class Router:
         the prompt (``TargetHiddenStates.prefill``); its cache, all but the
         last token, saves the decode that pass. Other featurizers, an
         encoder-decoder target, or a cache of other tokens than the decoder's
-        encoding of the prompt give ``None``.
+        encoding of the prompt give ``None``. If ``prefill`` raises (a model
+        without a cache, one that cannot be cropped, ...), the router warns
+        once and from then on featurizes with ``transform`` and decodes
+        without a cache.
         """
-        prefill = getattr(self.featurizer, "prefill", None)
-        if prefill is None or self.decoder.encoder_decoder:
-            return self.featurizer.transform([prompt])[0], None
-        x, cache = prefill(prompt)
-        return x, cache if cache.holds(prompt_ids[:-1]) else None
+        prefill = getattr(self.featurizer, "prefill", None) if self._reuse_prefill else None
+        if prefill is not None:
+            try:
+                x, cache = prefill(prompt)
+            except Exception as error:
+                self._reuse_prefill = False
+                warnings.warn(f"the featurizer's prefill failed ({type(error).__name__}: {error}); this router now "
+                              "featurizes with transform() and decodes without reusing its cache", RuntimeWarning,
+                              stacklevel=3)
+            else:
+                return x, cache if cache.holds(prompt_ids[:-1]) else None
+        return self.featurizer.transform([prompt])[0], None
 
     def _decode(self, arm: int, prompt_ids: np.ndarray, limit: int,
                 prefill: PromptCache | None = None) -> tuple[DecodeResult, str, float]:
