@@ -29,7 +29,7 @@ from banditspec.bandits.data import LoggedDataset
 from banditspec.bandits.env import Feedback, Measurement, Queries
 from banditspec.bandits.rewards import measurement_columns, measurements_from_columns
 from banditspec.bandits.shards import write_chunks
-from banditspec.speculative.backends import Backend, resolve_backend
+from banditspec.speculative.backends import Backend, check_job_arms, resolve_backend
 
 __all__ = ["MeasuredEvaluation", "MeasuringWorld", "full_feedback", "measure_arms", "measure_every_arm"]
 
@@ -88,9 +88,14 @@ class MeasuredEvaluation:
     arm_names: tuple[str, ...]
 
     def rows_on(self, world: MeasuringWorld, *, threads: int | None = None) -> Callable[[np.ndarray], LoggedDataset]:
-        """The rows of the queries at given positions, decoded on ``world`` (``threads`` unused: the world's own)."""
-        if tuple(world.arms.names) != self.arm_names:
-            raise ValueError(f"the world's arms {world.arms.names} are not the evaluation's {list(self.arm_names)}")
+        """The rows of the queries at given positions, decoded on ``world`` (``threads`` unused: the world's own).
+
+        Raises
+        ------
+        ValueError
+            If the world's arms are not :attr:`arm_names`.
+        """
+        check_job_arms(world, self.arm_names, "evaluation")
 
         def compute(positions: np.ndarray) -> LoggedDataset:
             chunk = self.queries.subset(positions)

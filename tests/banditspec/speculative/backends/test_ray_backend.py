@@ -14,9 +14,9 @@ import pytest
 from banditspec.bandits.data import LoggedDataset
 from banditspec.bandits.shards import ChunkMap, merge
 from banditspec.speculative.backends import ChunkJob
-from banditspec.speculative.collect import calibrate, collect
+from banditspec.speculative.collect import CollectionWork, calibrate, collect
 from banditspec.speculative.latency import LatencyModel
-from banditspec.speculative.measured import measure_arms
+from banditspec.speculative.measured import MeasuredEvaluation, measure_arms
 from banditspec.speculative.world import WorldRecipe
 
 ray = pytest.importorskip("ray")
@@ -123,7 +123,17 @@ def test_a_measured_evaluation_on_ray_decodes_what_the_local_backend_decodes(ray
     assert (np.isfinite(ray_feedback.ar_seconds) & (ray_feedback.ar_seconds > 0)).all()
 
 
-def test_actors_refuse_a_world_with_other_arms_than_the_evaluation(recipe, tmp_path):
+def test_actors_refuse_a_world_with_other_arms_than_the_job(tiny_toy, recipe):
     missing = WorldRecipe(env=recipe.env, env_args=recipe.env_args, options=recipe.options, arms=("ar", "no-such"))
     with pytest.raises(ValueError, match=r"no arms \['no-such'\]"):
         missing.open()
+    narrowed = WorldRecipe(env=recipe.env, env_args=recipe.env_args, options=recipe.options, arms=("ar", "generalist"))
+    actors_world = narrowed.open()  # as an actor opens it
+    queries = tiny_toy.queries(2, split="test", seed=3)
+    names = tuple(tiny_toy.arms.names)
+    evaluation = MeasuredEvaluation(queries, ((0,), (0, 1)), names)
+    collection = CollectionWork(queries, None, True, None, names)
+    for job, what in ((evaluation, "evaluation"), (collection, "collection")):
+        with pytest.raises(ValueError, match=rf"the world's arms \['ar', 'generalist'\] are not the {what}'s "
+                                             rf"\['ar', .*: open the world the {what} was made for"):
+            job.rows_on(actors_world)
