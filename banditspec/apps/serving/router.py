@@ -21,7 +21,10 @@ AR, ``t_AR / t``, with ``t`` the measured seconds of the whole request's
 decoding (a failed attempt included, and the featurizer's forward pass when
 the decode continued from it) and ``t_AR`` AR's seconds on this
 output priced by the world's latency model (AR makes one target call per
-token), since AR itself is not run.
+token), since AR itself is not run. With the target's own features ``t``
+therefore runs a few milliseconds longer than the same decode in offline
+data (the featurizer's pass costs more than the prefill its cache saves):
+such served rewards sit a few per cent below offline ones (``docs/serving.md``).
 
 Online learning (``online``): ``"bandit"`` updates the policy with the served
 arm's reward and propensity (``partial_fit``); ``"full"`` scores every arm
