@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,7 @@ from banditspec.speculative.measured import MeasuredEvaluation, measure_arms
 from banditspec.speculative.world import WorldRecipe
 
 ray = pytest.importorskip("ray")
-from banditspec.speculative.backends.ray_backend import RayBackend  # noqa: E402  (needs ray)
+from banditspec.speculative.backends.ray_backend import RayBackend, _ChunkActor  # noqa: E402  (needs ray)
 
 #: What differs between two runs of the same collection: its seconds (priced or measured).
 TIMING = ("wall_seconds", "ar_wall_seconds")
@@ -137,3 +138,8 @@ def test_actors_refuse_a_world_with_other_arms_than_the_job(tiny_toy, recipe):
         with pytest.raises(ValueError, match=rf"the world's arms \['ar', 'generalist'\] are not the {what}'s "
                                              rf"\['ar', .*: open the world the {what} was made for"):
             job.rows_on(actors_world)
+
+
+def test_an_actor_opens_the_world_with_its_threads_and_without_progress_bars(recipe):
+    actor = _ChunkActor(replace(recipe, options={"threads": 1, "progress": True}), threads=2)
+    assert actor.world.decoder.threads == actor.world.threads == 2 and not actor.world.progress
