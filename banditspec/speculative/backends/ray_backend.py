@@ -31,7 +31,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 import numpy as np
@@ -144,29 +144,31 @@ class RayBackend:
 
     @contextmanager
     def start(self, job: ChunkJob) -> Iterator[RayActors]:
-        """Connect to (or start) Ray and start the actors; on exit stop them, and the Ray this started."""
+        """Connect to (or start) Ray and start the actors; on exit stop them, and the Ray this started.
+
+        Whatever fails, at start or later, the actors already created are
+        killed and a Ray this started is shut down.
+        """
         ray = self.ray
-        started = not ray.is_initialized()
-        if started:
-            address = self.address or ("auto" if os.environ.get("RAY_ADDRESS") else None)
-            if address is None:
-                ray.init(num_cpus=math.ceil(self.actors * self.cpus_per_actor), include_dashboard=False)
-            else:
-                ray.init(address=address)
         options: dict[str, Any] = {"num_cpus": self.cpus_per_actor, "num_gpus": self.gpus_per_actor,
                                    "max_restarts": self.retries, "max_task_retries": self.retries}
         if self.memory_gb is not None:
             options["memory"] = int(self.memory_gb * 2**30)
         threads = max(1, int(self.cpus_per_actor))
-        actor_class = ray.remote(**options)(_ChunkActor)
-        handles = [actor_class.remote(self.recipe, threads) for _ in range(self.actors)]
-        try:
+        with ExitStack() as stop:
+            if not ray.is_initialized():
+                stop.callback(ray.shutdown)
+                address = self.address or ("auto" if os.environ.get("RAY_ADDRESS") else None)
+                if address is None:
+                    ray.init(num_cpus=math.ceil(self.actors * self.cpus_per_actor), include_dashboard=False)
+                else:
+                    ray.init(address=address)
+            actor_class = ray.remote(**options)(_ChunkActor)
+            handles = []
+            for _ in range(self.actors):
+                handles.append(actor_class.remote(self.recipe, threads))
+                stop.callback(ray.kill, handles[-1])
             yield RayActors(ray, handles, ray.put(job))
-        finally:
-            for handle in handles:
-                ray.kill(handle)
-            if started:
-                ray.shutdown()
 
 
 class RayActors:

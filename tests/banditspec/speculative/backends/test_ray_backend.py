@@ -7,6 +7,8 @@ import json
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -143,3 +145,55 @@ def test_actors_refuse_a_world_with_other_arms_than_the_job(tiny_toy, recipe):
 def test_an_actor_opens_the_world_with_its_threads_and_without_progress_bars(recipe):
     actor = _ChunkActor(replace(recipe, options={"threads": 1, "progress": True}), threads=2)
     assert actor.world.decoder.threads == actor.world.threads == 2 and not actor.world.progress
+
+
+class _FakeRay:
+    """The calls ``RayBackend.start`` makes to Ray, recorded, with a fault injected at ``fault``."""
+
+    def __init__(self, fault: str) -> None:
+        self.fault, self.calls, self.initialized = fault, [], False
+
+    def _call(self, name: str) -> None:
+        self.calls.append(name)
+        if name == self.fault:
+            raise RuntimeError(f"injected fault: {name}")
+
+    def is_initialized(self) -> bool:
+        return self.initialized
+
+    def init(self, **options: Any) -> None:
+        self._call("init")
+        self.initialized = True
+
+    def shutdown(self) -> None:
+        self.calls.append("shutdown")
+
+    def remote(self, **options: Any) -> Any:
+        def actor(*args: Any) -> str:
+            handle = f"actor {sum(c.startswith('actor') for c in self.calls)}"
+            self._call(handle)
+            return handle
+
+        return lambda cls: SimpleNamespace(remote=actor)
+
+    def kill(self, handle: str) -> None:
+        self.calls.append(f"kill {handle}")
+
+    def put(self, job: Any) -> str:
+        self._call("put")
+        return "job"
+
+
+@pytest.mark.parametrize(("fault", "calls"), [
+    ("init", ["init", "shutdown"]),
+    ("actor 1", ["init", "actor 0", "actor 1", "kill actor 0", "shutdown"]),
+    ("put", ["init", "actor 0", "actor 1", "put", "kill actor 0", "kill actor 1", "shutdown"]),
+    ("job", ["init", "actor 0", "actor 1", "put", "job", "kill actor 0", "kill actor 1", "shutdown"]),
+])
+def test_a_failure_while_starting_or_running_stops_the_actors_started_and_the_ray_it_started(recipe, fault, calls):
+    backend = RayBackend(recipe, actors=2)
+    backend.ray = fake = _FakeRay(fault)
+    with pytest.raises(RuntimeError, match=f"injected fault: {fault}"):
+        with backend.start(job=None):
+            fake._call("job")
+    assert sorted(fake.calls) == sorted(calls) and fake.calls[-1] == "shutdown"  # the actors in any order, then Ray
