@@ -59,11 +59,20 @@ from banditspec.speculative.decoding import DecodeResult, DecodeTimeout
 from banditspec.speculative.latency import LatencyModel
 from banditspec.speculative.world import query_id
 
-__all__ = ["ONLINE", "PromptError", "Router", "Served"]
+__all__ = ["ONLINE", "PromptError", "Router", "Served", "draw_arm"]
 
 #: Online learning modes: none, from the served arm's reward, from every arm's counterfactual reward.
 ONLINE = ("off", "bandit", "full")
 _PROBE = "probe"  # a text featurized once at start-up to check the feature dimension
+
+
+def draw_arm(distribution: np.ndarray, rng: np.random.Generator) -> int:
+    """An arm drawn from ``distribution`` with one ``rng.random()``, by the inverse CDF as ``Policy.select`` draws.
+
+    An arm of probability 0 is never drawn.
+    """
+    cumulative = np.cumsum(distribution)
+    return int((cumulative <= rng.random() * cumulative[-1]).sum())
 
 
 class PromptError(ValueError):
@@ -258,8 +267,7 @@ class Router:
             prefill_seconds = time.perf_counter() - began if prefill is not None else 0.0
             available = self.breaker.available()
             distribution = self.distribution(x, available)
-            cumulative = np.cumsum(distribution)  # inverse CDF, as Policy.select: an arm of probability 0 is never drawn
-            arm = int((cumulative <= self.rng.random() * cumulative[-1]).sum())
+            arm = draw_arm(distribution, self.rng)
             select_seconds = time.perf_counter() - began
             result, failure, seconds = self._decode(arm, prompt_ids, limit, prefill)
             self.breaker.record(arm, not failure)
