@@ -171,11 +171,14 @@ def measure_arms(world: MeasuringWorld, queries: Queries, arm_sets: Sequence[Seq
     return _feedback(data, len(queries), K), data
 
 
-def measure_every_arm(world: MeasuringWorld, queries: Queries, folder: str | Path,
-                      **options: Any) -> tuple[Feedback, LoggedDataset]:
+def measure_every_arm(world: MeasuringWorld, queries: Queries, folder: str | Path, *, chunk_size: int = 100,
+                      progress: bool = True, config: Mapping[str, Any] | None = None,
+                      backend: str | Backend = "local",
+                      backend_options: Mapping[str, Any] | None = None) -> tuple[Feedback, LoggedDataset]:
     """:func:`measure_arms` with every arm on every query: full-information feedback (no NaN); same options."""
     every = [list(range(len(world.arms)))] * len(queries)
-    return measure_arms(world, queries, every, folder, **options)
+    return measure_arms(world, queries, every, folder, chunk_size=chunk_size, progress=progress, config=config,
+                        backend=backend, backend_options=backend_options)
 
 
 def _rows(queries: Queries, positions: np.ndarray, arm_sets: Sequence[Sequence[int]],
