@@ -164,7 +164,7 @@ def run_demo(args: argparse.Namespace) -> int:
     out = Path(args.out)
     clock = _PhaseClock()
     world = open_world_from(args, threads=args.threads, workers=args.workers)
-    recipe = world_recipe(args, threads=args.threads)
+    recipe = world_recipe(args)  # the Ray actors' world: each opens it with its own threads
     print(f"world: arms {world.arms.names}")
     clock.lap("world")
     n_train, n_test = (_count(world, split, given, default)

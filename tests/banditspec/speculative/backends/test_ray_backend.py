@@ -1,5 +1,6 @@
 """The ray backend on a local Ray with 2 one-CPU actors: the same shards as the local backend, despite a killed actor;
-the same measured rows (but the timings) as the local backend, on a world narrowed to some arms."""
+the same measured rows (but the timings) as the local backend, on a world narrowed to some arms. Without Ray
+running: the world an actor opens, the jobs' arm checks, and the clean-up after a failure (on a fake Ray)."""
 
 from __future__ import annotations
 
