@@ -17,10 +17,16 @@ what the parts leave out, the seconds of ``generate()`` outside the decode
 With the world's own features the decode continues from the featurizer's
 forward pass (the decision's seconds include that pass), so featurize +
 select there counts work the decode no longer does, and the share above
-overstates the cost. The net figure for both featurizers: after each
-request the same arm decodes the same prompt bare (``Decoder.generate``,
-its own prefill, no router), and ``end to end`` = the router's mean seconds
-per request (the whole ``generate()`` call) / the bare decodes' mean - 1.
+overstates the cost. The net figure for both featurizers: each request is
+paired with a bare decode of the same prompt by the same arm
+(``Decoder.generate``, its own prefill, no router), and ``end to end`` =
+the router's mean seconds per request (the whole ``generate()`` call) / the
+bare decodes' mean - 1. The order alternates from pair to pair (served
+first, then bare first), so neither side always runs second, on caches the
+other has just warmed. For a bare decode to go first, the arm the router
+will draw is planned before the repetition: its features, its distribution
+and the same draws from a generator seeded as the router's (checked
+against the router's own choice).
 
 Usage::
 
@@ -40,6 +46,7 @@ import numpy as np
 from banditspec.apps.report import cpu_model
 from banditspec.apps.scoring import LearnerSpec, train_learners
 from banditspec.apps.serving import Decision, DecisionLog, Router
+from banditspec.apps.serving.router import draw_arm
 from banditspec.apps.training import load_selector, save_selector
 from banditspec.bandits.env import ENVIRONMENTS
 from banditspec.speculative.collect import Collector, calibrate
@@ -78,6 +85,19 @@ class TimedRouter(Router):
             self.record_seconds += time.perf_counter() - began
 
 
+def planned_arms(router: Router, texts: list[str], seed: int) -> list[int]:
+    """The arms a fresh ``router`` built with ``seed`` draws for ``texts`` in order (no arm failing meanwhile)."""
+    rng, available = np.random.default_rng(seed), router.breaker.available()
+    return [draw_arm(router.distribution(router.featurizer.transform([text])[0], available), rng) for text in texts]
+
+
+def timed(call, *args):  # noqa: ANN001, ANN002, ANN202 - any callable and its arguments
+    """``(call(*args), the seconds it took)``."""
+    began = time.perf_counter()
+    result = call(*args)
+    return result, time.perf_counter() - began
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=100, help="held-out queries served per repetition")
@@ -100,13 +120,15 @@ def main() -> None:
                 log = TimedLog(Path(tmp) / f"log-{features}-{repeat}", world.arms.names, flush_rows=args.flush_rows)
                 router = TimedRouter(world, load_selector(folder), latency=latency, log=log, seed=repeat)
                 decisions, served_seconds, bare_seconds = [], [], []
-                for text in test:  # each request, then the same arm bare on the same prompt: paired timings
-                    began = time.perf_counter()
-                    decisions.append(router.generate(text).decision)
-                    served_seconds.append(time.perf_counter() - began)
-                    began = time.perf_counter()
-                    world.decoder.generate(world.arms[decisions[-1].arm], text)
-                    bare_seconds.append(time.perf_counter() - began)
+                plan = planned_arms(router, test, seed=repeat)
+                for i, (text, arm) in enumerate(zip(test, plan)):  # paired timings, the order alternating
+                    calls = {"served": (router.generate, text), "bare": (world.decoder.generate, world.arms[arm], text)}
+                    order = ("served", "bare") if i % 2 == 0 else ("bare", "served")
+                    runs = {side: timed(*calls[side]) for side in order}  # in that order
+                    decisions.append(runs["served"][0].decision)
+                    assert decisions[-1].arm == arm, "the router drew another arm than planned"
+                    served_seconds.append(runs["served"][1])
+                    bare_seconds.append(runs["bare"][1])
                 router.close()
                 generate = float(np.mean(served_seconds))
                 end_to_end.append(generate / np.mean(bare_seconds) - 1)

@@ -164,7 +164,7 @@ def run_demo(args: argparse.Namespace) -> int:
     out = Path(args.out)
     clock = _PhaseClock()
     world = open_world_from(args, threads=args.threads, workers=args.workers)
-    recipe = world_recipe(args, threads=args.threads)
+    recipe = world_recipe(args)  # the Ray actors' world: each opens it with its own threads
     origin = getattr(world, "origin", None)  # where a world's models came from, if it says (the toy world does)
     print(f"world: arms {world.arms.names}" + (f"; models {origin}" if origin else ""))
     clock.lap("world")

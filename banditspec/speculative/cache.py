@@ -6,7 +6,12 @@ the toy world's models) lives under ``$BANDITSPEC_CACHE`` (default
 temporary folder and renames it into place, so an interrupted build never
 leaves a half entry behind and a finished one is never rebuilt. A temporary
 folder names the host and process building it, so one left by a process
-killed outright (``kill -9``) is removed by the next build of that entry.
+killed outright (``kill -9``) is removed by a later build of that entry:
+one of this host, whose process no longer runs, and in which nothing has
+changed for :data:`ABANDONED_AFTER` seconds. The age keeps a live build safe
+where the process check cannot be trusted: containers that share a host name
+but not their process ids, and Windows, where no signal probes a process
+(``os.kill`` would end it), so the age alone decides there.
 """
 
 from __future__ import annotations
@@ -14,11 +19,16 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import sys
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["build_once", "cache_home"]
+__all__ = ["ABANDONED_AFTER", "build_once", "cache_home"]
+
+#: Seconds without any change after which a dead process's temporary build folder is removed (a day).
+ABANDONED_AFTER = 24 * 3600.0
 
 
 def cache_home(cache_dir: str | os.PathLike[str] | None = None) -> Path:
@@ -63,16 +73,32 @@ def _host() -> str:
 
 
 def _remove_abandoned(path: Path) -> None:
-    """Remove the temporary folders of ``path`` left by processes of this host that no longer run."""
+    """Remove the temporary folders of ``path`` left by processes of this host that no longer run.
+
+    Only a folder in which nothing changed for :data:`ABANDONED_AFTER`
+    seconds: a live build is never removed, even where another process
+    (another container's) has the same host name and process id.
+    """
     prefix = f".{path.name}-"
     for tmp in path.parent.glob(f"{prefix}*"):
         parts = tmp.name[len(prefix):].split("-")  # host, pid, mkdtemp's suffix
-        if len(parts) == 3 and parts[0] == _host() and parts[1].isdigit() and not _running(int(parts[1])):
+        if (len(parts) == 3 and parts[0] == _host() and parts[1].isdigit() and not _running(int(parts[1]))
+                and time.time() - _last_change(tmp) >= ABANDONED_AFTER):
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _last_change(folder: Path) -> float:
+    """The newest modification time of ``folder`` and everything in it (now, if it changes while read)."""
+    try:
+        return max(p.lstat().st_mtime for p in [folder, *folder.rglob("*")])
+    except OSError:  # removed or renamed meanwhile: its build is live or done
+        return time.time()
+
+
 def _running(pid: int) -> bool:
-    """Whether a process ``pid`` runs on this host."""
+    """Whether a process ``pid`` runs on this host; False on Windows, where no signal probes it (the age decides)."""
+    if sys.platform == "win32":
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -47,7 +47,7 @@ from banditspec.bandits.data import LoggedDataset, arm_seconds_column
 from banditspec.bandits.env import Measurement, Queries
 from banditspec.bandits.rewards import Reward, SpeedupOverAR, measurement_columns
 from banditspec.bandits.shards import write_chunks
-from banditspec.speculative.backends import Backend, resolve_backend
+from banditspec.speculative.backends import Backend, check_job_arms, resolve_backend
 from banditspec.speculative.counterfactual import MatchVector, SimulatedDecode, draft_matches_batch
 from banditspec.speculative.decoding import Decoder, greedy_outputs
 from banditspec.speculative.kinds import DecodingArm, Trace
@@ -305,15 +305,26 @@ class CollectionWork:
         Decode every arm for real instead of pricing counts.
     threads : int, optional
         Torch threads of the batched passes (``None``: unchanged).
+    arm_names : tuple of str
+        The arms the rows are for; a world opened elsewhere (a Ray actor's)
+        with other arms is refused.
     """
 
     queries: Queries
     latency: LatencyModel | None
     measure: bool
     threads: int | None
+    arm_names: tuple[str, ...]
 
     def rows_on(self, world: DecodingWorld, *, threads: int | None = None) -> Callable[[np.ndarray], LoggedDataset]:
-        """A :class:`Collector` on ``world`` computing the rows of the queries at given positions."""
+        """A :class:`Collector` on ``world`` computing the rows of the queries at given positions.
+
+        Raises
+        ------
+        ValueError
+            If the world's arms are not :attr:`arm_names`.
+        """
+        check_job_arms(world, self.arm_names, "collection")
         collector = Collector(world, latency=self.latency, measure=self.measure, threads=threads or self.threads)
         return lambda positions: collector.rows(self.queries.subset(positions))
 
@@ -361,7 +372,7 @@ def collect(
     with torch_threads(threads):
         queries = world.queries(n, split=split, seed=seed)
     job = {"n": n, "split": split, "seed": seed, "measure": measure, "arms": world.arms.describe(), **(config or {})}
-    work = CollectionWork(queries, latency, measure, threads)
+    work = CollectionWork(queries, latency, measure, threads, tuple(world.arms.names))
     write_chunks(len(queries), backend.chunk_map(world, work), out, config=job, chunk_size=chunk_size, shard=shard,
                  progress=progress)
     return out

@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 
 from banditspec.bandits.arms import Arm
 from banditspec.bandits.env import Measurement
+from banditspec.bandits.features import PromptCache
 from banditspec.bandits.validation import check_integer
 from banditspec.speculative.drafting import cache_argument, context_length, eos_token_ids
 from banditspec.speculative.kinds import Autoregressive, DraftModel
@@ -199,7 +200,7 @@ class Decoder:
 
     def generate(self, arm: Arm, prompt: Prompt, *, reference: DecodeResult | None = None,
                  max_new_tokens: int | None = None, deadline: float | None = None,
-                 past_key_values: Any = None) -> DecodeResult:
+                 prompt_cache: PromptCache | None = None) -> DecodeResult:
         """Decode ``prompt`` greedily with ``arm`` and measure it.
 
         Parameters
@@ -218,9 +219,9 @@ class Decoder:
             A ``time.perf_counter()`` value: a speculative decode still running
             then raises :class:`DecodeTimeout` at its next drafting round. A
             plain arm (AR, the fallback) has no deadline.
-        past_key_values : transformers Cache, optional
-            The target's cache over the prompt but its last token (a
-            decoder-only target; e.g. from
+        prompt_cache : PromptCache, optional
+            The target's cache over the prompt's tokens but the last, with
+            those tokens' ids (a decoder-only target; e.g. from
             :meth:`~banditspec.bandits.features.TargetHiddenStates.prefill`):
             the decode starts there instead of running the prompt through the
             target again, and uses the cache up (give a fresh one per decode).
@@ -231,15 +232,18 @@ class Decoder:
         DecodeTimeout
             If ``deadline`` passed during a speculative decode.
         ValueError
-            If ``past_key_values`` does not hold the prompt's tokens but the last.
+            If ``prompt_cache`` is given for an encoder-decoder target, or its
+            ids are not the prompt's ids but the last, or its cache does not
+            hold exactly as many tokens (a decode has extended it).
         """
         new_tokens = self._new_tokens(max_new_tokens)
         ids = self.encode(prompt, max_new_tokens=new_tokens)
         arm = self.check(arm)
-        if past_key_values is not None and (self.encoder_decoder or past_key_values.get_seq_length() != ids.size - 1):
-            raise ValueError(f"past_key_values must hold the target's keys and values of the prompt's first "
-                             f"{ids.size - 1} tokens (a decoder-only target); it holds "
-                             f"{past_key_values.get_seq_length()}")
+        if prompt_cache is not None and (self.encoder_decoder or not prompt_cache.holds(ids[:-1])):
+            made_from = "these" if np.array_equal(prompt_cache.ids, ids[:-1]) else "other"
+            raise ValueError(f"prompt_cache must hold the target's keys and values of exactly this prompt's first "
+                             f"{ids.size - 1} tokens (a decoder-only target; a fresh cache per decode): it was made "
+                             f"from {made_from} token ids and holds {prompt_cache.past_key_values.get_seq_length()}")
         start = self.prefix(ids).size
         request = DecodeRequest(ids, max_length=start + new_tokens, eos_token_ids=self.eos_token_ids)
         generator = arm.candidate_generator(self, request)
@@ -250,8 +254,8 @@ class Decoder:
         inputs = torch.from_numpy(ids)[None].to(self.target.device)
         call: dict[str, Any] = {"input_ids": inputs, "attention_mask": torch.ones_like(inputs),
                                 "max_new_tokens": new_tokens, "do_sample": False, "num_beams": 1}
-        if past_key_values is not None:
-            call[cache_argument(self.target)] = past_key_values
+        if prompt_cache is not None:
+            call[cache_argument(self.target)] = prompt_cache.past_key_values
         counts = SpeculationCounts()
         if generator is not None:
             call |= {"custom_generate": speculative_generate, "candidate_generator": generator,

@@ -29,7 +29,7 @@ from banditspec.bandits.data import LoggedDataset
 from banditspec.bandits.env import Feedback, Measurement, Queries
 from banditspec.bandits.rewards import measurement_columns, measurements_from_columns
 from banditspec.bandits.shards import write_chunks
-from banditspec.speculative.backends import Backend, resolve_backend
+from banditspec.speculative.backends import Backend, check_job_arms, resolve_backend
 
 __all__ = ["MeasuredEvaluation", "MeasuringWorld", "full_feedback", "measure_arms", "measure_every_arm"]
 
@@ -88,9 +88,14 @@ class MeasuredEvaluation:
     arm_names: tuple[str, ...]
 
     def rows_on(self, world: MeasuringWorld, *, threads: int | None = None) -> Callable[[np.ndarray], LoggedDataset]:
-        """The rows of the queries at given positions, decoded on ``world`` (``threads`` unused: the world's own)."""
-        if tuple(world.arms.names) != self.arm_names:
-            raise ValueError(f"the world's arms {world.arms.names} are not the evaluation's {list(self.arm_names)}")
+        """The rows of the queries at given positions, decoded on ``world`` (``threads`` unused: the world's own).
+
+        Raises
+        ------
+        ValueError
+            If the world's arms are not :attr:`arm_names`.
+        """
+        check_job_arms(world, self.arm_names, "evaluation")
 
         def compute(positions: np.ndarray) -> LoggedDataset:
             chunk = self.queries.subset(positions)
@@ -166,11 +171,14 @@ def measure_arms(world: MeasuringWorld, queries: Queries, arm_sets: Sequence[Seq
     return _feedback(data, len(queries), K), data
 
 
-def measure_every_arm(world: MeasuringWorld, queries: Queries, folder: str | Path,
-                      **options: Any) -> tuple[Feedback, LoggedDataset]:
+def measure_every_arm(world: MeasuringWorld, queries: Queries, folder: str | Path, *, chunk_size: int = 100,
+                      progress: bool = True, config: Mapping[str, Any] | None = None,
+                      backend: str | Backend = "local",
+                      backend_options: Mapping[str, Any] | None = None) -> tuple[Feedback, LoggedDataset]:
     """:func:`measure_arms` with every arm on every query: full-information feedback (no NaN); same options."""
     every = [list(range(len(world.arms)))] * len(queries)
-    return measure_arms(world, queries, every, folder, **options)
+    return measure_arms(world, queries, every, folder, chunk_size=chunk_size, progress=progress, config=config,
+                        backend=backend, backend_options=backend_options)
 
 
 def _rows(queries: Queries, positions: np.ndarray, arm_sets: Sequence[Sequence[int]],

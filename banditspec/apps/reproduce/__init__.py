@@ -130,9 +130,12 @@ def _open_world(args: argparse.Namespace, spec: Experiment) -> Any:
 
 
 def _recipe(args: argparse.Namespace, spec: Experiment, arms: list[str] | None = None) -> WorldRecipe:
-    """The experiment's world (narrowed to ``arms``) as the Ray backend's actors open it: one thread, one process."""
-    return WorldRecipe(env="toy", env_args=_toy_args(args, spec), options={"threads": 1},
-                       arms=None if arms is None else tuple(arms))
+    """The experiment's world (narrowed to ``arms``) as the Ray backend's actors open it.
+
+    An actor opens it with its own torch threads (``--ray-cpus-per-actor``)
+    and no progress bars.
+    """
+    return WorldRecipe(env="toy", env_args=_toy_args(args, spec), arms=None if arms is None else tuple(arms))
 
 
 def _models(world: Any) -> dict[str, Any]:

@@ -11,15 +11,20 @@ target, so they equal AR's). An arm that raises, or passes its time budget
 instead, the failure is recorded, and the breaker removes an arm that keeps
 failing for a cool-down. With the world's own features (the target's hidden
 states over the prompt), the decode continues from the cache of that forward
-pass instead of running the prompt through the target a second time. Everything is serialised by one lock: the models
-and torch's thread setting are shared, and requests queue in front of it.
+pass instead of running the prompt through the target a second time (if
+that pass fails, the router warns once and featurizes and decodes without
+it from then on). Everything is serialised by one lock: the models and
+torch's thread setting are shared, and requests queue in front of it.
 
 Reward of a served request (logged, and learned online): the speed-up over
 AR, ``t_AR / t``, with ``t`` the measured seconds of the whole request's
 decoding (a failed attempt included, and the featurizer's forward pass when
 the decode continued from it) and ``t_AR`` AR's seconds on this
 output priced by the world's latency model (AR makes one target call per
-token), since AR itself is not run.
+token), since AR itself is not run. With the target's own features ``t``
+therefore runs a few milliseconds longer than the same decode in offline
+data (the featurizer's pass costs more than the prefill its cache saves):
+such served rewards sit a few per cent below offline ones (``docs/serving.md``).
 
 Online learning (``online``): ``"bandit"`` updates the policy with the served
 arm's reward and propensity (``partial_fit``); ``"full"`` scores every arm
@@ -35,6 +40,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+import warnings
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -45,7 +51,7 @@ from banditspec.apps.serving.breaker import CircuitBreaker
 from banditspec.apps.serving.decisions import Decision, DecisionLog, features_hash
 from banditspec.apps.serving.snapshots import Snapshots
 from banditspec.apps.training import Selector
-from banditspec.bandits.features import Featurizer
+from banditspec.bandits.features import Featurizer, PromptCache
 from banditspec.bandits.rewards import SpeedupOverAR, measurement_columns
 from banditspec.bandits.validation import check_real
 from banditspec.speculative.collect import Collector
@@ -53,11 +59,20 @@ from banditspec.speculative.decoding import DecodeResult, DecodeTimeout
 from banditspec.speculative.latency import LatencyModel
 from banditspec.speculative.world import query_id
 
-__all__ = ["ONLINE", "PromptError", "Router", "Served"]
+__all__ = ["ONLINE", "PromptError", "Router", "Served", "draw_arm"]
 
 #: Online learning modes: none, from the served arm's reward, from every arm's counterfactual reward.
 ONLINE = ("off", "bandit", "full")
 _PROBE = "probe"  # a text featurized once at start-up to check the feature dimension
+
+
+def draw_arm(distribution: np.ndarray, rng: np.random.Generator) -> int:
+    """An arm drawn from ``distribution`` with one ``rng.random()``, by the inverse CDF as ``Policy.select`` draws.
+
+    An arm of probability 0 is never drawn.
+    """
+    cumulative = np.cumsum(distribution)
+    return int((cumulative <= rng.random() * cumulative[-1]).sum())
 
 
 class PromptError(ValueError):
@@ -165,6 +180,7 @@ class Router:
         self.selector = selector
         self.policy = selector.policy
         self.featurizer: Featurizer = world.featurizer if selector.features == "target" else prompt_featurizer()
+        self._reuse_prefill = not self.decoder.encoder_decoder  # off for good once the featurizer's prefill fails
         width = self.featurizer.transform([_PROBE]).shape[1]
         if width != self.policy.n_features_:
             raise ValueError(f"the selector reads {self.policy.n_features_} features but this world's "
@@ -247,12 +263,11 @@ class Router:
                 raise PromptError(str(error)) from None
             limit = self.decoder.max_new_tokens if max_new_tokens is None else int(max_new_tokens)
             began = time.perf_counter()
-            x, prefill = self._features(prompt, prompt_ids.size)
+            x, prefill = self._features(prompt, prompt_ids)
             prefill_seconds = time.perf_counter() - began if prefill is not None else 0.0
             available = self.breaker.available()
             distribution = self.distribution(x, available)
-            cumulative = np.cumsum(distribution)  # inverse CDF, as Policy.select: an arm of probability 0 is never drawn
-            arm = int((cumulative <= self.rng.random() * cumulative[-1]).sum())
+            arm = draw_arm(distribution, self.rng)
             select_seconds = time.perf_counter() - began
             result, failure, seconds = self._decode(arm, prompt_ids, limit, prefill)
             self.breaker.record(arm, not failure)
@@ -266,22 +281,33 @@ class Router:
                 self.learn(served)
             return served
 
-    def _features(self, prompt: str, prompt_tokens: int) -> tuple[np.ndarray, Any]:
+    def _features(self, prompt: str, prompt_ids: np.ndarray) -> tuple[np.ndarray, PromptCache | None]:
         """The prompt's features, and the target's cache from computing them when the decode can continue from it.
 
         The world's own features come from a forward pass of the target over
         the prompt (``TargetHiddenStates.prefill``); its cache, all but the
         last token, saves the decode that pass. Other featurizers, an
-        encoder-decoder target, or a cache of another length give ``None``.
+        encoder-decoder target, or a cache of other tokens than the decoder's
+        encoding of the prompt give ``None``. If ``prefill`` raises (a model
+        without a cache, one that cannot be cropped, ...), the router warns
+        once and from then on featurizes with ``transform`` and decodes
+        without a cache.
         """
-        prefill = getattr(self.featurizer, "prefill", None)
-        if prefill is None or self.decoder.encoder_decoder:
-            return self.featurizer.transform([prompt])[0], None
-        x, cache = prefill(prompt)
-        return x, cache if cache.get_seq_length() == prompt_tokens - 1 else None
+        prefill = getattr(self.featurizer, "prefill", None) if self._reuse_prefill else None
+        if prefill is not None:
+            try:
+                x, cache = prefill(prompt)
+            except Exception as error:
+                self._reuse_prefill = False
+                warnings.warn(f"the featurizer's prefill failed ({type(error).__name__}: {error}); this router now "
+                              "featurizes with transform() and decodes without reusing its cache", RuntimeWarning,
+                              stacklevel=3)
+            else:
+                return x, cache if cache.holds(prompt_ids[:-1]) else None
+        return self.featurizer.transform([prompt])[0], None
 
     def _decode(self, arm: int, prompt_ids: np.ndarray, limit: int,
-                prefill: Any = None) -> tuple[DecodeResult, str, float]:
+                prefill: PromptCache | None = None) -> tuple[DecodeResult, str, float]:
         """Decode with ``arm`` (from the ``prefill`` cache if given); on an error or timeout with AR.
 
         Returns the result, the failure and the total seconds. The fallback
@@ -291,7 +317,7 @@ class Router:
         deadline = None if self.time_budget is None else began + self.time_budget
         try:
             result, failure = self.decoder.generate(self.arms[arm], prompt_ids, max_new_tokens=limit,
-                                                    deadline=deadline, past_key_values=prefill), ""
+                                                    deadline=deadline, prompt_cache=prefill), ""
         except DecodeTimeout as error:
             failure = f"timeout: {error}"
         except Exception as error:  # any fault of an arm's code falls back to AR; AR's own fault propagates

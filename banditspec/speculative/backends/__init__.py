@@ -14,7 +14,7 @@ accepts a name or a built backend.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 import numpy as np
@@ -23,7 +23,7 @@ from banditspec.bandits.data import LoggedDataset
 from banditspec.bandits.registry import Registry
 from banditspec.bandits.shards import ChunkMap
 
-__all__ = ["BACKENDS", "Backend", "ChunkJob", "create_backend", "resolve_backend"]
+__all__ = ["BACKENDS", "Backend", "ChunkJob", "check_job_arms", "create_backend", "resolve_backend"]
 
 
 class ChunkJob(Protocol):
@@ -36,6 +36,22 @@ class ChunkJob(Protocol):
         backend computing elsewhere sizes its own); ``None`` keeps the job's.
         """
         ...
+
+
+def check_job_arms(world: Any, arm_names: Sequence[str], job: str) -> None:
+    """Refuse a world whose arms are not ``arm_names``, in that order: the arms ``job`` was made for.
+
+    A chunk job refers to arms by position, and a world opened elsewhere (a
+    Ray actor's, from a recipe) may hold other arms than the driver's.
+
+    Raises
+    ------
+    ValueError
+        Naming both lists of arms.
+    """
+    if list(world.arms.names) != list(arm_names):
+        raise ValueError(f"the world's arms {list(world.arms.names)} are not the {job}'s {list(arm_names)}: open "
+                         f"the world the {job} was made for (the same recipe, narrowed to the same arms)")
 
 
 class Backend(Protocol):

@@ -12,6 +12,11 @@ computes exactly what the local backend computes on the same chunk. A measured
 evaluation decodes each query's AR and arms back to back on one actor, so its
 same-run ratios stay side by side.
 
+Actors live for one job: they start when its chunks are asked for (each
+loading the models) and stop at its end. ``banditspec demo`` thus starts
+them twice, for the collection and for the measured evaluation, and
+``banditspec reproduce`` once more per held-out set it measures.
+
 A dead actor is restarted by Ray (``max_restarts``) and the chunk it was
 computing is submitted again (``max_task_retries``): the driver receives
 each chunk's rows once, so no chunk is lost or written twice.
@@ -25,9 +30,8 @@ from __future__ import annotations
 
 import math
 import os
-import uuid
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 import numpy as np
@@ -54,24 +58,21 @@ def import_ray() -> Any:
 
 
 class _ChunkActor:
-    """One Ray actor: the world opened once, then the rows of chunk after chunk of a job.
+    """One Ray actor: the world opened once, then the rows of chunk after chunk of one job.
 
-    The job comes with every chunk (an object reference: Ray stores it once
-    and the actor reads it locally), so a restarted actor needs only its
-    recipe; the function computing the rows is built once per job.
+    The world opens with ``threads`` torch threads (its measured decodes'
+    too) and without progress bars. The job comes with every chunk (an
+    object reference: Ray stores it once and the actor reads it locally), so
+    a restarted actor needs only its recipe.
     """
 
     def __init__(self, recipe: WorldRecipe, threads: int) -> None:
-        self.world = recipe.open()
+        self.world = recipe.open(threads=threads, progress=False)
         self.threads = threads
-        self.job_key: str | None = None
-        self.compute: Any = None
 
-    def rows(self, job_key: str, job: ChunkJob, index: int, positions: np.ndarray) -> tuple[int, LoggedDataset]:
+    def rows(self, job: ChunkJob, index: int, positions: np.ndarray) -> tuple[int, LoggedDataset]:
         """Chunk ``index``'s rows (the job's items at ``positions``)."""
-        if job_key != self.job_key:
-            self.compute, self.job_key = job.rows_on(self.world, threads=self.threads), job_key
-        return index, self.compute(positions)
+        return index, job.rows_on(self.world, threads=self.threads)(positions)
 
 
 def _positive(name: str, value: Any, *, zero: bool = False) -> float:
@@ -95,8 +96,10 @@ class RayBackend:
     actors : int, default 2
         Actors (each loads the target and the drafts once).
     cpus_per_actor : float, default 1
-        CPUs Ray reserves per actor; also its torch threads (at least 1;
-        the collection's ``threads`` apply to the driver's own passes).
+        CPUs Ray reserves per actor; also its torch threads (rounded down, at
+        least 1): the actor opens the world with them, for its measured
+        decodes, and a collection's batched passes use them (the
+        collection's ``threads`` apply to the driver's own passes).
     gpus_per_actor : float, default 0
         GPUs Ray reserves per actor (a world on ``cuda`` needs 1, or a fraction to share one).
     memory_gb : float, optional
@@ -141,29 +144,31 @@ class RayBackend:
 
     @contextmanager
     def start(self, job: ChunkJob) -> Iterator[RayActors]:
-        """Connect to (or start) Ray and start the actors; on exit stop them, and the Ray this started."""
+        """Connect to (or start) Ray and start the actors; on exit stop them, and the Ray this started.
+
+        Whatever fails, at start or later, the actors already created are
+        killed and a Ray this started is shut down.
+        """
         ray = self.ray
-        started = not ray.is_initialized()
-        if started:
-            address = self.address or ("auto" if os.environ.get("RAY_ADDRESS") else None)
-            if address is None:
-                ray.init(num_cpus=math.ceil(self.actors * self.cpus_per_actor), include_dashboard=False)
-            else:
-                ray.init(address=address)
         options: dict[str, Any] = {"num_cpus": self.cpus_per_actor, "num_gpus": self.gpus_per_actor,
                                    "max_restarts": self.retries, "max_task_retries": self.retries}
         if self.memory_gb is not None:
             options["memory"] = int(self.memory_gb * 2**30)
         threads = max(1, int(self.cpus_per_actor))
-        actor_class = ray.remote(**options)(_ChunkActor)
-        handles = [actor_class.remote(self.recipe, threads) for _ in range(self.actors)]
-        try:
+        with ExitStack() as stop:
+            if not ray.is_initialized():
+                stop.callback(ray.shutdown)
+                address = self.address or ("auto" if os.environ.get("RAY_ADDRESS") else None)
+                if address is None:
+                    ray.init(num_cpus=math.ceil(self.actors * self.cpus_per_actor), include_dashboard=False)
+                else:
+                    ray.init(address=address)
+            actor_class = ray.remote(**options)(_ChunkActor)
+            handles = []
+            for _ in range(self.actors):
+                handles.append(actor_class.remote(self.recipe, threads))
+                stop.callback(ray.kill, handles[-1])
             yield RayActors(ray, handles, ray.put(job))
-        finally:
-            for handle in handles:
-                ray.kill(handle)
-            if started:
-                ray.shutdown()
 
 
 class RayActors:
@@ -179,10 +184,8 @@ class RayActors:
         self.ray = ray
         self.handles = handles
         self.job = job  # the job's object reference
-        self.job_key = uuid.uuid4().hex
 
     def map(self, chunks: Sequence[np.ndarray]) -> Iterator[tuple[int, LoggedDataset]]:
         """``(index, rows)`` of every chunk, in the order they finish."""
         pool = self.ray.util.ActorPool(self.handles)
-        yield from pool.map_unordered(lambda actor, item: actor.rows.remote(self.job_key, self.job, *item),
-                                      list(enumerate(chunks)))
+        yield from pool.map_unordered(lambda actor, item: actor.rows.remote(self.job, *item), list(enumerate(chunks)))

@@ -36,7 +36,14 @@ class WorldRecipe:
         (``threads``, ``featurizer``, ...), not recorded by :meth:`describe`.
     arms : tuple of str, optional
         Keep only these arms of the opened world (a world narrowed after
-        opening, as ``banditspec reproduce`` narrows the toy world); default all.
+        opening, as ``banditspec reproduce`` narrows the toy world), at
+        least one; default all.
+
+    Raises
+    ------
+    ValueError
+        Unless exactly one of ``config`` and ``env`` is given, for
+        ``env_args`` with ``config``, or for an empty ``arms``.
     """
 
     config: str | None = None
@@ -48,6 +55,8 @@ class WorldRecipe:
     def __post_init__(self) -> None:
         if (self.config is None) == (self.env is None):
             raise ValueError("a world recipe names a world.toml (config=) or a registered world (env=), exactly one")
+        if self.arms is not None and not self.arms:
+            raise ValueError("arms=() keeps no arm, so no world: name at least one arm, or give None for all")
         if self.config is not None and self.env_args:
             raise ValueError("env_args belong to a registered world (env=); a world.toml holds its own settings")
         if self.config is not None:

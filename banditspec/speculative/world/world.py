@@ -36,11 +36,11 @@ from banditspec.speculative.world.config import WorldConfig, load_world_config
 from banditspec.speculative.world.loading import LoadedModels, load_models
 from banditspec.speculative.world.prompts import PromptSource, apply_chat_template, read_prompts
 
-__all__ = ["FEATURIZERS", "ConfiguredWorld", "check_options", "open_world"]
+__all__ = ["FEATURIZERS", "ConfiguredWorld", "check_options", "open_world", "preset"]
 
 #: Context features a world offers: the target's prefill hidden states or hashed character n-grams.
 FEATURIZERS = ("target", "hashing")
-C = TypeVar("C")
+_C = TypeVar("_C")
 _TASK = 4  # queries per task when decoding in worker processes: small tasks keep the workers evenly busy
 
 
@@ -52,7 +52,7 @@ def check_options(*, featurizer: str, threads: int, workers: int) -> None:
         check_integer(name, value, low=1)
 
 
-def preset(config: C | str, presets: Mapping[str, C], kind: type[C]) -> C:
+def preset(config: _C | str, presets: Mapping[str, _C], kind: type[_C]) -> _C:
     """A world plug-in's config: ``config`` itself, or the preset of ``presets`` it names.
 
     Raises

@@ -62,6 +62,18 @@ def test_bad_texts():
         TfidfFeaturizer().transform(TEXTS)
 
 
+@pytest.mark.parametrize("featurizer", [HashingFeaturizer, TfidfFeaturizer])
+@pytest.mark.parametrize("ngram_range", [(0, 2), (3, 2), (1.0, 2), (1, True), (1,), (1, 2, 3), "12", 3])
+def test_an_invalid_ngram_range_is_refused_by_name(featurizer, ngram_range):
+    with pytest.raises(ValueError, match=r"ngram_range must be two integers \(lo, hi\) with 1 <= lo <= hi, got"):
+        featurizer(ngram_range=ngram_range)
+
+
+def test_an_ngram_range_of_integers_is_kept_as_a_tuple():
+    assert HashingFeaturizer(ngram_range=[np.int64(2), 4]).ngram_range == (2, 4)
+    assert TfidfFeaturizer(ngram_range=(1, 1)).ngram_range == (1, 1)
+
+
 def tiny_target():
     vocab = {w: i for i, w in enumerate(["<pad>", "<eos>", *sorted({w for t in TEXTS for w in t.split()})])}
     tok = Tokenizer(models.WordLevel(vocab, unk_token="<pad>"))

@@ -182,13 +182,14 @@ def test_a_decode_from_the_featurizers_prefill_equals_ar_with_the_same_counts(wo
     decoder = world.decoder
     featurizer = TargetHiddenStates(decoder.target, decoder.tokenizer)
     for text in world.queries(3, split="test", seed=5).texts:
-        features, _ = featurizer.prefill(text)
+        features, cache = featurizer.prefill(text)
         np.testing.assert_array_equal(features, featurizer.transform([text])[0])
+        np.testing.assert_array_equal(cache.ids, decoder.encode(text)[:-1])
         ar = decoder.generate(Autoregressive("ar"), text)
         for arm in world.arms:
             _, cache = featurizer.prefill(text)
-            assert cache.get_seq_length() == decoder.encode(text).size - 1
-            continued = decoder.generate(arm, text, past_key_values=cache, reference=ar)
+            assert cache.past_key_values.get_seq_length() == decoder.encode(text).size - 1
+            continued = decoder.generate(arm, text, prompt_cache=cache, reference=ar)
             plain = decoder.generate(arm, text)
             np.testing.assert_array_equal(continued.ids, ar.ids)
             assert continued.measurement.equals_ar
@@ -196,12 +197,26 @@ def test_a_decode_from_the_featurizers_prefill_equals_ar_with_the_same_counts(wo
             assert continued.measurement.accepted_tokens == plain.measurement.accepted_tokens
 
 
-def test_a_cache_of_another_length_is_refused(tiny_toy):
+REFUSED = "prompt_cache must hold the target's keys and values of exactly this prompt's first"
+
+
+def test_a_cache_of_another_prompt_of_the_same_length_is_refused(tiny_toy):
     decoder = tiny_toy.decoder
     featurizer = TargetHiddenStates(decoder.target, decoder.tokenizer)
-    text, other = tiny_toy.queries(2, split="test", seed=6).texts
-    _, cache = featurizer.prefill(other)
-    if cache.get_seq_length() == decoder.encode(text).size - 1:
-        cache.crop(-1)
-    with pytest.raises(ValueError, match="past_key_values must hold the target's keys and values of the prompt's"):
-        decoder.generate(Autoregressive("ar"), text, past_key_values=cache)
+    text = tiny_toy.queries(1, split="test", seed=6).texts[0]
+    ids = decoder.encode(text)
+    other = ids.copy()
+    other[0] = (other[0] + 1) % decoder.tokenizer.vocab_size  # another prompt, as long
+    _, cache = featurizer.prefill(text)
+    with pytest.raises(ValueError, match=REFUSED + f" {ids.size - 1} tokens .*: it was made from other token ids"):
+        decoder.generate(Autoregressive("ar"), other, prompt_cache=cache)
+
+
+def test_a_cache_a_decode_has_extended_is_refused(tiny_toy):
+    decoder = tiny_toy.decoder
+    featurizer = TargetHiddenStates(decoder.target, decoder.tokenizer)
+    text = tiny_toy.queries(1, split="test", seed=6).texts[0]
+    _, cache = featurizer.prefill(text)
+    decoder.generate(Autoregressive("ar"), text, prompt_cache=cache)
+    with pytest.raises(ValueError, match=REFUSED + ".*: it was made from these token ids and holds"):
+        decoder.generate(Autoregressive("ar"), text, prompt_cache=cache)

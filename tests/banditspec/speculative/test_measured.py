@@ -90,3 +90,13 @@ def test_full_feedback_needs_whole_queries():
     one = [m for row in world.measure(queries(1)) for m in row]
     with pytest.raises(ValueError, match="do not split"):
         full_feedback(one[:1], 2, world.reward)
+
+
+def test_measure_every_arm_takes_the_same_typed_keywords_as_measure_arms():
+    import inspect
+
+    def keywords(function):
+        return {name: (p.annotation, p.default) for name, p in inspect.signature(function).parameters.items()
+                if p.kind is p.KEYWORD_ONLY}
+
+    assert keywords(measure_every_arm) == keywords(measure_arms) and "backend_options" in keywords(measure_arms)

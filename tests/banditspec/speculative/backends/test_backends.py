@@ -40,3 +40,9 @@ def test_a_backend_given_by_name_takes_options_and_a_built_one_none():
     assert isinstance(resolve_backend("local"), LocalBackend)
     with pytest.raises(ValueError, match="already built"):
         resolve_backend(local, {"actors": 2})
+
+
+def test_a_recipe_that_keeps_no_arm_is_refused():
+    with pytest.raises(ValueError, match=r"arms=\(\) keeps no arm, so no world"):
+        WorldRecipe(env="toy", arms=())
+    assert WorldRecipe(env="toy", arms=("ar",)).arms == ("ar",)

@@ -1,11 +1,15 @@
 """The ray backend on a local Ray with 2 one-CPU actors: the same shards as the local backend, despite a killed actor;
-the same measured rows (but the timings) as the local backend, on a world narrowed to some arms."""
+the same measured rows (but the timings) as the local backend, on a world narrowed to some arms. Without Ray
+running: the world an actor opens, the jobs' arm checks, and the clean-up after a failure (on a fake Ray)."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -14,13 +18,13 @@ import pytest
 from banditspec.bandits.data import LoggedDataset
 from banditspec.bandits.shards import ChunkMap, merge
 from banditspec.speculative.backends import ChunkJob
-from banditspec.speculative.collect import calibrate, collect
+from banditspec.speculative.collect import CollectionWork, calibrate, collect
 from banditspec.speculative.latency import LatencyModel
-from banditspec.speculative.measured import measure_arms
+from banditspec.speculative.measured import MeasuredEvaluation, measure_arms
 from banditspec.speculative.world import WorldRecipe
 
 ray = pytest.importorskip("ray")
-from banditspec.speculative.backends.ray_backend import RayBackend  # noqa: E402  (needs ray)
+from banditspec.speculative.backends.ray_backend import RayBackend, _ChunkActor  # noqa: E402  (needs ray)
 
 #: What differs between two runs of the same collection: its seconds (priced or measured).
 TIMING = ("wall_seconds", "ar_wall_seconds")
@@ -123,7 +127,74 @@ def test_a_measured_evaluation_on_ray_decodes_what_the_local_backend_decodes(ray
     assert (np.isfinite(ray_feedback.ar_seconds) & (ray_feedback.ar_seconds > 0)).all()
 
 
-def test_actors_refuse_a_world_with_other_arms_than_the_evaluation(recipe, tmp_path):
+def test_actors_refuse_a_world_with_other_arms_than_the_job(tiny_toy, recipe):
     missing = WorldRecipe(env=recipe.env, env_args=recipe.env_args, options=recipe.options, arms=("ar", "no-such"))
     with pytest.raises(ValueError, match=r"no arms \['no-such'\]"):
         missing.open()
+    narrowed = WorldRecipe(env=recipe.env, env_args=recipe.env_args, options=recipe.options, arms=("ar", "generalist"))
+    actors_world = narrowed.open()  # as an actor opens it
+    queries = tiny_toy.queries(2, split="test", seed=3)
+    names = tuple(tiny_toy.arms.names)
+    evaluation = MeasuredEvaluation(queries, ((0,), (0, 1)), names)
+    collection = CollectionWork(queries, None, True, None, names)
+    for job, what in ((evaluation, "evaluation"), (collection, "collection")):
+        with pytest.raises(ValueError, match=rf"the world's arms \['ar', 'generalist'\] are not the {what}'s "
+                                             rf"\['ar', .*: open the world the {what} was made for"):
+            job.rows_on(actors_world)
+
+
+def test_an_actor_opens_the_world_with_its_threads_and_without_progress_bars(recipe):
+    actor = _ChunkActor(replace(recipe, options={"threads": 1, "progress": True}), threads=2)
+    assert actor.world.decoder.threads == actor.world.threads == 2 and not actor.world.progress
+
+
+class _FakeRay:
+    """The calls ``RayBackend.start`` makes to Ray, recorded, with a fault injected at ``fault``."""
+
+    def __init__(self, fault: str) -> None:
+        self.fault, self.calls, self.initialized = fault, [], False
+
+    def _call(self, name: str) -> None:
+        self.calls.append(name)
+        if name == self.fault:
+            raise RuntimeError(f"injected fault: {name}")
+
+    def is_initialized(self) -> bool:
+        return self.initialized
+
+    def init(self, **options: Any) -> None:
+        self._call("init")
+        self.initialized = True
+
+    def shutdown(self) -> None:
+        self.calls.append("shutdown")
+
+    def remote(self, **options: Any) -> Any:
+        def actor(*args: Any) -> str:
+            handle = f"actor {sum(c.startswith('actor') for c in self.calls)}"
+            self._call(handle)
+            return handle
+
+        return lambda cls: SimpleNamespace(remote=actor)
+
+    def kill(self, handle: str) -> None:
+        self.calls.append(f"kill {handle}")
+
+    def put(self, job: Any) -> str:
+        self._call("put")
+        return "job"
+
+
+@pytest.mark.parametrize(("fault", "calls"), [
+    ("init", ["init", "shutdown"]),
+    ("actor 1", ["init", "actor 0", "actor 1", "kill actor 0", "shutdown"]),
+    ("put", ["init", "actor 0", "actor 1", "put", "kill actor 0", "kill actor 1", "shutdown"]),
+    ("job", ["init", "actor 0", "actor 1", "put", "job", "kill actor 0", "kill actor 1", "shutdown"]),
+])
+def test_a_failure_while_starting_or_running_stops_the_actors_started_and_the_ray_it_started(recipe, fault, calls):
+    backend = RayBackend(recipe, actors=2)
+    backend.ray = fake = _FakeRay(fault)
+    with pytest.raises(RuntimeError, match=f"injected fault: {fault}"):
+        with backend.start(job=None):
+            fake._call("job")
+    assert sorted(fake.calls) == sorted(calls) and fake.calls[-1] == "shutdown"  # the actors in any order, then Ray
