@@ -1,8 +1,9 @@
 """The main job: ``banditspec demo`` — select the draft per query on a world, measured for real.
 
 1. Open the world: the user's ``world.toml`` (``--config``), or a registered
-   world (``--env``, default the embedded toy world, which builds its models
-   on the first run, minutes, and loads them from the cache after).
+   world (``--env``, default the embedded toy world, whose models the first
+   run copies from the package into the cache, or trains with
+   ``--env-arg prebuilt=false``, and later runs load from the cache).
 2. Collect a training set (:mod:`banditspec.speculative.collect`): the target's greedy
    output, every arm's alignment and counterfactual acceptance, priced by a
    latency model calibrated on real decodes; resumable under ``OUT/train-data``.
