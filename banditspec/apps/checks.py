@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import tempfile
 from pathlib import Path
 
 from banditspec.bandits.env import ENVIRONMENTS
@@ -50,12 +51,16 @@ def _writable_in(start: Path, path: Path, option: str) -> None:
         existing = existing.parent
     if not existing.is_dir():
         raise ValueError(f"{option} {path}: {existing} is a file, not a folder; choose another {option}")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise ValueError(f"{option} {path}: no permission to write in {existing}; choose another {option}")
+    try:  # a real write: os.access says yes to root everywhere, /proc and the like included
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as error:
+        raise ValueError(f"{option} {path}: cannot write in {existing} ({error.strerror}); "
+                         f"choose another {option}") from None
 
 
 def output_folder(path: str | Path, option: str = "--out") -> Path:
-    """``path`` if it is a folder this process can write in, or can create; creates nothing.
+    """``path`` if it is a folder this process can write in, or can create; leaves nothing behind.
 
     Raises
     ------
@@ -69,7 +74,7 @@ def output_folder(path: str | Path, option: str = "--out") -> Path:
 
 
 def output_file(path: str | Path, option: str = "--out") -> Path:
-    """``path`` if this process can write the file (its folder is created if missing); creates nothing.
+    """``path`` if this process can write the file (its folder is created if missing); leaves nothing behind.
 
     Raises
     ------

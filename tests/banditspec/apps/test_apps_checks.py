@@ -1,4 +1,5 @@
 import argparse
+import os
 
 import pytest
 
@@ -36,3 +37,23 @@ def test_counts_as_argparse_types():
     for parse, text in ((positive_int, "0"), (positive_int, "x"), (non_negative_int, "-1"), (non_negative_int, "1.5")):
         with pytest.raises(argparse.ArgumentTypeError, match="must be an integer >="):
             parse(text)
+
+
+def test_a_folder_nobody_can_write_in_is_refused_even_where_os_access_says_yes(tmp_path, monkeypatch):
+    # root passes os.access everywhere; the check writes for real, so a read-only folder is caught for root too
+    import tempfile
+
+    def read_only(*args, **kwargs):
+        raise PermissionError(13, "Read-only file system")
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", read_only)
+    with pytest.raises(ValueError, match=r"--out .*results: cannot write in .* \(Read-only file system\); choose another"):
+        output_folder(tmp_path / "results")
+    with pytest.raises(ValueError, match="cannot write in"):
+        output_file(tmp_path / "data.parquet")
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs Linux /proc")
+def test_proc_is_not_a_place_for_results():
+    with pytest.raises(ValueError, match="cannot write in /proc"):
+        output_folder("/proc/banditspec-results")
