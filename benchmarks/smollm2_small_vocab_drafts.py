@@ -15,155 +15,233 @@ with the per-call costs of the target (verifying 1-5 tokens) and of the
 draft, measured here at batch size 1, 1 thread (medians of 20 calls after a
 100-token context).
 
+The labels and held-out outputs are kept in the temporary folder, so a rerun
+on the same world skips them.
+
 Usage::
 
-    python benchmarks/smollm2_small_vocab_drafts.py WORLD_DIR [V] [STEPS] [DRAFTS] [THREADS for labelling and training]
-    # e.g. ~/.cache/banditspec/smollm2/<key> 8192 300 general,licences,python,docs 2
+    python benchmarks/smollm2_small_vocab_drafts.py ~/.cache/banditspec/smollm2/<key> \
+        [--vocab 8192] [--steps 300] [--drafts general,licences,python,docs] [--threads 2]
 """
-import json, os, pickle, sys, tempfile, time
-import numpy as np, torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pickle
+import tempfile
+import time
 import tomllib
+from pathlib import Path
+
+import numpy as np
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
 from banditspec.speculative.decoding import greedy_outputs
 
-root = os.path.join(os.path.expanduser(sys.argv[1]), "")
-argv = sys.argv[1:]
-torch.set_num_threads(int(argv[4]) if len(argv) > 4 else 1)
-torch.manual_seed(0)
-tpath = tomllib.loads(open(root + "world.toml").read())["target"]["model"]
-tok = AutoTokenizer.from_pretrained(tpath)
-target = AutoModelForCausalLM.from_pretrained(tpath, dtype=torch.float32).eval()
-rows = [json.loads(l) for l in open(root + "prompts.jsonl")]
-train = [r for r in rows if r["split"] == "train"]
-test = [r for r in rows if r["split"] == "test"]
-rng = np.random.default_rng(0)
-test = [test[i] for i in sorted(rng.choice(len(test), 48, replace=False))]
-d = np.load(root + "distill.npz")
-V, K_NEW = int(argv[1]) if len(argv) > 1 else 8192, 32
-STEPS = int(argv[2]) if len(argv) > 2 else 300
+IGNORE = -100
+NEW_TOKENS = 32
+HELD_OUT = 48
 
-def labelled(texts):
-    """teacher-forced argmax labels of the target along each text (batched)"""
-    enc = [tok(t, add_special_tokens=False)["input_ids"][:256] for t in texts]
-    ids_l, lab_l = [], []
+
+def teacher_forced_labels(target, tokenizer, texts: list[str], batch: int = 16) -> tuple[list, list]:
+    """Each text's token ids (at most 256) and the target's argmax next token at every position."""
+    encoded = [tokenizer(t, add_special_tokens=False)["input_ids"][:256] for t in texts]
+    ids, labels = [], []
     with torch.inference_mode():
-        for s in range(0, len(enc), 16):
-            b = enc[s:s + 16]; w = max(map(len, b))
-            ids = torch.full((len(b), w), tok.eos_token_id); m = torch.zeros((len(b), w), dtype=torch.long)
-            for i, e in enumerate(b): ids[i, :len(e)] = torch.tensor(e); m[i, :len(e)] = 1
-            am = target(input_ids=ids, attention_mask=m).logits.argmax(-1)
-            for i, e in enumerate(b): ids_l.append(np.array(e)); lab_l.append(am[i, :len(e)].numpy())
-    return ids_l, lab_l
+        for start in range(0, len(encoded), batch):
+            rows = encoded[start:start + batch]
+            width = max(map(len, rows))
+            inputs = torch.full((len(rows), width), tokenizer.eos_token_id)
+            mask = torch.zeros((len(rows), width), dtype=torch.long)
+            for i, row in enumerate(rows):
+                inputs[i, :len(row)] = torch.tensor(row)
+                mask[i, :len(row)] = 1
+            argmax = target(input_ids=inputs, attention_mask=mask).logits.argmax(-1)
+            for i, row in enumerate(rows):
+                ids.append(np.array(row))
+                labels.append(argmax[i, :len(row)].numpy())
+    return ids, labels
 
-CACHE = os.path.join(tempfile.gettempdir(), f"smollm2-probe-labels-{os.path.basename(root[:-1])}.pkl")  # reruns skip labelling
-if os.path.exists(CACHE):
-    tr_ids, tr_lab, t_label = pickle.load(open(CACHE, "rb"))
-else:
-    t0 = time.perf_counter()
-    tr_ids, tr_lab = labelled([r["text"] for r in train])
-    t_label = time.perf_counter() - t0
-    pickle.dump((tr_ids, tr_lab, t_label), open(CACHE, "wb"))
-n_tok = sum(map(len, tr_ids))
-# distill.npz: prompt+greedy output, labelled
-for i in range(len(d["lengths"])):
-    n = d["lengths"][i]; tr_ids.append(d["input_ids"][i, :n]); lab = d["labels"][i, :n].copy(); lab[-1] = -100; tr_lab.append(lab)
-tr_dom = [r["domain"] for r in train] + list(d["groups"])
-print(f"labelled {len(train)} prompts, {n_tok} tokens in {t_label:.0f} s ({n_tok / t_label:.0f} tok/s); "
-      f"with distill.npz {sum(map(len, tr_ids))} tokens", flush=True)
 
-# held-out: the target's greedy outputs (batched)
-t0 = time.perf_counter()
-te_enc = [np.array(tok(r["text"], add_special_tokens=False)["input_ids"]) for r in test]
-if os.path.exists(CACHE + ".outs"):
-    outs = pickle.load(open(CACHE + ".outs", "rb"))
-else:
-    outs = greedy_outputs(target, te_enc, max_new_tokens=K_NEW, pad_id=tok.eos_token_id, eos_token_ids=[tok.eos_token_id],
-                          batch_size=16, progress=False)
-    pickle.dump(outs, open(CACHE + ".outs", "wb"))
-print(f"held-out greedy outputs: {time.perf_counter() - t0:.0f} s", flush=True)
+def cached(path: Path, compute):
+    """``compute()``, kept in ``path`` for the next run."""
+    if path.exists():
+        return pickle.loads(path.read_bytes())
+    value = compute()
+    path.write_bytes(pickle.dumps(value))
+    return value
 
-# vocabulary: most frequent labels and inputs
-counts = np.bincount(np.concatenate(tr_lab + tr_ids).clip(0), minlength=target.config.vocab_size)
-keep = np.argsort(-counts)[:V - 1]
-full2small = np.full(target.config.vocab_size, V - 1); full2small[keep] = np.arange(V - 1)  # V-1 = unknown
-lab_all = np.concatenate([l[l >= 0] for l in tr_lab])
-print(f"vocab {V}: covers {np.isin(lab_all, keep).mean():.3f} of training labels, "
-      f"{np.isin(np.concatenate(outs), keep).mean():.3f} of held-out target outputs", flush=True)
 
-def make_draft(layers=2, width=256):
-    cfg = LlamaConfig(vocab_size=V, hidden_size=width, intermediate_size=width * 8 // 3, num_hidden_layers=layers,
-                      num_attention_heads=width // 64, num_key_value_heads=width // 64, tie_word_embeddings=True,
-                      max_position_embeddings=512)
-    return LlamaForCausalLM(cfg)
+class SmallVocabulary:
+    """The ``size - 1`` most frequent tokens, and one id for every other token."""
 
-def train_draft(model, idx, steps, bs=16):
-    opt = torch.optim.AdamW(model.parameters(), lr=3e-3, betas=(0.9, 0.98))
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=steps, pct_start=max(0.05, 2 / steps))
-    r = np.random.default_rng(1); model.train(); losses = []
-    for s in range(steps):
-        b = r.choice(idx, bs); w = max(len(tr_ids[i]) for i in b)
-        ids = torch.full((bs, w), V - 1); lab = torch.full((bs, w), -100); m = torch.zeros((bs, w), dtype=torch.long)
-        for j, i in enumerate(b):
-            n = len(tr_ids[i]); ids[j, :n] = torch.from_numpy(full2small[tr_ids[i]]); m[j, :n] = 1
-            l = tr_lab[i]; sl = np.where((l >= 0) & np.isin(l, keep), full2small[l.clip(0)], -100); lab[j, :n] = torch.from_numpy(sl)
-        loss = torch.nn.functional.cross_entropy(model(input_ids=ids, attention_mask=m).logits.reshape(-1, V), lab.reshape(-1), ignore_index=-100)
-        opt.zero_grad(); loss.backward(); torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0); opt.step(); sched.step()
+    def __init__(self, sequences: list[np.ndarray], size: int, full_size: int) -> None:
+        counts = np.bincount(np.concatenate(sequences).clip(0), minlength=full_size)
+        self.size = size
+        self.kept = np.argsort(-counts)[:size - 1]
+        self.unknown = size - 1
+        self.to_small = np.full(full_size, self.unknown)
+        self.to_small[self.kept] = np.arange(size - 1)
+
+    def labels(self, labels: np.ndarray) -> np.ndarray:
+        """Full-vocabulary labels as small ids; ignored where the label is outside the vocabulary."""
+        return np.where((labels >= 0) & np.isin(labels, self.kept), self.to_small[labels.clip(0)], IGNORE)
+
+    def to_full(self, ids: np.ndarray) -> np.ndarray:
+        """Small ids back to full ids; -1 (never a token) for the unknown id."""
+        return np.where(ids == self.unknown, -1, self.kept[np.minimum(ids, self.size - 2)])
+
+
+def small_draft(vocabulary: int, layers: int = 2, width: int = 256) -> LlamaForCausalLM:
+    config = LlamaConfig(vocab_size=vocabulary, hidden_size=width, intermediate_size=width * 8 // 3,
+                         num_hidden_layers=layers, num_attention_heads=width // 64, num_key_value_heads=width // 64,
+                         tie_word_embeddings=True, max_position_embeddings=512)
+    return LlamaForCausalLM(config)
+
+
+def train(draft, vocab: SmallVocabulary, ids: list, labels: list, rows: np.ndarray, steps: int, batch: int = 16) -> float:
+    """Train on the sequences ``rows``; the mean loss of the last 20 steps."""
+    optimiser = torch.optim.AdamW(draft.parameters(), lr=3e-3, betas=(0.9, 0.98))
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=3e-3, total_steps=steps,
+                                                   pct_start=max(0.05, 2 / steps))
+    rng = np.random.default_rng(1)
+    draft.train()
+    losses = []
+    for _ in range(steps):
+        chosen = rng.choice(rows, batch)
+        width = max(len(ids[i]) for i in chosen)
+        inputs = torch.full((batch, width), vocab.unknown)
+        targets = torch.full((batch, width), IGNORE)
+        mask = torch.zeros((batch, width), dtype=torch.long)
+        for j, i in enumerate(chosen):
+            n = len(ids[i])
+            inputs[j, :n] = torch.from_numpy(vocab.to_small[ids[i]])
+            targets[j, :n] = torch.from_numpy(vocab.labels(labels[i]))
+            mask[j, :n] = 1
+        logits = draft(input_ids=inputs, attention_mask=mask).logits
+        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, vocab.size), targets.reshape(-1),
+                                                 ignore_index=IGNORE)
+        optimiser.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(draft.parameters(), 1.0)
+        optimiser.step()
+        schedule.step()
         losses.append(loss.item())
-    model.eval(); return float(np.mean(losses[-20:]))
+    draft.eval()
+    return float(np.mean(losses[-20:]))
 
-def acceptance_runs(model):
-    """per held-out prompt: the draft's teacher-forced argmax (mapped back) == the target's output token, per output position"""
-    res = []
+
+def hits(draft, vocab: SmallVocabulary, prompts: list, outputs: list) -> list[np.ndarray]:
+    """Per held-out prompt and output position: does the draft, given the true prefix, predict the target's token?"""
+    result = []
     with torch.inference_mode():
-        for e, o in zip(te_enc, outs):
-            seq = np.concatenate([e, o]); ids = torch.from_numpy(full2small[seq])[None]
-            pred = model(input_ids=ids).logits[0].argmax(-1).numpy()
-            pred_full = np.where(pred == V - 1, -1, keep[np.minimum(pred, V - 2)])
-            res.append(pred_full[len(e) - 1: len(e) - 1 + len(o)] == o)
-    return res
+        for prompt, output in zip(prompts, outputs):
+            sequence = torch.from_numpy(vocab.to_small[np.concatenate([prompt, output])])[None]
+            predicted = vocab.to_full(draft(input_ids=sequence).logits[0].argmax(-1).numpy())
+            result.append(predicted[len(prompt) - 1:len(prompt) - 1 + len(output)] == output)
+    return result
 
-def calls(match, k):
-    p, c = 0, 0
-    while p < len(match):
-        n = 0
-        while n < k and p + n < len(match) and match[p + n]: n += 1
-        p += n + 1; c += 1
-    return c
 
-def step_ms(model, n_new, ctx=100, reps=20):
+def target_calls(hit: np.ndarray, block: int) -> int:
+    """Target calls of greedy speculative decoding with ``block`` proposals per call, replayed from ``hit``."""
+    position, calls = 0, 0
+    while position < len(hit):
+        accepted = 0
+        while accepted < block and position + accepted < len(hit) and hit[position + accepted]:
+            accepted += 1
+        position += accepted + 1
+        calls += 1
+    return calls
+
+
+def call_ms(model, new_tokens: int, context: int = 100, repeats: int = 20) -> float:
+    """Median milliseconds of one cached forward call on ``new_tokens`` tokens, batch 1, 1 thread (as the world decodes)."""
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # as the world decodes
+    torch.set_num_threads(1)
     try:
-        return _step_ms(model, n_new, ctx, reps)
+        with torch.no_grad():
+            cache = model(torch.randint(0, 1000, (1, context)), use_cache=True).past_key_values
+            new = torch.randint(0, 1000, (1, new_tokens))
+            seconds = []
+            for _ in range(repeats):
+                start = time.perf_counter()
+                model(new, cache=cache, use_cache=True)
+                seconds.append(time.perf_counter() - start)
+                cache.crop(-new_tokens)
     finally:
         torch.set_num_threads(threads)
+    return float(np.median(seconds)) * 1e3
 
-def _step_ms(model, n_new, ctx, reps):
-    ids = torch.randint(0, 1000, (1, ctx))
-    with torch.no_grad():
-        cache = model(ids, use_cache=True).past_key_values; new = torch.randint(0, 1000, (1, n_new)); ts = []
-        for _ in range(reps):
-            t = time.perf_counter(); model(new, cache=cache, use_cache=True); ts.append(time.perf_counter() - t); cache.crop(-n_new)
-    return float(np.median(ts)) * 1e3
 
-cost = {n: step_ms(target, n) for n in (1, 2, 3, 4, 5)}
-print("target ms per call by tokens verified:", {n: round(v, 1) for n, v in cost.items()}, flush=True)
-domains = sorted(set(tr_dom))
-drafts = {"general": np.arange(len(tr_ids))} | {dm: np.array([i for i, x in enumerate(tr_dom) if x == dm]) for dm in domains}
-ONLY = argv[3].split(",") if len(argv) > 3 else list(drafts)
-print(f"torch threads {torch.get_num_threads()}; load average {os.getloadavg()}", flush=True)
-for name, idx in [(n, drafts[n]) for n in ONLY]:
-    model = make_draft(); t0 = time.perf_counter(); loss = train_draft(model, idx, STEPS); secs = time.perf_counter() - t0
-    dms = step_ms(model, 1)
-    runs = acceptance_runs(model)
-    line = [f"{name}: loss {loss:.2f} after {STEPS} steps in {secs:.0f} s; draft {dms:.2f} ms/token"]
-    for dom in domains:
-        sel = [i for i, r in enumerate(test) if r["domain"] == dom]
-        acc = np.mean(np.concatenate([runs[i] for i in sel]))
-        best = []
-        for k in (1, 2, 3, 4):
-            ntok = sum(len(runs[i]) for i in sel); c = sum(calls(runs[i], k) for i in sel)
-            sd = ntok * cost[1] / (c * (cost[k + 1] + k * dms))
-            best.append(f"k={k} {ntok / c:.2f} tok/call {sd:.2f}x")
-        line.append(f"  {dom}: token match {acc:.2f}; " + "; ".join(best))
-    print("\n".join(line), flush=True)
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("world", type=Path, help="a built SmolLM2 world folder")
+    parser.add_argument("--vocab", type=int, default=8192)
+    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--drafts", default=None, help="comma-separated: general and domain names (default: all)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads for labelling and training")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    world = args.world.expanduser()
+    location = tomllib.loads((world / "world.toml").read_text())["target"]["model"]
+    tokenizer = AutoTokenizer.from_pretrained(location)
+    target = AutoModelForCausalLM.from_pretrained(location, dtype=torch.float32).eval()
+    rows = [json.loads(line) for line in (world / "prompts.jsonl").read_text().splitlines()]
+    train_rows = [r for r in rows if r["split"] == "train"]
+    test_rows = [r for r in rows if r["split"] == "test"]
+    picked = np.random.default_rng(0).choice(len(test_rows), HELD_OUT, replace=False)
+    test_rows = [test_rows[i] for i in sorted(picked)]
+    keep = Path(tempfile.gettempdir()) / f"smollm2-probe-{world.name}"
+
+    started = time.perf_counter()
+    ids, labels = cached(keep.with_suffix(".labels.pkl"),
+                         lambda: teacher_forced_labels(target, tokenizer, [r["text"] for r in train_rows]))
+    print(f"{len(train_rows)} training prompts, {sum(map(len, ids))} tokens labelled "
+          f"({time.perf_counter() - started:.0f} s; 0 if kept from an earlier run)", flush=True)
+    distilled = np.load(world / "distill.npz")
+    for row, n in enumerate(distilled["lengths"]):
+        ids.append(distilled["input_ids"][row, :n])
+        labels.append(np.append(distilled["labels"][row, :n - 1], IGNORE))
+    domains_of = [r["domain"] for r in train_rows] + list(distilled["groups"])
+    prompts = [np.array(tokenizer(r["text"], add_special_tokens=False)["input_ids"]) for r in test_rows]
+    outputs = cached(keep.with_suffix(".outputs.pkl"), lambda: greedy_outputs(
+        target, prompts, max_new_tokens=NEW_TOKENS, pad_id=tokenizer.eos_token_id,
+        eos_token_ids=[tokenizer.eos_token_id], batch_size=16, progress=False))
+
+    vocab = SmallVocabulary(labels + ids, args.vocab, target.config.vocab_size)
+    all_labels = np.concatenate([label[label >= 0] for label in labels])
+    print(f"with distill.npz {sum(map(len, ids))} tokens; vocabulary {args.vocab}: "
+          f"{np.isin(all_labels, vocab.kept).mean():.3f} of the training labels, "
+          f"{np.isin(np.concatenate(outputs), vocab.kept).mean():.3f} of the held-out outputs", flush=True)
+    cost = {n: call_ms(target, n) for n in (1, 2, 3, 4, 5)}
+    print("target ms per call by tokens verified:", {n: round(v, 1) for n, v in cost.items()}, flush=True)
+    print(f"torch threads {torch.get_num_threads()}; load average {os.getloadavg()}", flush=True)
+
+    domains = sorted(set(domains_of))
+    subsets = {"general": np.arange(len(ids))}
+    subsets |= {d: np.array([i for i, x in enumerate(domains_of) if x == d]) for d in domains}
+    for name in args.drafts.split(",") if args.drafts else subsets:
+        draft = small_draft(args.vocab)
+        started = time.perf_counter()
+        loss = train(draft, vocab, ids, labels, subsets[name], args.steps)
+        draft_ms = call_ms(draft, 1)
+        hit = hits(draft, vocab, prompts, outputs)
+        print(f"{name}: loss {loss:.2f} after {args.steps} steps in {time.perf_counter() - started:.0f} s; "
+              f"draft {draft_ms:.2f} ms/token")
+        for domain in domains:
+            mine = [i for i, r in enumerate(test_rows) if r["domain"] == domain]
+            tokens = sum(len(hit[i]) for i in mine)
+            priced = []
+            for block in (1, 2, 3, 4):
+                calls = sum(target_calls(hit[i], block) for i in mine)
+                speedup = tokens * cost[1] / (calls * (cost[block + 1] + block * draft_ms))
+                priced.append(f"k={block} {tokens / calls:.2f} tok/call {speedup:.2f}x")
+            share = np.mean(np.concatenate([hit[i] for i in mine]))
+            print(f"  {domain}: token match {share:.2f}; " + "; ".join(priced), flush=True)
+
+
+if __name__ == "__main__":
+    main()
