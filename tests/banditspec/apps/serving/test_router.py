@@ -12,7 +12,6 @@ from banditspec.apps.serving import CircuitBreaker, DecisionLog, PromptError, Ro
 from banditspec.apps.serving.snapshots import LATEST
 from banditspec.apps.training import load_selector
 from banditspec.bandits.data import LoggedDataset
-from banditspec.bandits.policy import Policy
 from banditspec.bandits.rewards import SpeedupOverAR
 from banditspec.speculative.kinds import Autoregressive
 from tests.banditspec.apps.serving.conftest import ARMS, arm
