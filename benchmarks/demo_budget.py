@@ -23,6 +23,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from banditspec.apps.checks import positive_int
 from banditspec.apps.report import cpu_model
 
 BUDGETS = {"cold": 80_000, "warm": 40_000}
@@ -50,18 +51,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=None, help="keep the reports here (default: a temporary folder)")
     parser.add_argument("--built-here", action="store_true", help="cold run trains the toy world (prebuilt=false)")
-    parser.add_argument("--runs", type=int, default=1, help="cold+warm pairs, each on a new empty cache")
+    parser.add_argument("--runs", type=positive_int, default=1, help="cold+warm pairs, each on a new empty cache")
     args = parser.parse_args()
+    if args.out is not None and args.out.exists() and any(args.out.iterdir()):
+        parser.error(f"--out {args.out} is not empty: a demo resumes what it finds there, so a cold run would not be cold")
     out = args.out or Path(tempfile.mkdtemp(prefix="demo-budget-"))
     extra = ["--env-arg", "prebuilt=false"] if args.built_here else []
     rows, header = [], None
     for run in range(args.runs):
-        cache = Path(tempfile.mkdtemp(prefix="demo-budget-cache-"))
-        for kind in ("cold", "warm"):
-            report = run_demo(out / f"{run}-{kind}", cache, extra if kind == "cold" else [])
-            header = header or [p for p in report["wall_seconds"] if p != "total"]
-            rows.append(row(f"{kind} {run + 1}", report))
-            print(rows[-1], flush=True)
+        with tempfile.TemporaryDirectory(prefix="demo-budget-cache-") as cache:
+            for kind in ("cold", "warm"):
+                report = run_demo(out / f"{run}-{kind}", Path(cache), extra if kind == "cold" else [])
+                header = header or [p for p in report["wall_seconds"] if p != "total"]
+                rows.append(row(f"{kind} {run + 1}", report))
+                print(rows[-1], flush=True)
     print(f"\n{cpu_model()}, {os.cpu_count()} cores; reports in {out}")
     print("| run | AR tokens/s | load average (1, 5, 15 min) at the end | models | " + " | ".join(header)
           + " | total | budget |")

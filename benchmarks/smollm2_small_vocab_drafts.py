@@ -32,20 +32,23 @@ import pickle
 import tempfile
 import time
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
 from banditspec.speculative.decoding import greedy_outputs
+from banditspec.speculative.drafting import cache_argument
 
 IGNORE = -100
 NEW_TOKENS = 32
 HELD_OUT = 48
 
 
-def teacher_forced_labels(target, tokenizer, texts: list[str], batch: int = 16) -> tuple[list, list]:
+def teacher_forced_labels(target: Any, tokenizer: Any, texts: list[str], batch: int = 16) -> tuple[list, list]:
     """Each text's token ids (at most 256) and the target's argmax next token at every position."""
     encoded = [tokenizer(t, add_special_tokens=False)["input_ids"][:256] for t in texts]
     ids, labels = [], []
@@ -65,7 +68,7 @@ def teacher_forced_labels(target, tokenizer, texts: list[str], batch: int = 16) 
     return ids, labels
 
 
-def cached(path: Path, compute):
+def cached(path: Path, compute: Callable[[], Any]) -> Any:
     """``compute()``, kept in ``path`` for the next run."""
     if path.exists():
         return pickle.loads(path.read_bytes())
@@ -78,7 +81,8 @@ class SmallVocabulary:
     """The ``size - 1`` most frequent tokens, and one id for every other token."""
 
     def __init__(self, sequences: list[np.ndarray], size: int, full_size: int) -> None:
-        counts = np.bincount(np.concatenate(sequences).clip(0), minlength=full_size)
+        tokens = np.concatenate(sequences)
+        counts = np.bincount(tokens[tokens >= 0], minlength=full_size)
         self.size = size
         self.kept = np.argsort(-counts)[:size - 1]
         self.unknown = size - 1
@@ -95,13 +99,14 @@ class SmallVocabulary:
 
 
 def small_draft(vocabulary: int, layers: int = 2, width: int = 256) -> LlamaForCausalLM:
+    """A new, untrained Llama draft with a ``vocabulary``-wide head."""
     config = LlamaConfig(vocab_size=vocabulary, hidden_size=width, intermediate_size=width * 8 // 3,
                          num_hidden_layers=layers, num_attention_heads=width // 64, num_key_value_heads=width // 64,
                          tie_word_embeddings=True, max_position_embeddings=512)
     return LlamaForCausalLM(config)
 
 
-def train(draft, vocab: SmallVocabulary, ids: list, labels: list, rows: np.ndarray, steps: int, batch: int = 16) -> float:
+def train(draft: LlamaForCausalLM, vocab: SmallVocabulary, ids: list, labels: list, rows: np.ndarray, steps: int, batch: int = 16) -> float:
     """Train on the sequences ``rows``; the mean loss of the last 20 steps."""
     optimiser = torch.optim.AdamW(draft.parameters(), lr=3e-3, betas=(0.9, 0.98))
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=3e-3, total_steps=steps,
@@ -133,7 +138,7 @@ def train(draft, vocab: SmallVocabulary, ids: list, labels: list, rows: np.ndarr
     return float(np.mean(losses[-20:]))
 
 
-def hits(draft, vocab: SmallVocabulary, prompts: list, outputs: list) -> list[np.ndarray]:
+def hits(draft: LlamaForCausalLM, vocab: SmallVocabulary, prompts: list, outputs: list) -> list[np.ndarray]:
     """Per held-out prompt and output position: does the draft, given the true prefix, predict the target's token?"""
     result = []
     with torch.inference_mode():
@@ -156,7 +161,7 @@ def target_calls(hit: np.ndarray, block: int) -> int:
     return calls
 
 
-def call_ms(model, new_tokens: int, context: int = 100, repeats: int = 20) -> float:
+def call_ms(model: Any, new_tokens: int, context: int = 100, repeats: int = 20) -> float:
     """Median milliseconds of one cached forward call on ``new_tokens`` tokens, batch 1, 1 thread (as the world decodes)."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -167,7 +172,7 @@ def call_ms(model, new_tokens: int, context: int = 100, repeats: int = 20) -> fl
             seconds = []
             for _ in range(repeats):
                 start = time.perf_counter()
-                model(new, cache=cache, use_cache=True)
+                model(new, use_cache=True, **{cache_argument(model): cache})
                 seconds.append(time.perf_counter() - start)
                 cache.crop(-new_tokens)
     finally:
@@ -176,6 +181,7 @@ def call_ms(model, new_tokens: int, context: int = 100, repeats: int = 20) -> fl
 
 
 def main() -> None:
+    """Label, train, score and price; prints one block per draft."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("world", type=Path, help="a built SmolLM2 world folder")
     parser.add_argument("--vocab", type=int, default=8192)

@@ -55,7 +55,7 @@ def _writable_in(start: Path, path: Path, option: str) -> None:
         with tempfile.TemporaryFile(dir=existing):
             pass
     except OSError as error:
-        raise ValueError(f"{option} {path}: cannot write in {existing} ({error.strerror}); "
+        raise ValueError(f"{option} {path}: cannot write in {existing} ({error.strerror or error}); "
                          f"choose another {option}") from None
 
 

@@ -103,7 +103,7 @@ class HashingFeaturizer:
             raise ValueError(f"n_features must be >= 1, got {n_features}")
         self.n_features = n_features
         self.ngram_range = _check_ngram_range(ngram_range)
-        self._analyzer = HashingVectorizer(analyzer="char_wb", ngram_range=ngram_range).build_analyzer()
+        self._analyzer = HashingVectorizer(analyzer="char_wb", ngram_range=self.ngram_range).build_analyzer()
 
     def fit(self, texts: Sequence[str]) -> HashingFeaturizer:
         """Nothing to learn; validates ``texts``."""
@@ -166,7 +166,7 @@ class TfidfFeaturizer:
         return np.asarray(self.pipeline_.transform(_check_texts(texts)), dtype=float)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # an array field: no generated == or hash
 class PromptCache:
     """The target's key/value cache over some tokens, with those tokens, for a decode to continue from.
 

@@ -194,17 +194,28 @@ def _cached(config: ToyConfig, cache_dir: str | os.PathLike[str] | None, progres
         try:
             return read(config, path)
         except CorruptWorldError as exc:
-            warnings.warn(f"toy world cache entry is damaged, rebuilding it: {exc}", RuntimeWarning, stacklevel=3)
-            log.warning("rebuilding damaged toy world %s: %s", path, exc)
+            warnings.warn(f"toy world cache entry is damaged, remaking it: {exc}", RuntimeWarning, stacklevel=3)
+            log.warning("remaking damaged toy world %s: %s", path, exc)
             shutil.rmtree(path, ignore_errors=True)
     source = prebuilt_folder(config) if prebuilt else None
     if source is not None:
         log.info("copying the prebuilt toy world %s into %s", config.key(), path)
-        build_once(path, lambda tmp: copy_prebuilt(source, tmp), done=_META)
-    else:
-        log.info("building toy world %s in %s", config.key(), path)
-        build_once(path, lambda tmp: build_world(config, tmp, progress=progress), done=_META)
+        try:
+            build_once(path, lambda tmp: _copy_verified(config, source, tmp), done=_META)
+            return read(config, path)
+        except CorruptWorldError as exc:
+            warnings.warn(f"the package's prebuilt toy world is damaged, building it here instead: {exc}",
+                          RuntimeWarning, stacklevel=3)
+            shutil.rmtree(path, ignore_errors=True)
+    log.info("building toy world %s in %s", config.key(), path)
+    build_once(path, lambda tmp: build_world(config, tmp, progress=progress), done=_META)
     return read(config, path)
+
+
+def _copy_verified(config: ToyConfig, source: Path, path: Path) -> None:
+    """Copy the shipped world ``source`` into ``path`` and check it against its manifest before it is used."""
+    copy_prebuilt(source, path)
+    _verify(config, path)
 
 
 def prepare_world(

@@ -45,7 +45,9 @@ def copy_prebuilt(source: Path, path: Path) -> None:
     The manifest covers every file but ``world.json``, so the copy is checked
     on load like a world built here.
     """
-    shutil.copytree(source, path, dirs_exist_ok=True)
+    shutil.copytree(source, path, dirs_exist_ok=True, copy_function=shutil.copyfile)  # the cache's own modes
+    for folder in [path, *(f for f in path.rglob("*") if f.is_dir())]:
+        folder.chmod(0o755)  # shared like the rest of the cache, whatever the install's modes
     meta = json.loads((source / _META).read_text())
     (path / _META).write_text(json.dumps({**meta, "origin": "prebuilt"}, indent=1))
 
@@ -64,10 +66,11 @@ def ship(config: ToyConfig = DEFAULT, *, shipped: Path = SHIPPED) -> Path:
     shipped.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=shipped, prefix=".build-") as tmp:
         build_world(config, Path(tmp) / "world")
-        for old in shipped.iterdir():
-            if old.is_dir() and not old.name.startswith("."):
-                shutil.rmtree(old)
+        shutil.rmtree(destination, ignore_errors=True)
         (Path(tmp) / "world").rename(destination)
+    for old in shipped.iterdir():
+        if old.is_dir() and not old.name.startswith(".") and old != destination:
+            shutil.rmtree(old)
     return destination
 
 

@@ -291,19 +291,21 @@ class Router:
         encoding of the prompt give ``None``. If ``prefill`` raises (a model
         without a cache, one that cannot be cropped, ...), the router warns
         once and from then on featurizes with ``transform`` and decodes
-        without a cache.
+        without a cache; so does a ``prefill`` that returns no
+        :class:`PromptCache`.
         """
         prefill = getattr(self.featurizer, "prefill", None) if self._reuse_prefill else None
         if prefill is not None:
             try:
                 x, cache = prefill(prompt)
+                reusable = cache.holds(prompt_ids[:-1])
             except Exception as error:
                 self._reuse_prefill = False
                 warnings.warn(f"the featurizer's prefill failed ({type(error).__name__}: {error}); this router now "
                               "featurizes with transform() and decodes without reusing its cache", RuntimeWarning,
                               stacklevel=3)
             else:
-                return x, cache if cache.holds(prompt_ids[:-1]) else None
+                return x, cache if reusable else None
         return self.featurizer.transform([prompt])[0], None
 
     def _decode(self, arm: int, prompt_ids: np.ndarray, limit: int,

@@ -65,6 +65,9 @@ class WorldRecipe:
     def open(self, **overrides: Any) -> Any:
         """The world, opened with :attr:`options` updated by ``overrides``, with only :attr:`arms` if given.
 
+        Options and overrides take precedence over :attr:`env_args` of the
+        same name (an actor's ``threads`` and ``progress`` over the user's).
+
         Raises
         ------
         ValueError
@@ -74,7 +77,7 @@ class WorldRecipe:
         if self.config is not None:
             world = open_world(self.config, **options)
         else:
-            world = ENVIRONMENTS.create(self.env, **self.env_args, **options)
+            world = ENVIRONMENTS.create(self.env, **{**self.env_args, **options})
         if self.arms is not None:
             missing = [name for name in self.arms if name not in world.arms]
             if missing:

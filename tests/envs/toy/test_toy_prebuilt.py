@@ -39,7 +39,7 @@ def test_a_damaged_copy_is_copied_again(tmp_path, monkeypatch):
     monkeypatch.setattr(cache, "build_world", _no_build)
     path, _ = prepare_world(DEFAULT, cache_dir=tmp_path, progress=False)
     (path / "target" / "model.safetensors").write_bytes(b"damaged")
-    with pytest.warns(RuntimeWarning, match="rebuilding"):
+    with pytest.warns(RuntimeWarning, match="remaking"):
         again, info = prepare_world(DEFAULT, cache_dir=tmp_path, progress=False)
     assert info["origin"] == "prebuilt"
     assert (again / "target" / "model.safetensors").read_bytes() == \
@@ -48,7 +48,7 @@ def test_a_damaged_copy_is_copied_again(tmp_path, monkeypatch):
 
 @pytest.fixture()
 def shipped_tiny(tiny_world, tmp_path, monkeypatch) -> Path:
-    """The tiny world as if the package shipped it (the session's build, with a recognisable weight)."""
+    """The tiny world as if the package shipped it (a copy of the session's build)."""
     shipped = tmp_path / "shipped"
     shutil.copytree(tiny_world.path, shipped / TINY.key())
     monkeypatch.setattr(prebuilt, "SHIPPED", shipped)
@@ -80,3 +80,25 @@ def test_ship_replaces_the_shipped_world_with_a_fresh_build(tmp_path):
     assert folder == tmp_path / TINY.key() and not stale.exists()
     assert json.loads((folder / "world.json").read_text())["origin"] == "built"
     assert [p.name for p in tmp_path.iterdir()] == [TINY.key()]
+
+
+def test_a_damaged_shipped_world_is_built_here_instead(shipped_tiny, tiny_world, tmp_path):
+    (shipped_tiny / "target" / "model.safetensors").write_bytes(b"a broken install")
+    with pytest.warns(RuntimeWarning, match="prebuilt toy world is damaged, building it here"):
+        world = ToyWorld(TINY, cache_dir=str(tmp_path / "cache"), progress=False)
+    assert world.origin == "built"
+    for a, b in zip(world.models.target.parameters(), tiny_world.target.parameters(), strict=True):
+        assert torch.equal(a, b)
+    assert not [p for p in (tmp_path / "cache" / "toy").iterdir() if p.name.startswith(".")]  # no copy left behind
+
+
+def test_the_copy_takes_the_cache_s_modes_not_the_install_s(shipped_tiny, tmp_path):
+    for file in shipped_tiny.rglob("*"):
+        file.chmod(0o500 if file.is_dir() else 0o400)
+    try:
+        path, _ = prepare_world(TINY, cache_dir=tmp_path / "cache", progress=False)
+    finally:
+        for file in shipped_tiny.rglob("*"):
+            file.chmod(0o755 if file.is_dir() else 0o644)
+    weights = path / "target" / "model.safetensors"
+    assert weights.stat().st_mode & 0o644 == 0o644 and (path / "target").stat().st_mode & 0o755 == 0o755

@@ -124,24 +124,34 @@ def test_with_target_features_the_decode_continues_from_the_featurizer_s_forward
         assert served.decision.measurement.new_tokens == served.ids.size
 
 
+def _fails(text: str) -> None:
+    raise NotImplementedError("no cache")
+
+
+def _returns_a_bare_cache(text: str) -> tuple[np.ndarray, object]:
+    return np.zeros(32), object()  # a featurizer written for an older prefill: no PromptCache
+
+
+@pytest.mark.parametrize(("prefill", "reason"), [(_fails, "NotImplementedError: no cache"),
+                                                 (_returns_a_bare_cache, "AttributeError")])
 def test_a_featurizer_whose_prefill_fails_serves_through_transform_and_warns_once(world, latency, make_selector,
-                                                                                   monkeypatch):
+                                                                                   monkeypatch, prefill, reason):
     router = Router(world, make_selector("fixed", features="target", n_features=32, arm=arm("same")), latency=latency)
     tried = []
 
-    def fails(text: str) -> None:
+    def recorded(text: str):
         tried.append(text)
-        raise NotImplementedError("no cache")
+        return prefill(text)
 
-    monkeypatch.setattr(router.featurizer, "prefill", fails)
+    monkeypatch.setattr(router.featurizer, "prefill", recorded)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         served = [router.generate(prompt) for prompt in PROMPTS[:3]]
     messages = [str(w.message) for w in caught if w.category is RuntimeWarning]
-    assert messages == ["the featurizer's prefill failed (NotImplementedError: no cache); this router now featurizes "
-                        "with transform() and decodes without reusing its cache"]
+    assert len(messages) == 1 and messages[0].startswith(f"the featurizer's prefill failed ({reason}")
+    assert messages[0].endswith("this router now featurizes with transform() and decodes without reusing its cache")
     assert tried == PROMPTS[:1]  # not tried again
-    for prompt, request in zip(PROMPTS, served):
+    for prompt, request in zip(PROMPTS[:3], served, strict=True):
         assert np.allclose(request.features, world.featurizer.transform([prompt])[0])  # threads differ: not bitwise
         assert np.array_equal(request.ids, ar_output(world, prompt)) and not request.decision.fallback
 
