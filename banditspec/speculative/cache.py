@@ -27,6 +27,8 @@ from pathlib import Path
 
 __all__ = ["ABANDONED_AFTER", "build_once", "cache_home"]
 
+_WINDOWS = sys.platform == "win32"  # os.kill(pid, 0) would end the process there
+
 #: Seconds without any change after which a dead process's temporary build folder is removed (a day).
 ABANDONED_AFTER = 24 * 3600.0
 
@@ -97,7 +99,7 @@ def _last_change(folder: Path) -> float:
 
 def _running(pid: int) -> bool:
     """Whether a process ``pid`` runs on this host; False on Windows, where no signal probes it (the age decides)."""
-    if sys.platform == "win32":
+    if _WINDOWS:
         return False
     try:
         os.kill(pid, 0)

@@ -239,10 +239,13 @@ class Decoder:
         new_tokens = self._new_tokens(max_new_tokens)
         ids = self.encode(prompt, max_new_tokens=new_tokens)
         arm = self.check(arm)
-        if prompt_cache is not None and (self.encoder_decoder or not prompt_cache.holds(ids[:-1])):
+        if prompt_cache is not None and self.encoder_decoder:
+            raise ValueError("prompt_cache is for decoder-only targets: an encoder-decoder target's decode starts "
+                             "from its encoder's outputs, not from a cache over the prompt")
+        if prompt_cache is not None and not prompt_cache.holds(ids[:-1]):
             made_from = "these" if np.array_equal(prompt_cache.ids, ids[:-1]) else "other"
             raise ValueError(f"prompt_cache must hold the target's keys and values of exactly this prompt's first "
-                             f"{ids.size - 1} tokens (a decoder-only target; a fresh cache per decode): it was made "
+                             f"{ids.size - 1} tokens (a fresh cache per decode): it was made "
                              f"from {made_from} token ids and holds {prompt_cache.past_key_values.get_seq_length()}")
         start = self.prefix(ids).size
         request = DecodeRequest(ids, max_length=start + new_tokens, eos_token_ids=self.eos_token_ids)

@@ -72,7 +72,7 @@ def test_on_windows_no_signal_probes_the_process_and_the_age_alone_decides(tmp_p
     for folder in (old, recent):
         folder.mkdir()
     _age(old, ABANDONED_AFTER + 60)
-    monkeypatch.setattr(cache.sys, "platform", "win32")
+    monkeypatch.setattr(cache, "_WINDOWS", True)
     monkeypatch.setattr(cache.os, "kill", lambda *args: pytest.fail("os.kill would end the process on Windows"))
     cache._remove_abandoned(tmp_path / "entry")
     assert [p.name for p in tmp_path.iterdir()] == [recent.name]

@@ -4,6 +4,7 @@ import torch
 from tests.banditspec.speculative.world.checkpoints import llama_world, prompt_rows, to_toml, write_jsonl
 
 from banditspec.bandits.env import Environment
+from banditspec.bandits.features import TargetHiddenStates
 from banditspec.speculative.world import ConfiguredWorld, load_world_config, open_world, query_id
 
 
@@ -123,3 +124,10 @@ def test_an_encoder_decoder_world_decodes_its_draft_losslessly(t5):
     full = t5.full_feedback(t5.queries(3, split="test", seed=0))
     assert [m.arm for m in full.measurements] == ["ar", "t5-small"] * 3
     assert all(m.equals_ar for m in full.measurements)
+
+
+def test_an_encoder_decoder_world_refuses_a_prompt_cache_and_says_why(t5, tiny_toy):
+    text = tiny_toy.queries(1, split="test", seed=0).texts[0]
+    _, cache = TargetHiddenStates(tiny_toy.decoder.target, tiny_toy.decoder.tokenizer).prefill(text)
+    with pytest.raises(ValueError, match="prompt_cache is for decoder-only targets"):
+        t5.decoder.generate(t5.arms["ar"], t5.queries(1, split="test", seed=0).texts[0], prompt_cache=cache)
