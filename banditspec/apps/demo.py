@@ -1,9 +1,8 @@
 """The main job: ``banditspec demo`` — select the draft per query on a world, measured for real.
 
 1. Open the world: the user's ``world.toml`` (``--config``), or a registered
-   world (``--env``, default the embedded toy world, whose models the first
-   run copies from the package into the cache, or trains with
-   ``--env-arg prebuilt=false``, and later runs load from the cache).
+   world (``--env``, default the embedded toy world, which builds its models
+   on the first run, minutes, and loads them from the cache after).
 2. Collect a training set (:mod:`banditspec.speculative.collect`): the target's greedy
    output, every arm's alignment and counterfactual acceptance, priced by a
    latency model calibrated on real decodes; resumable under ``OUT/train-data``.
@@ -166,8 +165,7 @@ def run_demo(args: argparse.Namespace) -> int:
     clock = _PhaseClock()
     world = open_world_from(args, threads=args.threads, workers=args.workers)
     recipe = world_recipe(args)  # the Ray actors' world: each opens it with its own threads
-    origin = getattr(world, "origin", None)  # where a world's models came from, if it says (the toy world does)
-    print(f"world: arms {world.arms.names}" + (f"; models {origin}" if origin else ""))
+    print(f"world: arms {world.arms.names}")
     clock.lap("world")
     n_train, n_test = (_count(world, split, given, default)
                        for split, given, default in (("train", args.n_train, 600), ("test", args.n_test, 200)))
@@ -216,7 +214,6 @@ def run_demo(args: argparse.Namespace) -> int:
                                 "query_ids": [int(i) for i in sub.ids],
                                 "oracle_by_counts_speedup_vs_ar": speedup(full, by_counts[every])},
         "outputs_equal_ar": bool(all(m.equals_ar for m in measured.measurements)),
-        "world_origin": origin,
         "queries": n_test,
         "decodes": len(rows),
         "ar_tokens_per_s": ar_tokens_per_s,

@@ -3,12 +3,11 @@
 A target (6 layers, 3.2M parameters by default) trained on every domain, one expert
 draft per domain, a generalist draft and a misaligned draft (81k parameters
 each, distilled from the target), all sharing one word-level tokenizer; built on the CPU in a
-few minutes and cached on disk; the default world ships prebuilt
-(:mod:`banditspec.envs.toy.prebuilt`, ``docs/toy-world.md``)::
+few minutes and cached on disk (see ``docs/toy-world.md``)::
 
     from banditspec.envs.toy import DEFAULT, load_world, sample_queries
 
-    world = load_world(DEFAULT)                    # copied from the package once, then loaded from the cache
+    world = load_world(DEFAULT)                    # builds once, then loads from the cache
     queries = sample_queries(world, 8, split="test", seed=0)
     inputs = world.tokenizer(queries[0].prompt, return_tensors="pt")
     out = world.target.generate(**inputs, assistant_model=world.drafts["expert-code"],

@@ -6,20 +6,15 @@ A world lives in ``$BANDITSPEC_CACHE/toy/<key>/`` (default cache
     tokenizer/            PreTrainedTokenizerFast.save_pretrained
     target/               save_pretrained of a GPT2LMHeadModel or LlamaForCausalLM (safetensors)
     drafts/<name>/        one per draft
-    world.json            config, code version, origin ("built" here or
-                          "prebuilt": copied from the package), parameter
-                          counts, losses, build seconds and a manifest (size
-                          and SHA-256 of every other file), written last
+    world.json            config, code version, parameter counts, losses,
+                          build seconds and a manifest (size and SHA-256 of
+                          every file), written last
 
 The world is built in a temporary sibling folder and renamed into place, so
 an interrupted build never leaves a half entry. On load the manifest is
 checked first; an entry that fails the check or fails to load (a truncated
 safetensors file, a missing config) is reported with a warning, removed and
 rebuilt.
-
-A world the package ships prebuilt (:mod:`banditspec.envs.toy.prebuilt`:
-the default one) is copied into the cache instead of being built, unless
-``prebuilt=False``.
 """
 
 from __future__ import annotations
@@ -44,7 +39,6 @@ from banditspec.speculative.cache import build_once, cache_home
 from banditspec.speculative.world.loading import LoadedModels, transformers_progress
 
 from banditspec.envs.toy.config import CODE_VERSION, DEFAULT, ToyConfig
-from banditspec.envs.toy.prebuilt import copy_prebuilt, prebuilt_folder
 from banditspec.envs.toy.tasks import sample_queries
 from banditspec.envs.toy.tokenizer import build_tokenizer
 from banditspec.envs.toy.domains import MAX_TOKENS
@@ -142,8 +136,7 @@ def build_world(config: ToyConfig, path: str | os.PathLike[str], *, progress: bo
         torch.set_num_threads(threads)
     info["build_seconds"] = round(time.perf_counter() - started, 2)
     manifest = {str(f.relative_to(path)): _fingerprint(f) for f in sorted(path.rglob("*")) if f.is_file()}
-    meta = {"code_version": CODE_VERSION, "key": config.key(), "origin": "built", "config": config.to_dict(), **info,
-            "manifest": manifest}
+    meta = {"code_version": CODE_VERSION, "key": config.key(), "config": config.to_dict(), **info, "manifest": manifest}
     (path / _META).write_text(json.dumps(meta, indent=1))
 
 
@@ -180,13 +173,9 @@ def _load(config: ToyConfig, path: Path) -> ToyModels:
     return ToyModels(target, drafts, tokenizer, config, path, info)
 
 
-def _cached(config: ToyConfig, cache_dir: str | os.PathLike[str] | None, progress: bool, prebuilt: bool,
+def _cached(config: ToyConfig, cache_dir: str | os.PathLike[str] | None, progress: bool,
             read: Callable[[ToyConfig, Path], T]) -> T:
-    """``read`` of the cache entry of ``config``, made first if missing, remade if ``read`` finds it damaged.
-
-    An entry is made by copying the package's prebuilt world of ``config`` if
-    there is one and ``prebuilt``, else by building it.
-    """
+    """``read`` of the cache entry of ``config``, built first if missing, rebuilt if ``read`` finds it damaged."""
     if not isinstance(config, ToyConfig):
         raise ValueError(f"config must be a ToyConfig, got {type(config).__name__}")
     path = cache_root(cache_dir) / config.key()
@@ -194,33 +183,16 @@ def _cached(config: ToyConfig, cache_dir: str | os.PathLike[str] | None, progres
         try:
             return read(config, path)
         except CorruptWorldError as exc:
-            warnings.warn(f"toy world cache entry is damaged, remaking it: {exc}", RuntimeWarning, stacklevel=3)
-            log.warning("remaking damaged toy world %s: %s", path, exc)
-            shutil.rmtree(path, ignore_errors=True)
-    source = prebuilt_folder(config) if prebuilt else None
-    if source is not None:
-        log.info("copying the prebuilt toy world %s into %s", config.key(), path)
-        try:
-            build_once(path, lambda tmp: _copy_verified(config, source, tmp), done=_META)
-            return read(config, path)
-        except CorruptWorldError as exc:
-            warnings.warn(f"the package's prebuilt toy world is damaged, building it here instead: {exc}",
-                          RuntimeWarning, stacklevel=3)
+            warnings.warn(f"toy world cache entry is damaged, rebuilding it: {exc}", RuntimeWarning, stacklevel=3)
+            log.warning("rebuilding damaged toy world %s: %s", path, exc)
             shutil.rmtree(path, ignore_errors=True)
     log.info("building toy world %s in %s", config.key(), path)
     build_once(path, lambda tmp: build_world(config, tmp, progress=progress), done=_META)
     return read(config, path)
 
 
-def _copy_verified(config: ToyConfig, source: Path, path: Path) -> None:
-    """Copy the shipped world ``source`` into ``path`` and check it against its manifest before it is used."""
-    copy_prebuilt(source, path)
-    _verify(config, path)
-
-
 def prepare_world(
-    config: ToyConfig = DEFAULT, *, cache_dir: str | os.PathLike[str] | None = None, progress: bool = True,
-    prebuilt: bool = True,
+    config: ToyConfig = DEFAULT, *, cache_dir: str | os.PathLike[str] | None = None, progress: bool = True
 ) -> tuple[Path, dict[str, Any]]:
     """The cache folder of ``config``'s world, built first if needed, and its ``world.json`` info; loads no model.
 
@@ -228,22 +200,16 @@ def prepare_world(
     checked against the manifest; :class:`~banditspec.envs.toy.world.ToyWorld`
     loads them as any world config's models are loaded.
 
-    Parameters
-    ----------
-    config, cache_dir, progress, prebuilt
-        As for :func:`load_world`.
-
     Returns
     -------
     (Path, dict)
-        The folder, and its origin, parameter counts, final losses and build seconds.
+        The folder, and parameter counts, final losses and build seconds.
     """
-    return _cached(config, cache_dir, progress, prebuilt, lambda c, p: (p, _verify(c, p)))
+    return _cached(config, cache_dir, progress, lambda c, p: (p, _verify(c, p)))
 
 
 def load_world(
-    config: ToyConfig = DEFAULT, *, cache_dir: str | os.PathLike[str] | None = None, progress: bool = True,
-    prebuilt: bool = True,
+    config: ToyConfig = DEFAULT, *, cache_dir: str | os.PathLike[str] | None = None, progress: bool = True
 ) -> ToyModels:
     """Load the world of ``config`` from the cache, building it first if needed.
 
@@ -255,12 +221,9 @@ def load_world(
         Cache folder; default ``$BANDITSPEC_CACHE`` or ``~/.cache/banditspec``.
     progress : bool
         Show tqdm progress bars while training.
-    prebuilt : bool, default True
-        Copy the package's prebuilt world of ``config`` into the cache, if it
-        ships one, instead of building it.
 
     Returns
     -------
     ToyModels
     """
-    return _cached(config, cache_dir, progress, prebuilt, _load)
+    return _cached(config, cache_dir, progress, _load)

@@ -87,10 +87,6 @@ class ToyWorld(ConfiguredWorld):
         Progress bars while building, loading and decoding.
     workers : int, default 1
         Processes that decode in parallel (see :class:`ConfiguredWorld`).
-    prebuilt : bool, default True
-        A cache without the world gets the package's prebuilt copy of it,
-        where there is one (the default world;
-        :mod:`banditspec.envs.toy.prebuilt`); False builds it here.
 
     Attributes
     ----------
@@ -98,9 +94,6 @@ class ToyWorld(ConfiguredWorld):
         The toy world.
     models : ToyModels
         Its loaded models, cache folder and ``world.json`` info.
-    origin : {"built", "prebuilt"}
-        Whether its models were trained on this machine or copied from the
-        package's prebuilt world.
     """
 
     def __init__(
@@ -116,19 +109,15 @@ class ToyWorld(ConfiguredWorld):
         cache_dir: str | None = None,
         progress: bool = True,
         workers: int = 1,
-        prebuilt: bool = True,
     ) -> None:
         config = preset(config, CONFIGS, ToyConfig)
         if schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
         check_options(featurizer=featurizer, threads=threads, workers=workers)
-        if not isinstance(prebuilt, bool):
-            raise ValueError(f"prebuilt must be true or false, got {prebuilt!r}")
-        path, info = prepare_world(config, cache_dir=cache_dir, progress=progress, prebuilt=prebuilt)
+        path, info = prepare_world(config, cache_dir=cache_dir, progress=progress)
         world = toy_world_config(config, path, info, max_new_tokens=max_new_tokens, block_size=block_size,
                                  schedule=schedule)
         super().__init__(world, prompts=ToyPrompts(config), featurizer=featurizer, threads=threads, reward=reward,
                          progress=progress, workers=workers)
         self.config = config
         self.models = ToyModels(self.models.target, self.models.drafts, self.models.tokenizer, config, path, info)
-        self.origin: str = info.get("origin", "built")

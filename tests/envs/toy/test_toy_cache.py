@@ -58,7 +58,7 @@ def test_corrupt_entry_is_rebuilt_with_identical_weights(tiny_world, tmp_path, d
         (expert / "model.safetensors").write_bytes(data[: len(data) // 2])
     else:
         (root / TINY.key() / "target" / "config.json").unlink()
-    with pytest.warns(RuntimeWarning, match="remaking"):
+    with pytest.warns(RuntimeWarning, match="rebuilding"):
         world = load_world(TINY, cache_dir=tmp_path, progress=False)
     after = _weights(expert)
     assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
