@@ -42,7 +42,14 @@ from banditspec.envs.toy.config import CODE_VERSION, DEFAULT, ToyConfig
 from banditspec.envs.toy.tasks import sample_queries
 from banditspec.envs.toy.tokenizer import build_tokenizer
 from banditspec.envs.toy.domains import MAX_TOKENS
-from banditspec.envs.toy.train import create_model, distilled_pool, encode_queries, misaligned_permutation, train_model
+from banditspec.envs.toy.train import (
+    create_model,
+    distilled_pool,
+    encode_queries,
+    misaligned_permutation,
+    save_model,
+    train_model,
+)
 
 __all__ = ["CorruptWorldError", "ToyModels", "build_world", "cache_root", "load_world", "prepare_world"]
 
@@ -122,7 +129,7 @@ def build_world(config: ToyConfig, path: str | os.PathLike[str], *, progress: bo
             model = create_model(spec, tokenizer, config.n_positions, _seed_of(config, name))
             losses = train_model(model, spec, data, seed=_seed_of(config, name), progress=progress, desc=name)
             with transformers_progress(False):  # its "Writing model shards" bar says nothing ours do not
-                model.save_pretrained(path / name)
+                save_model(model, path / name)
             key = name.removeprefix("drafts/")
             info["params"][key] = sum(p.numel() for p in model.parameters())
             info["final_loss"][key] = sum(losses[-10:]) / len(losses[-10:])

@@ -33,7 +33,7 @@ __all__ = [
     "standard_drafts",
 ]
 
-CODE_VERSION = "toy-5"
+CODE_VERSION = "toy-6"
 DEFAULT_DOMAINS = ("arithmetic", "code", "translation", "sorting")
 SPEC_BENCH_DOMAINS = ("conversation", "translation", "summarisation", "qa", "arithmetic", "copy")
 #: Model architectures a :class:`ModelSpec` can build.

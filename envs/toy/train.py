@@ -1,17 +1,24 @@
 """Creating and training the toy world's models on the CPU.
 
 Models are transformers GPT-2 or Llama models created from a config
-(:func:`create_model`). Training (:func:`train_model`) minimises the
-cross-entropy of the completion tokens (and the final ``<eos>``) given the
-prompt; prompt and padding positions carry no loss. Batches are drawn with
-replacement from a pre-encoded pool (:class:`EncodedPool`) by an
-``np.random.Generator``; with a fixed torch seed and thread count the weights
-are reproducible.
+(:func:`create_model`) and saved with :func:`save_model`. Training
+(:func:`train_model`) minimises the cross-entropy of the completion tokens
+(and the final ``<eos>``) given the prompt; prompt and padding positions carry
+no loss. Batches are drawn with replacement from a pre-encoded pool
+(:class:`EncodedPool`) by an ``np.random.Generator``; with a fixed torch seed
+and thread count the weights are reproducible.
+
+Two things make training cheaper without changing what is computed, up to
+floating-point rounding: a batch whose rows differ much in length runs as two
+micro-batches, each padded only to its own longest row
+(:func:`micro_batches`), and GPT-2 models train with the fused kernel of
+their tanh-approximated GELU (:data:`TRAINING_GELU`).
 """
 
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -31,9 +38,29 @@ from banditspec.speculative.decoding import greedy_outputs
 from banditspec.envs.toy.config import ModelSpec
 from banditspec.envs.toy.tasks import ToyQuery
 
-__all__ = ["EncodedPool", "create_model", "distilled_pool", "encode_queries", "misaligned_permutation", "train_model"]
+__all__ = [
+    "TRAINING_GELU",
+    "EncodedPool",
+    "create_model",
+    "distilled_pool",
+    "encode_queries",
+    "micro_batches",
+    "misaligned_permutation",
+    "save_model",
+    "train_model",
+]
 
 IGNORE = -100
+#: GPT-2's activation while a model trains: transformers' ``gelu_new`` computes the tanh-approximated GELU
+#: :math:`\frac{x}{2}(1 + \tanh(\sqrt{2/\pi}(x + 0.044715 x^3)))` in eight tensor operations,
+#: ``gelu_pytorch_tanh`` in one fused kernel (forward and backward). :func:`save_model` saves the model naming
+#: ``gelu_new`` again, so a built world decodes with the kernels its published figures were measured with.
+TRAINING_GELU = "gelu_pytorch_tanh"
+SAVED_GELU = "gelu_new"
+#: A batch is split in two only if that saves at least this share of its padded tokens ...
+MIN_PADDING_SAVED = 0.15
+#: ... and leaves at least this many rows on each side (below it, a tiny model's per-call overhead outweighs the saving).
+MIN_MICRO_BATCH = 4
 
 
 @dataclass(frozen=True)
@@ -150,7 +177,8 @@ def create_model(spec: ModelSpec, tokenizer: PreTrainedTokenizerFast, n_position
 
     GPT-2: ``GPT2LMHeadModel`` with dropout 0. Llama: ``LlamaForCausalLM`` with
     an MLP ``2.5 n_embd`` wide, as many key-value heads as heads, no dropout
-    and no biases. Both tie the output head to the input embeddings, so an
+    and no biases. GPT-2 computes its GELU with :data:`TRAINING_GELU` until
+    :func:`save_model` saves it. Both tie the output head to the input embeddings, so an
     early exit reads out through the same head as the last layer.
     """
     special = {"bos_token_id": tokenizer.eos_token_id, "eos_token_id": tokenizer.eos_token_id,
@@ -177,6 +205,7 @@ def create_model(spec: ModelSpec, tokenizer: PreTrainedTokenizerFast, n_position
             resid_pdrop=0.0,
             embd_pdrop=0.0,
             attn_pdrop=0.0,
+            activation_function=TRAINING_GELU,
             **special,
         )
     torch.manual_seed(seed)
@@ -192,14 +221,23 @@ def _final_norm(model: PreTrainedModel) -> torch.nn.Module:
 
 
 def _loss(
-    model: PreTrainedModel, ids: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor, early_exit: bool
+    model: PreTrainedModel, ids: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor, early_exit: bool,
+    n_labelled: int | None = None,
 ) -> torch.Tensor:
-    """Mean next-token cross-entropy over labelled positions (averaged over all layers if ``early_exit``)."""
+    """Next-token cross-entropy summed over labelled positions and divided by ``n_labelled`` (default: their
+    number here, the mean); averaged over all layers if ``early_exit``.
+
+    Dividing by the labelled positions of a whole batch lets the losses of its
+    micro-batches add up to the loss of the batch.
+    """
     out = model(input_ids=ids, attention_mask=mask, output_hidden_states=early_exit)
     shift = labels[:, 1:].reshape(-1)
+    n = int((shift != IGNORE).sum()) if n_labelled is None else n_labelled
 
     def cross_entropy(logits: torch.Tensor) -> torch.Tensor:
-        return torch.nn.functional.cross_entropy(logits[:, :-1].reshape(shift.numel(), -1), shift, ignore_index=IGNORE)
+        summed = torch.nn.functional.cross_entropy(logits[:, :-1].reshape(shift.numel(), -1), shift,
+                                                   ignore_index=IGNORE, reduction="sum")
+        return summed / n
 
     if not early_exit:
         return cross_entropy(out.logits)
@@ -207,6 +245,37 @@ def _loss(
     norm = _final_norm(model)
     exits = [model.lm_head(norm(h)) for h in out.hidden_states[1:-1]]
     return torch.stack([cross_entropy(logits) for logits in [*exits, out.logits]]).mean()
+
+
+def micro_batches(lengths: np.ndarray) -> list[np.ndarray]:
+    """Positions of a batch's rows in one or two groups, each to be padded to its own longest row.
+
+    The rows are sorted by length and cut once, where the cut saves the most
+    padded tokens, if it saves at least :data:`MIN_PADDING_SAVED` of them and
+    keeps :data:`MIN_MICRO_BATCH` rows on each side; otherwise the batch stays whole.
+    """
+    order = np.argsort(lengths, kind="stable")
+    ordered = lengths[order]
+    n, whole = len(ordered), int(ordered[-1]) * len(ordered)
+    best, best_cut = whole, None
+    for cut in range(MIN_MICRO_BATCH, n - MIN_MICRO_BATCH + 1):
+        padded = int(ordered[cut - 1]) * cut + int(ordered[-1]) * (n - cut)
+        if padded < best:
+            best, best_cut = padded, cut
+    if best_cut is None or whole - best < MIN_PADDING_SAVED * whole:
+        return [order]
+    return [order[:best_cut], order[best_cut:]]
+
+
+def save_model(model: PreTrainedModel, path: str | os.PathLike[str]) -> None:
+    """Save ``model`` to the folder ``path`` (``save_pretrained``), a GPT-2 naming :data:`SAVED_GELU`.
+
+    The GELU the model trained with and the one it is saved with are the same
+    function, so the weights mean the same with either.
+    """
+    if isinstance(model, GPT2LMHeadModel):
+        model.config.activation_function = SAVED_GELU
+    model.save_pretrained(path)
 
 
 def train_model(
@@ -219,7 +288,7 @@ def train_model(
     :math:`p` the fraction of post-warm-up steps done.
     """
     rng = np.random.default_rng([seed, 1])
-    optimiser = torch.optim.AdamW(model.parameters(), lr=spec.lr, weight_decay=0.01, betas=(0.9, 0.98))
+    optimiser = torch.optim.AdamW(model.parameters(), lr=spec.lr, weight_decay=0.01, betas=(0.9, 0.98), foreach=True)
     decay = max(spec.steps - spec.warmup, 1)
 
     def lr_at(step: int) -> float:
@@ -233,17 +302,27 @@ def train_model(
     bar = tqdm(range(spec.steps), desc=desc, disable=not progress, leave=False)
     for _ in bar:
         rows = rng.integers(len(pool.lengths), size=spec.batch_size)
-        width = int(pool.lengths[rows].max())
-        ids = torch.from_numpy(pool.input_ids[rows, :width])
-        labels = torch.from_numpy(pool.labels[rows, :width])
-        mask = (torch.arange(width)[None, :] < torch.from_numpy(pool.lengths[rows])[:, None]).long()
-        loss = _loss(model, ids, labels, mask, spec.early_exit_loss)
+        n_labelled = int((pool.labels[rows, 1:] != IGNORE).sum())
         optimiser.zero_grad(set_to_none=True)
-        loss.backward()
+        loss = 0.0
+        for part in micro_batches(pool.lengths[rows]):
+            loss += _micro_batch_loss(model, pool, rows[part], n_labelled, spec.early_exit_loss)
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimiser.step()
         schedule.step()
-        losses.append(loss.item())
+        losses.append(loss)
         bar.set_postfix(loss=f"{losses[-1]:.3f}", refresh=False)
     model.eval()
     return losses
+
+
+def _micro_batch_loss(model: PreTrainedModel, pool: EncodedPool, rows: np.ndarray, n_labelled: int,
+                      early_exit: bool) -> float:
+    """Back-propagate the loss of ``rows`` (divided by the batch's ``n_labelled``); return its value."""
+    width = int(pool.lengths[rows].max())
+    ids = torch.from_numpy(pool.input_ids[rows, :width])
+    labels = torch.from_numpy(pool.labels[rows, :width])
+    mask = (torch.arange(width)[None, :] < torch.from_numpy(pool.lengths[rows])[:, None]).long()
+    loss = _loss(model, ids, labels, mask, early_exit, n_labelled)
+    loss.backward()
+    return loss.item()
