@@ -170,13 +170,13 @@ class ToyConfig:
     """
 
     domains: tuple[str, ...] = DEFAULT_DOMAINS
-    target: ModelSpec = field(default_factory=lambda: ModelSpec(n_layer=6, n_embd=208, n_head=4, steps=340, batch_size=16, lr=5e-3))
+    target: ModelSpec = field(default_factory=lambda: ModelSpec(n_layer=6, n_embd=208, n_head=4, steps=240, batch_size=16, lr=5e-3))
     drafts: tuple[DraftSpec, ...] = ()
     seed: int = 0
     train_examples: int = 8192
     threads: int = 2
     n_positions: int = 256
-    distill_examples: int = 1024
+    distill_examples: int = 768
     exit_layers: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
@@ -257,7 +257,7 @@ def standard_drafts(domains: Sequence[str], expert: ModelSpec, *, misaligned: bo
     return tuple(drafts)
 
 
-_DRAFT = ModelSpec(n_layer=1, n_embd=64, n_head=2, steps=400, batch_size=4, lr=5e-3, warmup=10)
+_DRAFT = ModelSpec(n_layer=1, n_embd=64, n_head=2, steps=200, batch_size=8, lr=5e-3, warmup=10)
 
 #: The default world: a 6-layer target (3.2M parameters) and 1-layer drafts (0.08M) distilled from it, on four domains.
 DEFAULT = ToyConfig(drafts=standard_drafts(DEFAULT_DOMAINS, _DRAFT))
