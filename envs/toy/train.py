@@ -39,6 +39,7 @@ from banditspec.envs.toy.config import ModelSpec
 from banditspec.envs.toy.tasks import ToyQuery
 
 __all__ = [
+    "SAVED_GELU",
     "TRAINING_GELU",
     "EncodedPool",
     "create_model",
