@@ -28,7 +28,7 @@ almost every query, not on all of them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -301,6 +301,26 @@ def _right_padded(seqs: Sequence[np.ndarray], device: torch.device) -> tuple[tor
     return ids.to(device), mask.to(device)
 
 
+#: Logits one teacher-forced pass holds at most (rows x longest sequence x vocabulary): 1 GiB of float32.
+LOGITS_PER_PASS = 2**28
+
+
+def _bounded_batches(pairs: list[tuple[np.ndarray, np.ndarray]], batch_size: int,
+                     vocab: int) -> Iterator[list[tuple[np.ndarray, np.ndarray]]]:
+    """Consecutive runs of ``pairs``: at most ``batch_size`` each, and at most :data:`LOGITS_PER_PASS` logits."""
+    batch: list[tuple[np.ndarray, np.ndarray]] = []
+    longest = 0
+    for x, y in pairs:
+        length = x.size + y.size
+        if batch and (len(batch) == batch_size or (len(batch) + 1) * max(longest, length) * vocab > LOGITS_PER_PASS):
+            yield batch
+            batch, longest = [], 0
+        batch.append((x, y))
+        longest = max(longest, length)
+    if batch:
+        yield batch
+
+
 def draft_matches_batch(
     draft: torch.nn.Module,
     prompts: Sequence[Sequence[int] | np.ndarray],
@@ -322,7 +342,8 @@ def draft_matches_batch(
     prompts, outputs : sequences of token-id sequences
         Prompt ids ``x`` (non-empty) and the target's new tokens ``y`` per query.
     batch_size : int, default 8
-        Queries per forward pass.
+        Queries per forward pass at most; fewer where their logits would
+        exceed :data:`LOGITS_PER_PASS` (a large vocabulary).
     """
     if len(prompts) != len(outputs):
         raise ValueError(f"prompts and outputs must have the same length, got {len(prompts)} and {len(outputs)}")
@@ -338,8 +359,7 @@ def draft_matches_batch(
     start_id = draft.config.decoder_start_token_id if encoder_decoder else None
     results: list[MatchVector] = []
     with torch.inference_mode():
-        for start in range(0, len(pairs), batch_size):
-            chunk = pairs[start : start + batch_size]
+        for chunk in _bounded_batches(pairs, batch_size, vocab):
             if encoder_decoder:  # the decoder reads (start, y_0 .. y_{T-2}) next to the encoded prompt
                 prompt_ids, prompt_mask = _right_padded([x for x, _ in chunk], device)
                 decoder_ids, _ = _right_padded([np.concatenate([[start_id], y[:-1]]) for _, y in chunk], device)

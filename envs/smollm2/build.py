@@ -84,7 +84,7 @@ def passages(config: SmolConfig) -> dict[str, list[Chunk]]:
 def world_toml(config: SmolConfig, target: ModelConfig) -> str:
     """The world's ``world.toml`` (paths relative to the world's folder, the target's absolute)."""
     cost = round(config.draft_layers / _layers(target), 4)
-    lines = [f"[target]\nmodel = {json.dumps(target.location)}\n",
+    lines = [f"[target]\nmodel = {json.dumps(target.location)}\nlinear_kernels = \"onednn\"\n",
              '[prompts]\npath = "prompts.jsonl"\nprompt_field = "text"\ngroup_field = "domain"\nsplit_field = "split"\n',
              f"[decoding]\nmax_new_tokens = {config.max_new_tokens}\n", '[[arms]]\nkind = "ar"\nname = "ar"\ncost = 1.0\n']
     for name in (*config.domain_names, "general"):
@@ -164,6 +164,9 @@ def prepare_world(config: SmolConfig, *, cache_dir: str | os.PathLike[str] | Non
                   threads: int | None = None) -> tuple[Path, dict[str, Any]]:
     """The folder of ``config``'s world, built first if needed, and its ``world.json``.
 
+    ``world.toml`` is derived from ``config`` alone, so a world built by an
+    older version gets today's (its arms and loading options) on open.
+
     ``threads``: torch threads while building (default: torch's own); on a
     machine shared with other work, fewer threads than cores avoid
     oversubscription, which slows batched generation several-fold.
@@ -176,4 +179,13 @@ def prepare_world(config: SmolConfig, *, cache_dir: str | os.PathLike[str] | Non
         build_once(path, lambda tmp: build_world(config, tmp, progress=progress), done=_DONE)
     finally:
         torch.set_num_threads(before)
+    _refresh_world_toml(path, world_toml(config, target_model(config)))
     return path, json.loads((path / _DONE).read_text())
+
+
+def _refresh_world_toml(path: Path, text: str) -> None:
+    """Write ``world.toml`` again where it differs (a world built by an older version); atomically."""
+    if (path / "world.toml").read_text() != text:
+        tmp = path / f".world.toml-{os.getpid()}"
+        tmp.write_text(text)
+        tmp.replace(path / "world.toml")

@@ -6,11 +6,11 @@ unknown keys listing the known ones, raised before any model is touched
 (the keys and their checks: :mod:`banditspec.speculative.world.keys`).
 ``docs/world-config.md`` is the user guide; the keys in short::
 
-    [target]      model, tokenizer, gguf_file, dtype, device, trust_remote_code, revision
+    [target]      model, tokenizer, gguf_file, dtype, linear_kernels, device, trust_remote_code, revision
     [prompts]     path, prompt_field, group_field, id_field, split_field, test_fraction, chat_template
     [decoding]    max_new_tokens and greedy generate() settings (GREEDY_SETTINGS)
     [[arms]]      kind, name, cost and the kind's own keys (arm_from_config)
-    [models."<model string of an arm>"]   tokenizer, gguf_file, dtype, trust_remote_code, revision
+    [models."<model string of an arm>"]   tokenizer, gguf_file, dtype, linear_kernels, trust_remote_code, revision
     [ray]         address, actors, cpus_per_actor, gpus_per_actor, memory_gb, retries (collection on Ray)
 
 Model strings and paths that start with ``./``, ``../``, ``/`` or ``~`` are
@@ -26,6 +26,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import torch
 
 from banditspec.bandits.arms import ArmSet
 from banditspec.speculative.kinds import DecodingArm, arm_from_config
@@ -71,6 +73,8 @@ class ModelConfig:
         A GGUF file in ``location`` to load instead of transformers weights.
     dtype : {"float32", "bfloat16", "float16", "auto"}, default "float32"
         Weight dtype.
+    linear_kernels : {"default", "onednn"}, default "default"
+        CPU kernels of the linear layers (:mod:`banditspec.speculative.world.kernels`).
     trust_remote_code : bool, default False
         Allow code shipped with the checkpoint to run (custom architectures).
     revision : str, optional
@@ -81,6 +85,7 @@ class ModelConfig:
     tokenizer: str | None = None
     gguf_file: str | None = None
     dtype: str = "float32"
+    linear_kernels: str = "default"
     trust_remote_code: bool = False
     revision: str | None = None
 
@@ -167,7 +172,8 @@ class WorldConfig:
     ValueError
         If an arm is not a :class:`DecodingArm`, no arm is plain (``ar``),
         two arms share a name, an arm names a draft missing from ``drafts``,
-        or ``drafts`` holds one no arm names.
+        ``drafts`` holds one no arm names, or a model asks for oneDNN linear
+        kernels off the CPU or in float16.
     """
 
     target: ModelConfig
@@ -193,6 +199,11 @@ class WorldConfig:
             raise ValueError(f"arms name draft models {missing} that drafts does not hold")
         if unused := sorted(set(self.drafts) - named):
             raise ValueError(f"models: {unused} are not named by any arm; arms name {sorted(named)}")
+        on_cpu = torch.device(self.device).type == "cpu"
+        for what, model in {"[target]": self.target, **{f'[models."{k}"]': m for k, m in self.drafts.items()}}.items():
+            if model.linear_kernels == "onednn" and (not on_cpu or model.dtype == "float16"):
+                raise ValueError(f'{what} linear_kernels = "onednn" runs float32 and bfloat16 models on the CPU; '
+                                 f"this one is {model.dtype} on {self.device!r}: use linear_kernels = \"default\"")
 
     def arms_of(self, draft: str) -> list[str]:
         """Names of the arms that decode with the draft model ``draft``."""
@@ -212,13 +223,15 @@ def _resolve(value: str, base: Path, where: str, *, model: bool) -> str:
     return value
 
 
-def _model(options: dict[str, Any], location: str, base: Path, where: str, dtype: str) -> ModelConfig:
+def _model(options: dict[str, Any], location: str, base: Path, where: str, inherited: dict[str, str]) -> ModelConfig:
+    """A model's loading options; ``dtype`` and ``linear_kernels`` default to ``inherited`` (the target's)."""
     tokenizer = options.get("tokenizer")
     return ModelConfig(
         location=location,
         tokenizer=None if tokenizer is None else _resolve(tokenizer, base, f"{where} tokenizer", model=True),
         gguf_file=options.get("gguf_file"),
-        dtype=options.get("dtype", dtype),
+        dtype=options.get("dtype", inherited["dtype"]),
+        linear_kernels=options.get("linear_kernels", inherited["linear_kernels"]),
         trust_remote_code=options.get("trust_remote_code", False),
         revision=options.get("revision"),
     )
@@ -274,9 +287,9 @@ def load_world_config(path: str | Path) -> WorldConfig:
         if table not in document:
             raise ValueError(f"{path}: missing [{table}]" if table != "arms" else f"{path}: missing [[arms]]")
     target = read_table(document["target"], f"{path}: [target]", TARGET_KEYS, required=("model",))
-    dtype = target.get("dtype", "float32")
+    inherited = {"dtype": target.get("dtype", "float32"), "linear_kernels": target.get("linear_kernels", "default")}
     target_config = _model(target, _resolve(target["model"], base, f"{path}: [target] model", model=True), base,
-                           f"{path}: [target]", dtype)
+                           f"{path}: [target]", inherited)
     decoding = read_table(document.get("decoding", {}), f"{path}: [decoding]", DECODING_KEYS)
     arms = document["arms"]
     if not isinstance(arms, list) or not arms:
@@ -292,7 +305,7 @@ def load_world_config(path: str | Path) -> WorldConfig:
                 where = f'{path}: [models."{key}"]'
                 table = read_table(options.get(key, {}), where, MODEL_KEYS)
                 location = _resolve(key, base, f"{path}: arms[{i}] model", model=True)
-                drafts[key] = _model(table, location, base, where, dtype)
+                drafts[key] = _model(table, location, base, where, inherited)
     if unused := sorted(set(options) - set(drafts)):
         raise ValueError(f'{path}: [models."{unused[0]}"] names a model no arm uses; arms use {sorted(drafts)}')
     prompts = _prompts(document["prompts"], base, f"{path}: [prompts]")

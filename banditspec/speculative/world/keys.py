@@ -12,6 +12,8 @@ from typing import Any
 
 import torch
 
+from banditspec.speculative.world.kernels import LINEAR_KERNELS
+
 __all__ = ["DECODING_KEYS", "DTYPES", "GREEDY_SETTINGS", "MODEL_KEYS", "PROMPTS_KEYS", "RAY_KEYS", "TABLES", "TARGET_KEYS",
            "Check", "read_table"]
 
@@ -79,7 +81,8 @@ _STRING = _kind(str, text="a string")
 _BOOL = _kind(bool, text="true or false")
 #: Keys of a ``[models."<model string>"]`` table (the loading options of one draft).
 MODEL_KEYS: dict[str, Check] = {"tokenizer": _STRING, "gguf_file": _STRING, "dtype": _one_of(DTYPES),
-                                 "trust_remote_code": _BOOL, "revision": _STRING}
+                                 "linear_kernels": _one_of(LINEAR_KERNELS), "trust_remote_code": _BOOL,
+                                 "revision": _STRING}
 #: Keys of ``[target]``.
 TARGET_KEYS: dict[str, Check] = {"model": _STRING, **MODEL_KEYS, "device": _device}
 #: Keys of ``[prompts]``.

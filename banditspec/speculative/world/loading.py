@@ -6,7 +6,8 @@ models, a draft whose tokenizer differs from the target's (their vocabularies
 are compared) or that is decoder-only where the target is encoder-decoder (or
 the other way round). The second loads the weights, with a progress bar:
 ``AutoModelForSeq2SeqLM`` for an encoder-decoder config (T5, BART),
-``AutoModelForCausalLM`` otherwise.
+``AutoModelForCausalLM`` otherwise, then runs their linear layers on the
+kernels the config asks for (``linear_kernels``).
 
 Safety: code shipped with a checkpoint runs only where its config sets
 ``trust_remote_code = true``; a folder with safetensors weights is loaded from
@@ -34,6 +35,7 @@ from transformers.utils import logging as transformers_logging
 
 from banditspec.speculative.world.config import ModelConfig, WorldConfig
 from banditspec.speculative.world.gguf import converted
+from banditspec.speculative.world.kernels import use_linear_kernels
 
 __all__ = ["LoadedModels", "load_models", "transformers_progress"]
 
@@ -102,11 +104,12 @@ def _weights(model: ModelConfig, config: PretrainedConfig, device: str, what: st
         kwargs["use_safetensors"] = True
     cls = AutoModelForSeq2SeqLM if getattr(config, "is_encoder_decoder", False) else AutoModelForCausalLM
     try:
-        return cls.from_pretrained(model.location, **kwargs).to(device).eval()
+        loaded = cls.from_pretrained(model.location, **kwargs).to(device).eval()
     except pickle.UnpicklingError as error:
         raise ValueError(f"{what} ({model.location}): its pickled checkpoint holds more than tensors and is not "
                          f"loaded (torch.load weights_only=True refused it: {str(error).splitlines()[0]}); "
                          "use safetensors weights") from error
+    return use_linear_kernels(loaded, model.linear_kernels)
 
 
 @contextmanager

@@ -7,6 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from transformers.utils import logging
 
+from banditspec.speculative import counterfactual
 from banditspec.speculative.counterfactual import (
     MatchVector,
     draft_matches,
@@ -224,6 +225,24 @@ def test_model_matches_its_own_greedy_output_and_batches_agree(tiny_model):
     wrong = outputs[0].copy()
     wrong[4] = (wrong[4] + 1) % 50
     assert not draft_matches(tiny_model, prompts[0], wrong).matches[4]
+
+
+def test_a_logits_budget_splits_the_batches_and_changes_no_match(tiny_model, monkeypatch):
+    rng = np.random.default_rng(1)
+    prompts = [rng.integers(0, 50, size=n) for n in (3, 9, 5, 14, 2)]
+    outputs = [rng.integers(0, 50, size=n) for n in (6, 4, 0, 8, 5)]
+    whole = draft_matches_batch(tiny_model, prompts, outputs, batch_size=5)
+    passes = []
+    forward = tiny_model.forward
+    monkeypatch.setattr(tiny_model, "forward", lambda *a, **k: passes.append(k["input_ids"].shape) or forward(*a, **k))
+    monkeypatch.setattr(counterfactual, "LOGITS_PER_PASS", 2 * 17 * tiny_model.config.vocab_size)
+    bounded = draft_matches_batch(tiny_model, prompts, outputs, batch_size=5)
+    assert all(rows * width * tiny_model.config.vocab_size <= counterfactual.LOGITS_PER_PASS or rows == 1
+               for rows, width in passes)
+    assert len(passes) > 1 and sum(rows for rows, _ in passes) == len(prompts)
+    for a, b in zip(whole, bounded):
+        np.testing.assert_array_equal(a.matches, b.matches)
+        np.testing.assert_allclose(a.confidence, b.confidence, rtol=1e-4)
 
 
 def test_bad_match_input_raises(tiny_model):

@@ -48,6 +48,17 @@ def test_the_world_builds_once_with_prompts_split_by_document(tiny, tmp_path):
     documents = {split: {(r["domain"], r["document"]) for r in rows if r["split"] == split} for split in ("train", "test")}
     assert documents["train"] and documents["test"] and not documents["train"] & documents["test"]
     assert info["passages"]["distill"] > 0 and info["distillation_tokens"] > 0
+    assert world.target.linear_kernels == "onednn" and {m.linear_kernels for m in world.drafts.values()} == {"onednn"}
+
+
+def test_an_older_worlds_toml_is_written_again_on_open_and_nothing_is_rebuilt(tiny, tmp_path):
+    path, info = prepare_world(tiny, cache_dir=tmp_path, progress=False)
+    today = (path / "world.toml").read_text()
+    (path / "world.toml").write_text(today.replace('linear_kernels = "onednn"\n', ""))
+    drafts = {p: p.stat().st_mtime_ns for p in (path / "drafts").rglob("*")}
+    assert prepare_world(tiny, cache_dir=tmp_path, progress=False) == (path, info)
+    assert (path / "world.toml").read_text() == today
+    assert {p: p.stat().st_mtime_ns for p in (path / "drafts").rglob("*")} == drafts
 
 
 def test_the_demo_runs_on_the_world_and_is_lossless(tiny, tmp_path, monkeypatch):

@@ -37,6 +37,16 @@ def test_a_good_config_is_read_with_its_defaults(checkpoints, write_world):
     assert config.arms_of(str(checkpoints.same)) == ["same"]
 
 
+def test_drafts_take_the_targets_linear_kernels_unless_their_table_names_their_own(checkpoints, write_world):
+    document = llama_world(checkpoints)
+    document["target"] |= {"linear_kernels": "onednn"}
+    document["models"] = {str(checkpoints.small): {"linear_kernels": "default"}}
+    config = load_world_config(write_world(document))
+    assert config.target.linear_kernels == "onednn" and config.drafts[str(checkpoints.same)].linear_kernels == "onednn"
+    assert config.drafts[str(checkpoints.small)].linear_kernels == "default"
+    assert load_world_config(write_world(llama_world(checkpoints))).target.linear_kernels == "default"
+
+
 def test_relative_paths_resolve_against_the_toml_folder_and_other_strings_are_hub_ids(checkpoints, tmp_path,
                                                                                      monkeypatch):
     (tmp_path / "models").symlink_to(checkpoints.root)
@@ -139,6 +149,13 @@ BAD = {
     "ray-unknown-key": (lambda d: d.update(ray={"workers": 2}), ["[ray]", "unknown key 'workers'", "'actors'"]),
     "ray-cpus": (lambda d: d.update(ray={"cpus_per_actor": 0}), ["[ray] cpus_per_actor", "must be a number > 0"]),
     "models-dtype": (_models(lambda d: d["arms"][2]["model"], {"dtype": "int8"}), ["[models.", "dtype", "int8"]),
+    "linear-kernels": (_set("target", "linear_kernels", "mkl"), ["[target] linear_kernels", "'onednn'", "mkl"]),
+    "onednn-float16": (lambda d: d["target"].update(dtype="float16", linear_kernels="onednn"),
+                       ['[target] linear_kernels = "onednn"', "float16", '"default"']),
+    "onednn-cuda": (lambda d: d["target"].update(device="cuda:0", linear_kernels="onednn"),
+                    ['[target] linear_kernels = "onednn"', "on the CPU", "cuda:0"]),
+    "draft-onednn-float16": (_models(lambda d: d["arms"][2]["model"], {"dtype": "float16", "linear_kernels": "onednn"}),
+                             ['[models."', 'linear_kernels = "onednn"', "float16"]),
 }
 
 

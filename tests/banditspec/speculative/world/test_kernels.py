@@ -1,0 +1,63 @@
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from tests.banditspec.speculative.world.checkpoints import llama, llama_world, prompt_rows, to_toml, write_jsonl
+
+from banditspec.speculative.collect import Collector, calibrate
+from banditspec.speculative.world import open_world
+from banditspec.speculative.world.kernels import OneDNNLinear, use_linear_kernels
+
+
+@settings(max_examples=25, deadline=None)
+@given(shape=st.lists(st.integers(1, 9), min_size=1, max_size=3),
+       sizes=st.tuples(st.integers(1, 40), st.integers(1, 40)), bias=st.booleans(), seed=st.integers(0, 2**16))
+def test_a_onednn_linear_computes_what_the_linear_layer_does_for_any_leading_shape(shape, sizes, bias, seed):
+    torch.manual_seed(seed)
+    linear = torch.nn.Linear(*sizes, bias=bias)
+    x = torch.randn(*shape, sizes[0])
+    with torch.inference_mode():
+        got = OneDNNLinear(linear)(x)
+    assert got.shape == (*shape, sizes[1])
+    torch.testing.assert_close(got, linear(x).detach(), rtol=1e-5, atol=1e-5)
+
+
+def test_every_linear_layer_is_swapped_and_the_logits_stay_float32_close():
+    model = llama(2, seed=0).eval()
+    ids = torch.tensor([[3, 5, 7, 9, 11, 4]])
+    with torch.inference_mode():
+        before = model(ids).logits
+        assert use_linear_kernels(model, "onednn") is model
+        after = model(ids).logits
+    assert not any(type(m) is torch.nn.Linear for m in model.modules())
+    assert sum(isinstance(m, OneDNNLinear) for m in model.modules()) == 2 * 7 + 1  # q k v o gate up down, the head
+    torch.testing.assert_close(after, before, rtol=1e-5, atol=1e-5)
+
+
+def test_default_leaves_the_model_alone_and_bad_requests_are_refused():
+    model = llama(1, seed=0).eval()
+    assert use_linear_kernels(model, "default") is model and type(model.lm_head) is torch.nn.Linear
+    with pytest.raises(ValueError, match="must be one of"):
+        use_linear_kernels(model, "mkl")
+    with pytest.raises(ValueError, match="float32 and bfloat16 models, not torch.float16"):
+        use_linear_kernels(llama(1, seed=0).to(torch.float16), "onednn")
+
+
+def test_a_world_on_onednn_kernels_decodes_every_arm_losslessly_as_its_counts_predict(checkpoints, tmp_path):
+    write_jsonl(tmp_path / "prompts.jsonl", prompt_rows())
+    document = llama_world(checkpoints)
+    document["target"] |= {"linear_kernels": "onednn"}
+    (tmp_path / "world.toml").write_text(to_toml(document))
+    with open_world(tmp_path / "world.toml", progress=False) as world:
+        models = [world.models.target, *world.models.drafts.values()]
+        assert all(not any(type(m) is torch.nn.Linear for m in model.modules()) for model in models)
+        queries = world.queries(6, split="test", seed=0)
+        full = world.full_feedback(queries)
+        assert all(m.equals_ar for m in full.measurements)
+        same = [m for m in full.measurements if m.arm == "same"]
+        assert sum(m.accepted_tokens for m in same) > 0  # a copy of the target drafts, and is verified
+        rows = Collector(world, latency=calibrate(world, world.queries(3, split="train", seed=1))).rows(queries)
+        predicted = rows.columns["target_calls"].reshape(len(queries), -1)
+        measured = np.array([m.target_calls for m in full.measurements]).reshape(len(queries), -1)
+        np.testing.assert_array_equal(predicted, measured)
