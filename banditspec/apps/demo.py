@@ -25,7 +25,8 @@
    only what is missing.
 5. Print the tables, the machine and where the time went (seconds and AR
    units: wall seconds x AR tokens/s of the same run), and write
-   ``OUT/report.json``, ``OUT/runs.csv`` and figures;
+   ``OUT/report.json``, ``OUT/runs.csv`` and figures (the learners'
+   speed-ups, their choices per group, every arm's speed-up per group);
    every trained selector is saved under ``OUT/selectors/<name>/``
    (:meth:`~banditspec.bandits.policy.Policy.load` reads it back).
 """
@@ -52,7 +53,7 @@ from banditspec.apps.worlds import (
     split_size,
     world_recipe,
 )
-from banditspec.apps.report import cpu_model, format_table, write_report
+from banditspec.apps.report import cpu_model, format_table, plot_group_speedups, write_report
 from banditspec.apps.result import CompareResult
 from banditspec.apps.scoring import LearnerSpec, choose, resolve_learners, score, speedup, train_learners
 from banditspec.apps.training import save_selector
@@ -223,6 +224,7 @@ def run_demo(args: argparse.Namespace) -> int:
     extra["wall_seconds"] = clock.laps()
     extra["ar_units"] = {name: s * ar_tokens_per_s for name, s in extra["wall_seconds"].items()}
     write_report(result, out, extra=extra)
+    plot_group_speedups(extra["fixed_arms_by_domain"], out / "speedup-by-group.png")
     _print_summary(result, extra, out)
     return 0
 
@@ -240,7 +242,8 @@ def _print_summary(result: CompareResult, extra: dict[str, Any], out: Path) -> N
     print(f"machine: {cpu_model()}, {os.cpu_count()} cores; AR {extra['ar_tokens_per_s']:.1f} tokens/s "
           f"(the margins above hold for this machine); "
           f"every speculative output equals AR's: {extra['outputs_equal_ar']}")
-    print(f"report: {out / 'report.json'}; figures: {out / 'speedup.png'}, {out / 'choices.png'}")
+    figures = ", ".join(str(out / name) for name in ("speedup.png", "choices.png", "speedup-by-group.png"))
+    print(f"report: {out / 'report.json'}; figures: {figures}")
     phases = ", ".join(f"{name} {s:.0f} s = {extra['ar_units'][name]:,.0f}" for name, s in extra["wall_seconds"].items()
                        if name != "total")
     print(f"wall time: {extra['wall_seconds']['total']:.0f} s = {extra['ar_units']['total']:,.0f} AR units "

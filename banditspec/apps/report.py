@@ -12,6 +12,7 @@ import math
 import os
 import platform
 import sys
+from collections.abc import Mapping
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -160,6 +161,31 @@ def plot_speedups(result: CompareResult, path: str | Path) -> Path:
     ax.set_title(f"Test speed-up, {len(result.seeds)} seeds")
     fig.legend(loc="outside lower center", ncol=3, fontsize="small")
     plt.setp(ax.get_xticklabels(), rotation=30, ha="right")
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_group_speedups(by_group: Mapping[str, Mapping[str, float]], path: str | Path) -> Path:
+    """Grouped bars: each arm's speed-up over AR within each group (domain), one colour per arm.
+
+    ``by_group`` maps group -> arm -> speed-up (total AR seconds / total arm
+    seconds over the group's queries). Dotted line: AR (1x).
+    """
+    plt = pyplot()
+    groups = list(by_group)
+    arms = list(next(iter(by_group.values()))) if groups else []
+    width = 0.8 / max(1, len(arms))
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.5 + 0.35 * len(arms) * len(groups)), 4.5), layout="constrained")
+    x = np.arange(len(groups))
+    for k, arm in enumerate(arms):
+        ax.bar(x + (k - (len(arms) - 1) / 2) * width, [by_group[g][arm] for g in groups], width, label=arm)
+    ax.axhline(1.0, color="grey", linestyle=":", label="AR (1x)")
+    ax.set_xticks(x, groups)
+    ax.set_xlabel("group")
+    ax.set_ylabel("speed-up over AR (x, sum AR s / sum arm s)")
+    ax.set_title("Every arm's speed-up per group")
+    fig.legend(loc="outside lower center", ncol=min(4, len(arms) + 1), fontsize="small")
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return Path(path)

@@ -2,17 +2,16 @@
 
 PyTorch's default float32 ``Linear`` on the CPU calls a BLAS ``sgemm`` whose
 cost grows almost in proportion to the rows it multiplies when they are few:
-verifying 4 draft tokens in one target forward then costs about 1.6x one
-AR step, which eats most of what speculative decoding saves. oneDNN's
-kernels (``torch.ops.aten.mkldnn_linear``) multiply 1 to 8 rows for little more than
-one; measured on SmolLM2-135M, 2 threads: one target forward of 1, 3, 4 and
-8 new tokens took 41, 44, 51 and 56 ms with oneDNN against 47, 105, 78 and
-112 ms with the default (``docs/smollm2.md``).
+one forward of SmolLM2-135M over 2-8 new tokens cost 1.5-2.5x one token's
+(2 threads, three runs), which eats what speculative decoding saves.
+oneDNN's kernels (``torch.ops.aten.mkldnn_linear``) multiply a few rows for
+little more than one: 1.1-1.6x in the same runs (``docs/smollm2.md``,
+``benchmarks/linear_kernels.py``).
 
-The arithmetic stays float32: outputs differ from the default kernels by
-rounding (about 1e-6 relative), and greedy decoding's losslessness check
-(every speculative output equals AR's) holds under either, since both the
-AR and the speculative decodes run on the same kernels.
+The arithmetic stays float32: logits differ from the default kernels' by
+rounding, and greedy decoding stays lossless (every speculative output
+equals AR's), since the AR and the speculative decodes of a world run on
+the same kernels.
 """
 
 from __future__ import annotations
