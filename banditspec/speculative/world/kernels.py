@@ -8,7 +8,7 @@ oneDNN's kernels (``torch.ops.aten.mkldnn_linear``) multiply a few rows for
 little more than one: 1.1-1.6x in the same runs (``docs/smollm2.md``,
 ``benchmarks/linear_kernels.py``).
 
-The arithmetic stays float32: logits differ from the default kernels' by
+The arithmetic stays in the model's dtype: logits differ from the default kernels' by
 rounding, and greedy decoding stays lossless (every speculative output
 equals AR's), since the AR and the speculative decodes of a world run on
 the same kernels.
