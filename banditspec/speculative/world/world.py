@@ -17,6 +17,9 @@ optionally in several worker processes.
 from __future__ import annotations
 
 import multiprocessing
+import os
+import threading
+import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
@@ -294,9 +297,26 @@ def open_world(path: str | Path, **options: Any) -> ConfiguredWorld:
 _WORKER: _WarmDecoder | None = None
 
 
+#: Seconds between a worker's checks that the process that started it is alive.
+PARENT_CHECK_SECONDS = 2.0
+
+
+def _exit_with_parent(parent: int) -> None:
+    """End this process once its parent is no longer ``parent`` (it died, even by SIGKILL); never returns.
+
+    A pool's idle workers wait on a queue whose writing end they hold
+    themselves, so they would outlive a killed parent, each holding its
+    models in memory; a daemon thread running this ends them.
+    """
+    while os.getppid() == parent:
+        time.sleep(PARENT_CHECK_SECONDS)
+    os._exit(1)
+
+
 def _start_worker(config: WorldConfig, threads: int) -> None:
-    """Load the models once per worker process."""
+    """Load the models once per worker process, which ends when its parent does."""
     global _WORKER
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), name="exit-with-parent", daemon=True).start()
     _WORKER = _WarmDecoder(_decoder(load_models(config, progress=False), config, threads))
 
 

@@ -1,3 +1,9 @@
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -131,3 +137,39 @@ def test_an_encoder_decoder_world_refuses_a_prompt_cache_and_says_why(t5, tiny_t
     _, cache = TargetHiddenStates(tiny_toy.decoder.target, tiny_toy.decoder.tokenizer).prefill(text)
     with pytest.raises(ValueError, match="prompt_cache is for decoder-only targets"):
         t5.decoder.generate(t5.arms["ar"], t5.queries(1, split="test", seed=0).texts[0], prompt_cache=cache)
+
+
+_KILLED_PARENT = """
+import multiprocessing, os, signal, sys
+from banditspec.speculative.world import open_world
+world = open_world(sys.argv[1], progress=False, workers=2)
+queries = world.queries(8, split="test", seed=0)
+world.measure(queries, [[0]] * len(queries))  # more queries than one task: the workers start and load the models
+with open(sys.argv[2], "w") as out:
+    print(*[child.pid for child in multiprocessing.active_children()], file=out)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def _running(pid: int) -> bool:
+    """Whether ``pid`` is a live process (a zombie, dead but not yet reaped, is not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process states from /proc")
+def test_decoding_workers_end_when_their_parent_is_killed(checkpoints, write_world, tmp_path):
+    path = write_world(llama_world(checkpoints))
+    pids = tmp_path / "workers.txt"
+    with open(tmp_path / "stderr.txt", "w") as stderr:  # a file: the workers hold no pipe the test waits on
+        killed = subprocess.run([sys.executable, "-c", _KILLED_PARENT, str(path), str(pids)],
+                                stdout=subprocess.DEVNULL, stderr=stderr, timeout=300)
+    assert killed.returncode == -signal.SIGKILL, (tmp_path / "stderr.txt").read_text()
+    workers = [int(pid) for pid in pids.read_text().split()]
+    assert len(workers) == 2
+    deadline = time.monotonic() + 120  # generous: a worker checks its parent every PARENT_CHECK_SECONDS
+    while any(map(_running, workers)) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not any(map(_running, workers)), f"workers {workers} outlived their killed parent"
