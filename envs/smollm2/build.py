@@ -95,8 +95,13 @@ def world_toml(config: SmolConfig, target: ModelConfig) -> str:
     if config.exit_layer is not None:
         lines.append(f'[[arms]]\nkind = "early_exit"\nname = "exit-{config.exit_layer}"\nlayer = {config.exit_layer}\n'
                      f"block_size = {config.block_size}\ncost = {round(config.exit_layer / _layers(target), 4)}\n")
+    for block_size in config.int8_block_sizes:  # cost: a quarter of the target's weight bytes
+        lines.append(f'[[arms]]\nkind = "draft"\nname = "int8-b{block_size}"\nmodel = {json.dumps(target.location)}\n'
+                     f"block_size = {block_size}\ncost = 0.25\n")
     for name in (*config.domain_names, "general"):
         lines.append(f'[models."./drafts/{name}"]\ntokenizer = {json.dumps(target.location)}\n')
+    if config.int8_block_sizes:
+        lines.append(f'[models.{json.dumps(target.location)}]\nlinear_kernels = "int8"\n')
     return "\n".join(lines)
 
 

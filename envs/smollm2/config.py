@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CODE_VERSION", "DEFAULT", "TINY", "SmolConfig", "shipped_gguf"]
+__all__ = ["ARM_FIELDS", "CODE_VERSION", "DEFAULT", "TINY", "SmolConfig", "shipped_gguf"]
 
 #: Bumped when a change to the build changes what it writes; part of every cache key.
 CODE_VERSION = 1
@@ -74,6 +74,9 @@ class SmolConfig:
         Draft tokens per round of every draft and early-exit arm and of prompt lookup.
     exit_layer : int or None
         The early-exit arm's layer (None: no early exit).
+    int8_block_sizes : tuple of int
+        One arm per block size whose draft is the target's own checkpoint with
+        int8 weights (``linear_kernels = "int8"``); empty: none.
     seed : int
         Seeds sampling of passages and training.
     """
@@ -95,6 +98,7 @@ class SmolConfig:
     lr: float = 1e-3
     block_size: int = 4
     exit_layer: int | None = 8
+    int8_block_sizes: tuple[int, ...] = (3, 6)
     seed: int = 0
     domains: tuple[str, ...] = field(default=("python", "licences", "docs"))
 
@@ -118,16 +122,23 @@ class SmolConfig:
         return {k: (dict(v) if isinstance(v, Mapping) else v) for k, v in dataclasses.asdict(self).items()}
 
     def key(self) -> str:
-        """A cache key: the fields, the target's name, size and modification time, and the code version."""
+        """A cache key: the fields the build uses, the target's name, size and modification time, the code version.
+
+        The fields that shape only the arms (:data:`ARM_FIELDS`) are left out:
+        ``world.toml`` is written again on every open, so they need no rebuild.
+        """
         target = self.target_file()
         stat = target.stat()
-        identity = {"config": self.to_dict(), "target": [str(target), stat.st_size, stat.st_mtime_ns],
+        built = {k: v for k, v in self.to_dict().items() if k not in ARM_FIELDS}
+        identity = {"config": built, "target": [str(target), stat.st_size, stat.st_mtime_ns],
                     "code": CODE_VERSION}
         return hashlib.blake2b(json.dumps(identity, sort_keys=True).encode(), digest_size=8).hexdigest()
 
 
+#: Fields that only shape the arms of ``world.toml``, not the built files (not in :meth:`SmolConfig.key`).
+ARM_FIELDS = ("block_size", "exit_layer", "int8_block_sizes")
 DEFAULT = SmolConfig()
 #: A world that builds in seconds on tiny checkpoints and corpora (the tests' size); its drafts learn little.
 TINY = SmolConfig(chars=30, per_document=3, distill_per_domain=8, train_per_domain=8, test_per_domain=3,
                   max_new_tokens=6, generate_batch=8, draft_layers=1, general_steps=3, expert_steps=2,
-                  batch_size=4, block_size=2, exit_layer=1, fractions=(0.4, 0.3, 0.3))
+                  batch_size=4, block_size=2, exit_layer=1, int8_block_sizes=(2,), fractions=(0.4, 0.3, 0.3))

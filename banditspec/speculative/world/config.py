@@ -73,8 +73,9 @@ class ModelConfig:
         A GGUF file in ``location`` to load instead of transformers weights.
     dtype : {"float32", "bfloat16", "float16", "auto"}, default "float32"
         Weight dtype.
-    linear_kernels : {"default", "onednn"}, default "default"
-        CPU kernels of the linear layers (:mod:`banditspec.speculative.world.kernels`).
+    linear_kernels : {"default", "onednn", "int8"}, default "default"
+        CPU kernels of the linear layers (:mod:`banditspec.speculative.world.kernels`);
+        ``"int8"`` quantizes the weights (for a draft that is a cheaper copy of a model).
     trust_remote_code : bool, default False
         Allow code shipped with the checkpoint to run (custom architectures).
     revision : str, optional
@@ -201,9 +202,10 @@ class WorldConfig:
             raise ValueError(f"models: {unused} are not named by any arm; arms name {sorted(named)}")
         on_cpu = torch.device(self.device).type == "cpu"
         for what, model in {"[target]": self.target, **{f'[models."{k}"]': m for k, m in self.drafts.items()}}.items():
-            if model.linear_kernels == "onednn" and (not on_cpu or model.dtype == "float16"):
-                raise ValueError(f'{what} linear_kernels = "onednn" runs float32 and bfloat16 models on the CPU; '
-                                 f"this one is {model.dtype} on {self.device!r}: use linear_kernels = \"default\"")
+            if model.linear_kernels != "default" and (not on_cpu or model.dtype == "float16"):
+                raise ValueError(f'{what} linear_kernels = "{model.linear_kernels}" runs float32 and bfloat16 models '
+                                 f"on the CPU; this one is {model.dtype} on {self.device!r}: use linear_kernels = "
+                                 '"default"')
 
     def arms_of(self, draft: str) -> list[str]:
         """Names of the arms that decode with the draft model ``draft``."""

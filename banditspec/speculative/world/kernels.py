@@ -12,6 +12,12 @@ The arithmetic stays in the model's dtype: logits differ from the default kernel
 rounding, and greedy decoding stays lossless (every speculative output
 equals AR's), since the AR and the speculative decodes of a world run on
 the same kernels.
+
+``"int8"`` makes a cheaper, approximate copy of a model: weight-only int8
+(:class:`Int8WeightLinear`). Its use is a draft that is the target's own
+checkpoint at a quarter of the weight bytes: a forward of SmolLM2-135M costs
+0.34-0.43 of the float32 target's, and its greedy next token is the
+target's on 95-97 % of the target's own outputs (``docs/smollm2.md``).
 """
 
 from __future__ import annotations
@@ -20,12 +26,17 @@ from typing import Any
 
 import torch
 
-__all__ = ["CHUNK_ROWS", "LINEAR_KERNELS", "OneDNNLinear", "use_linear_kernels"]
+__all__ = ["CHUNK_ROWS", "INT8_KERNEL_ALIGN", "INT8_KERNEL_ROWS", "LINEAR_KERNELS", "Int8WeightLinear", "OneDNNLinear",
+           "use_linear_kernels"]
 
 #: Rows multiplied per oneDNN call (bounds the extra copy of a batched forward's output).
 CHUNK_ROWS = 1024
-#: Values of ``linear_kernels``: PyTorch's default, or oneDNN's (CPU, float32 or bfloat16).
-LINEAR_KERNELS = ("default", "onednn")
+#: Up to this many rows :class:`Int8WeightLinear` runs PyTorch's int8 weight-only kernel (fast for few rows).
+INT8_KERNEL_ROWS = 16
+#: That kernel needs ``in_features`` to be a multiple of this (it crashes otherwise).
+INT8_KERNEL_ALIGN = 16
+#: Values of ``linear_kernels``: PyTorch's default, oneDNN's, or int8 weights (CPU, float32 or bfloat16 models).
+LINEAR_KERNELS = ("default", "onednn", "int8")
 
 
 class OneDNNLinear(torch.nn.Module):
@@ -58,6 +69,52 @@ class OneDNNLinear(torch.nn.Module):
         return out.reshape(*x.shape[:-1], self.out_features)
 
 
+class Int8WeightLinear(torch.nn.Module):
+    """A ``torch.nn.Linear`` with int8 weights (one symmetric scale per output), for inference.
+
+    The inputs are rounded to bfloat16 and the outputs come out rounded to
+    bfloat16 (then cast back to the input's dtype), as PyTorch's int8
+    weight-only kernel (``torch.ops.aten._weight_int8pack_mm``) computes
+    them. That kernel reads a quarter of float32's weight bytes, which is
+    what a forward over a few tokens costs on a CPU; over more rows it is
+    slower than a float32 matmul, so above :data:`INT8_KERNEL_ROWS` rows
+    (prefills, teacher-forced passes), and for layers whose ``in_features``
+    the kernel does not take (not a multiple of :data:`INT8_KERNEL_ALIGN`),
+    the layer multiplies by the dequantized weights in float32 instead. Both forms multiply the same
+    numbers exactly (a bfloat16 input times an int8 weight times its
+    bfloat16 scale fits float32's significand) and differ only in the order
+    they sum them; each row's result does not depend on the other rows.
+
+    Parameters
+    ----------
+    linear : torch.nn.Linear
+        The layer to quantize (on the CPU).
+    """
+
+    def __init__(self, linear: torch.nn.Linear) -> None:
+        super().__init__()
+        self.in_features, self.out_features = linear.in_features, linear.out_features
+        weight = linear.weight.detach().float()
+        scale = (weight.abs().amax(dim=1) / 127).clamp_min(torch.finfo(torch.bfloat16).tiny).to(torch.bfloat16)
+        self.weight = torch.round(weight / scale.float()[:, None]).clamp(-127, 127).to(torch.int8)
+        self.scale = scale
+        self.bias = None if linear.bias is None else linear.bias.detach().clone()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``linear(x)`` for ``x`` of any leading shape, with int8 weights."""
+        rows = x.reshape(-1, self.in_features).to(torch.bfloat16)
+        if rows.shape[0] <= INT8_KERNEL_ROWS and self.in_features % INT8_KERNEL_ALIGN == 0:
+            out = torch.ops.aten._weight_int8pack_mm(rows, self.weight, self.scale)
+        else:
+            dequantized = self.weight.float() * self.scale.float()[:, None]
+            out = torch.nn.functional.linear(rows.float(), dequantized).to(torch.bfloat16)
+        out = out.to(x.dtype).reshape(*x.shape[:-1], self.out_features)
+        return out if self.bias is None else out + self.bias.to(x.dtype)
+
+
+_LAYERS = {"onednn": OneDNNLinear, "int8": Int8WeightLinear}
+
+
 def use_linear_kernels(model: Any, kernels: str) -> Any:
     """``model`` with every ``torch.nn.Linear`` run by ``kernels`` (in place; returned for chaining).
 
@@ -65,29 +122,34 @@ def use_linear_kernels(model: Any, kernels: str) -> Any:
     ----------
     model : torch.nn.Module
         A loaded model, on the CPU, for inference.
-    kernels : {"default", "onednn"}
-        ``"default"`` leaves the model as it is.
+    kernels : {"default", "onednn", "int8"}
+        ``"default"`` leaves the model as it is; ``"onednn"`` runs the same
+        arithmetic on oneDNN (:class:`OneDNNLinear`); ``"int8"`` quantizes
+        the weights (:class:`Int8WeightLinear`).
 
     Raises
     ------
     ValueError
-        If ``kernels`` is unknown, or ``"onednn"`` is asked for a model off the
-        CPU, in a dtype oneDNN does not run (it runs float32 and bfloat16),
-        or on a PyTorch built without oneDNN.
+        If ``kernels`` is unknown, or another than ``"default"`` is asked for
+        a model off the CPU or in float16 (they run float32 and bfloat16), or
+        on a PyTorch without the kernel (oneDNN, or the int8 weight-only op).
     """
     if kernels not in LINEAR_KERNELS:
         raise ValueError(f"linear_kernels must be one of {list(LINEAR_KERNELS)}, got {kernels!r}")
     if kernels == "default":
         return model
-    if not torch.backends.mkldnn.is_available():
+    if kernels == "onednn" and not torch.backends.mkldnn.is_available():
         raise ValueError('linear_kernels = "onednn": this PyTorch is built without oneDNN; use "default"')
+    if kernels == "int8" and not hasattr(torch.ops.aten, "_weight_int8pack_mm"):
+        raise ValueError('linear_kernels = "int8": this PyTorch has no int8 weight-only kernel; use "default"')
     parameter = next(model.parameters())
     if parameter.device.type != "cpu":
-        raise ValueError(f'linear_kernels = "onednn" runs on the CPU; the model is on {parameter.device}')
+        raise ValueError(f'linear_kernels = "{kernels}" runs on the CPU; the model is on {parameter.device}')
     if parameter.dtype not in (torch.float32, torch.bfloat16):
-        raise ValueError(f'linear_kernels = "onednn" runs float32 and bfloat16 models, not {parameter.dtype}')
+        raise ValueError(f'linear_kernels = "{kernels}" runs float32 and bfloat16 models, not {parameter.dtype}')
+    layer = _LAYERS[kernels]
     for module in list(model.modules()):
         for name, child in list(module.named_children()):
             if type(child) is torch.nn.Linear:
-                setattr(module, name, OneDNNLinear(child))
+                setattr(module, name, layer(child))
     return model

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 from pathlib import Path
@@ -43,12 +44,15 @@ def test_the_world_builds_once_with_prompts_split_by_document(tiny, tmp_path):
     assert set(info["final_loss"]) == {"animals", "places", "verbs", "general"}
     world = load_world_config(path / "world.toml")  # the cached world is a world.toml like any user's
     assert [arm.name for arm in world.arms] == ["ar", "animals", "places", "verbs", "general", "prompt-lookup",
-                                                "exit-1"]
+                                                "exit-1", "int8-b2"]
     rows = [json.loads(line) for line in (path / "prompts.jsonl").read_text().splitlines()]
     documents = {split: {(r["domain"], r["document"]) for r in rows if r["split"] == split} for split in ("train", "test")}
     assert documents["train"] and documents["test"] and not documents["train"] & documents["test"]
     assert info["passages"]["distill"] > 0 and info["distillation_tokens"] > 0
-    assert world.target.linear_kernels == "onednn" and {m.linear_kernels for m in world.drafts.values()} == {"onednn"}
+    assert world.target.linear_kernels == "onednn"
+    kernels = {key: m.linear_kernels for key, m in world.drafts.items()}
+    assert kernels.pop(world.target.location) == "int8" and set(kernels.values()) == {"onednn"}
+    assert world.drafts[world.target.location].location == world.target.location  # the target's own checkpoint
 
 
 def test_an_older_worlds_toml_is_written_again_on_open_and_nothing_is_rebuilt(tiny, tmp_path):
@@ -59,6 +63,13 @@ def test_an_older_worlds_toml_is_written_again_on_open_and_nothing_is_rebuilt(ti
     assert prepare_world(tiny, cache_dir=tmp_path, progress=False) == (path, info)
     assert (path / "world.toml").read_text() == today
     assert {p: p.stat().st_mtime_ns for p in (path / "drafts").rglob("*")} == drafts
+
+
+def test_the_cache_key_covers_what_the_build_uses_and_not_the_arms(tiny):
+    for field, value in (("block_size", 5), ("exit_layer", None), ("int8_block_sizes", ())):
+        assert dataclasses.replace(tiny, **{field: value}).key() == tiny.key(), field
+    for field, value in (("seed", 1), ("max_new_tokens", 7), ("draft_layers", 2)):
+        assert dataclasses.replace(tiny, **{field: value}).key() != tiny.key(), field
 
 
 def test_the_demo_runs_on_the_world_and_is_lossless(tiny, tmp_path, monkeypatch):

@@ -7,7 +7,7 @@ from tests.banditspec.speculative.world.checkpoints import llama, llama_world, p
 
 from banditspec.speculative.collect import Collector, calibrate
 from banditspec.speculative.world import open_world
-from banditspec.speculative.world.kernels import OneDNNLinear, use_linear_kernels
+from banditspec.speculative.world.kernels import INT8_KERNEL_ROWS, Int8WeightLinear, OneDNNLinear, use_linear_kernels
 
 
 @settings(max_examples=25, deadline=None)
@@ -21,6 +21,29 @@ def test_a_onednn_linear_computes_what_the_linear_layer_does_for_any_leading_sha
         got = OneDNNLinear(linear)(x)
     assert got.shape == (*shape, sizes[1])
     torch.testing.assert_close(got, linear(x).detach(), rtol=1e-5, atol=1e-5)
+
+
+@settings(max_examples=25, deadline=None)
+@given(rows=st.integers(1, 3 * INT8_KERNEL_ROWS), sizes=st.tuples(st.integers(1, 70), st.integers(1, 40)),
+       bias=st.booleans(), seed=st.integers(0, 2**16))
+def test_an_int8_linear_is_the_linear_layer_up_to_quantization_and_each_row_ignores_the_others(rows, sizes, bias,
+                                                                                              seed):
+    torch.manual_seed(seed)
+    linear = torch.nn.Linear(*sizes, bias=bias)
+    x = torch.randn(rows, sizes[0])
+    layer = Int8WeightLinear(linear)
+    assert layer.weight.dtype == torch.int8
+    with torch.inference_mode():
+        together = layer(x)
+        alone = torch.cat([layer(x[i : i + 1]) for i in range(rows)])
+        expected = linear(x)
+    assert together.shape == expected.shape and together.dtype == torch.float32
+    # int8 weights and bfloat16 rounding: about 1 % of the output's scale
+    assert (together - expected).abs().max() <= 0.02 * expected.abs().max() + 1e-3
+    if rows <= INT8_KERNEL_ROWS:  # the int8 kernel (or the float32 path) on every row alike: the same numbers
+        torch.testing.assert_close(together, alone, rtol=0, atol=0)
+    else:  # the float32 path on the batch, the kernel on each row: they differ in summation order only
+        torch.testing.assert_close(together, alone, rtol=2**-7, atol=1e-6)
 
 
 def test_every_linear_layer_is_swapped_and_the_logits_stay_float32_close():
@@ -40,8 +63,9 @@ def test_default_leaves_the_model_alone_and_bad_requests_are_refused():
     assert use_linear_kernels(model, "default") is model and type(model.lm_head) is torch.nn.Linear
     with pytest.raises(ValueError, match="must be one of"):
         use_linear_kernels(model, "mkl")
-    with pytest.raises(ValueError, match="float32 and bfloat16 models, not torch.float16"):
-        use_linear_kernels(llama(1, seed=0).to(torch.float16), "onednn")
+    for kernels in ("onednn", "int8"):
+        with pytest.raises(ValueError, match="float32 and bfloat16 models, not torch.float16"):
+            use_linear_kernels(llama(1, seed=0).to(torch.float16), kernels)
 
 
 def test_a_world_on_onednn_kernels_decodes_every_arm_losslessly_as_its_counts_predict(checkpoints, tmp_path):
@@ -57,6 +81,29 @@ def test_a_world_on_onednn_kernels_decodes_every_arm_losslessly_as_its_counts_pr
         assert all(m.equals_ar for m in full.measurements)
         same = [m for m in full.measurements if m.arm == "same"]
         assert sum(m.accepted_tokens for m in same) > 0  # a copy of the target drafts, and is verified
+        rows = Collector(world, latency=calibrate(world, world.queries(3, split="train", seed=1))).rows(queries)
+        predicted = rows.columns["target_calls"].reshape(len(queries), -1)
+        measured = np.array([m.target_calls for m in full.measurements]).reshape(len(queries), -1)
+        np.testing.assert_array_equal(predicted, measured)
+
+
+def test_the_targets_own_checkpoint_at_int8_drafts_for_it_losslessly_and_as_its_counts_predict(checkpoints, tmp_path):
+    write_jsonl(tmp_path / "prompts.jsonl", prompt_rows())
+    document = llama_world(checkpoints)
+    target = str(checkpoints.target)
+    document["arms"] = [{"kind": "ar", "name": "ar"},
+                        {"kind": "draft", "name": "int8", "model": target, "block_size": 3}]
+    document["models"] = {target: {"linear_kernels": "int8"}}
+    (tmp_path / "world.toml").write_text(to_toml(document))
+    with open_world(tmp_path / "world.toml", progress=False) as world:
+        draft, target_model = world.models.drafts[target], world.models.target
+        assert draft is not target_model and type(target_model.lm_head) is torch.nn.Linear
+        assert sum(isinstance(m, Int8WeightLinear) for m in draft.modules()) == 2 * 7 + 1
+        queries = world.queries(6, split="test", seed=0)
+        full = world.full_feedback(queries)
+        assert all(m.equals_ar for m in full.measurements)
+        drafted = [m for m in full.measurements if m.arm == "int8"]
+        assert sum(m.accepted_tokens for m in drafted) > 0
         rows = Collector(world, latency=calibrate(world, world.queries(3, split="train", seed=1))).rows(queries)
         predicted = rows.columns["target_calls"].reshape(len(queries), -1)
         measured = np.array([m.target_calls for m in full.measurements]).reshape(len(queries), -1)

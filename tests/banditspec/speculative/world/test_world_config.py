@@ -156,6 +156,9 @@ BAD = {
                     ['[target] linear_kernels = "onednn"', "on the CPU", "cuda:0"]),
     "draft-onednn-float16": (_models(lambda d: d["arms"][2]["model"], {"dtype": "float16", "linear_kernels": "onednn"}),
                              ['[models."', 'linear_kernels = "onednn"', "float16"]),
+    "draft-int8-cuda": (lambda d: d.update(target=d["target"] | {"device": "cuda:0"},
+                                           models={d["arms"][2]["model"]: {"linear_kernels": "int8"}}),
+                        ['[models."', 'linear_kernels = "int8"', "on the CPU", "cuda:0"]),
 }
 
 
