@@ -1,4 +1,4 @@
-"""What one forward of a target costs for k new tokens, on PyTorch's default CPU kernels and on oneDNN's.
+"""What one forward of a target costs for k new tokens, on PyTorch's default CPU kernels, oneDNN's, and with int8 weights.
 
 Speculative decoding pays on a CPU only if the target verifies k draft
 tokens in one forward for not much more than one AR step. This times, for
@@ -6,48 +6,68 @@ a target checkpoint (a transformers folder, e.g. the SmolLM2 world's
 converted target in ``$BANDITSPEC_CACHE/gguf/...``), one forward of k = 1-8
 new tokens after a ``--context``-token prompt held in the KV cache (the
 cache is cropped back after every call), ``--repeats`` calls per k after
-two warm-up calls, medians reported, once with ``linear_kernels =
-"default"`` and once with ``"onednn"`` (:mod:`banditspec.speculative.world.kernels`),
-in float32, with ``--threads`` torch threads. It also decodes ``--prompts``
-random prompts greedily (AR, 32 new tokens) on both and reports whether
-the outputs are the same, and the largest logit difference of one forward.
+two warm-up calls, medians reported, with ``linear_kernels = "default"``,
+``"onednn"`` and ``"int8"`` (:mod:`banditspec.speculative.world.kernels`),
+in float32, with ``--threads`` torch threads, the three models' calls
+interleaved. It also decodes ``--prompts`` prompts greedily (AR, 32 new
+tokens) with the default kernels and reports whether oneDNN's outputs are
+the same, the largest logit difference of one forward, and the share of the
+output tokens the int8 copy predicts (its argmax along the output,
+teacher-forced: what it would propose as a draft). The prompts are random
+token ids, or the first ``--prompts`` texts of a JSONL file's ``"text"``
+field (``--texts``, e.g. the SmolLM2 world's ``prompts.jsonl``).
 
 Usage::
 
-    python benchmarks/linear_kernels.py FOLDER [--threads 2] [--repeats 15] [--context 100]
+    python benchmarks/linear_kernels.py FOLDER [--threads 2] [--repeats 15] [--context 100] [--texts FILE]
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import json
+import random
 import statistics
 import time
 
 import torch
-from transformers import AutoModelForCausalLM
+from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from banditspec.speculative.world.kernels import use_linear_kernels
 
 TOKENS = (1, 2, 3, 4, 5, 6, 8)
 
 
-def forward_ms(model: torch.nn.Module, context: torch.Tensor, repeats: int, vocab: int) -> dict[int, float]:
-    """Median milliseconds of one cached forward of k new tokens, for each k in ``TOKENS``."""
+KERNELS = ("default", "onednn", "int8")
+
+
+def forward_ms(models: dict[str, torch.nn.Module], context: torch.Tensor, repeats: int,
+               vocab: int) -> dict[str, dict[int, float]]:
+    """Median milliseconds of one cached forward of k new tokens, per model and k in ``TOKENS`` (calls interleaved)."""
     generator = torch.Generator().manual_seed(0)
-    cache = model(context, use_cache=True).past_key_values
-    medians = {}
-    for k in TOKENS:
-        seconds = []
-        for call in range(repeats + 2):
+    caches = {name: model(context, use_cache=True).past_key_values for name, model in models.items()}
+    seconds: dict[str, dict[int, list[float]]] = {name: {k: [] for k in TOKENS} for name in models}
+    for call in range(repeats + 2):
+        for k in TOKENS:
             new = torch.randint(0, vocab, (1, k), generator=generator)
-            start = time.perf_counter()
-            model(new, past_key_values=cache, use_cache=True)
-            if call >= 2:
-                seconds.append(time.perf_counter() - start)
-            cache.crop(-k)
-        medians[k] = 1000 * statistics.median(seconds)
-    return medians
+            for name, model in models.items():
+                start = time.perf_counter()
+                model(new, past_key_values=caches[name], use_cache=True)
+                if call >= 2:
+                    seconds[name][k].append(time.perf_counter() - start)
+                caches[name].crop(-k)
+    return {name: {k: 1000 * statistics.median(s) for k, s in by_k.items()} for name, by_k in seconds.items()}
+
+
+def prompts(folder: str, texts: str | None, n: int, vocab: int) -> list[torch.Tensor]:
+    """``n`` prompts: random token ids, or texts of the JSONL file ``texts`` drawn at random (seed 0)."""
+    if texts is None:
+        return [torch.randint(0, vocab, (1, 40), generator=torch.Generator().manual_seed(100 + p)) for p in range(n)]
+    with open(texts, encoding="utf-8") as lines:
+        rows = [json.loads(line)["text"] for line in lines]
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    return [tokenizer(text, return_tensors="pt").input_ids for text in random.Random(0).sample(rows, n)]
 
 
 def main() -> None:
@@ -57,30 +77,36 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--context", type=int, default=100)
     parser.add_argument("--prompts", type=int, default=8)
+    parser.add_argument("--texts", help="a JSONL file whose \"text\" fields are the prompts (default: random ids)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     default = AutoModelForCausalLM.from_pretrained(args.folder, dtype=torch.float32).eval()
-    onednn = use_linear_kernels(copy.deepcopy(default), "onednn")
+    models = {"default": default, **{k: use_linear_kernels(copy.deepcopy(default), k) for k in KERNELS[1:]}}
     vocab = default.config.vocab_size
     context = torch.randint(0, vocab, (1, args.context), generator=torch.Generator().manual_seed(1))
     print(f"{args.folder}: float32, {args.threads} threads, context {args.context} tokens, "
           f"median of {args.repeats} calls per k")
     with torch.inference_mode():
-        timings = {name: forward_ms(model, context, args.repeats, vocab)
-                   for name, model in (("default", default), ("onednn", onednn))}
+        timings = forward_ms(models, context, args.repeats, vocab)
         print("kernels  " + "  ".join(f"k={k:<5}" for k in TOKENS) + "   (ms; x one token's)")
         for name, ms in timings.items():
             print(f"{name:8} " + "  ".join(f"{ms[k]:7.1f}" for k in TOKENS) + "   "
                   + " ".join(f"{ms[k] / ms[1]:.2f}" for k in TOKENS))
-        difference = (default(context).logits - onednn(context).logits).abs().max().item()
-        same = 0
-        for p in range(args.prompts):
-            prompt = torch.randint(0, vocab, (1, 40), generator=torch.Generator().manual_seed(100 + p))
-            outputs = [m.generate(prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=32,
-                                  do_sample=False) for m in (default, onednn)]
-            same += int(torch.equal(*outputs))
-    print(f"largest logit difference (one forward of the context): {difference:.2e}; "
-          f"greedy outputs equal on {same} of {args.prompts} random prompts")
+        difference = (default(context).logits - models["onednn"](context).logits).abs().max().item()
+        same, predicted, outputs = 0, 0, 0
+        for prompt in prompts(args.folder, args.texts, args.prompts, vocab):
+            greedy = [m.generate(prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=32,
+                                 do_sample=False) for m in (default, models["onednn"])]
+            same += int(torch.equal(*greedy))
+            start = prompt.shape[1]
+            proposed = models["int8"](greedy[0]).logits[0, start - 1 : -1].argmax(-1)
+            predicted += int((proposed == greedy[0][0, start:]).sum())
+            outputs += greedy[0].shape[1] - start
+    source = args.texts or "random prompts"
+    print(f"largest logit difference (one forward of the context): {difference:.2e}; greedy outputs equal on "
+          f"{same} of {args.prompts} prompts ({source})")
+    print(f"int8 copy: predicts {predicted} of the {outputs} greedy output tokens ({predicted / outputs:.1%}), "
+          "teacher-forced")
 
 
 if __name__ == "__main__":

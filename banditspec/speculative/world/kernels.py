@@ -26,14 +26,12 @@ from typing import Any
 
 import torch
 
-__all__ = ["CHUNK_ROWS", "INT8_KERNEL_ALIGN", "INT8_KERNEL_ROWS", "LINEAR_KERNELS", "Int8WeightLinear", "OneDNNLinear",
+__all__ = ["CHUNK_ROWS", "INT8_KERNEL_ALIGN", "LINEAR_KERNELS", "Int8WeightLinear", "OneDNNLinear",
            "use_linear_kernels"]
 
 #: Rows multiplied per oneDNN call (bounds the extra copy of a batched forward's output).
 CHUNK_ROWS = 1024
-#: Up to this many rows :class:`Int8WeightLinear` runs PyTorch's int8 weight-only kernel (fast for few rows).
-INT8_KERNEL_ROWS = 16
-#: That kernel needs ``in_features`` to be a multiple of this (it crashes otherwise).
+#: PyTorch's int8 kernel needs ``in_features`` to be a multiple of this (it crashes otherwise): weights are padded.
 INT8_KERNEL_ALIGN = 16
 #: Values of ``linear_kernels``: PyTorch's default, oneDNN's, or int8 weights (CPU, float32 or bfloat16 models).
 LINEAR_KERNELS = ("default", "onednn", "int8")
@@ -72,18 +70,15 @@ class OneDNNLinear(torch.nn.Module):
 class Int8WeightLinear(torch.nn.Module):
     """A ``torch.nn.Linear`` with int8 weights (one symmetric scale per output), for inference.
 
-    The inputs are rounded to bfloat16 and the outputs come out rounded to
-    bfloat16 (then cast back to the input's dtype), as PyTorch's int8
-    weight-only kernel (``torch.ops.aten._weight_int8pack_mm``) computes
-    them. That kernel reads a quarter of float32's weight bytes, which is
-    what a forward over a few tokens costs on a CPU; over more rows it is
-    slower than a float32 matmul, so above :data:`INT8_KERNEL_ROWS` rows
-    (prefills, teacher-forced passes), and for layers whose ``in_features``
-    the kernel does not take (not a multiple of :data:`INT8_KERNEL_ALIGN`),
-    the layer multiplies by the dequantized weights in float32 instead. Both forms multiply the same
-    numbers exactly (a bfloat16 input times an int8 weight times its
-    bfloat16 scale fits float32's significand) and differ only in the order
-    they sum them; each row's result does not depend on the other rows.
+    PyTorch's int8 weight-only kernel (``torch.ops.aten._weight_int8pack_mm``)
+    multiplies bfloat16 inputs by the int8 weights and their bfloat16 scales
+    and returns bfloat16; the layer rounds its input to bfloat16 and casts
+    the output back to the input's dtype. The kernel reads a quarter of
+    float32's weight bytes, which is what a forward over a few tokens costs
+    on a CPU, and each row's result does not depend on the other rows, so a
+    batched teacher-forced pass gives a draft the very logits its decoding
+    does. Inputs whose width is not a multiple of :data:`INT8_KERNEL_ALIGN`
+    are padded with zeros (to match the padded weights; the sums are unchanged).
 
     Parameters
     ----------
@@ -96,18 +91,16 @@ class Int8WeightLinear(torch.nn.Module):
         self.in_features, self.out_features = linear.in_features, linear.out_features
         weight = linear.weight.detach().float()
         scale = (weight.abs().amax(dim=1) / 127).clamp_min(torch.finfo(torch.bfloat16).tiny).to(torch.bfloat16)
-        self.weight = torch.round(weight / scale.float()[:, None]).clamp(-127, 127).to(torch.int8)
+        quantized = torch.round(weight / scale.float()[:, None]).clamp(-127, 127).to(torch.int8)
+        self.padding = -self.in_features % INT8_KERNEL_ALIGN
+        self.weight = torch.nn.functional.pad(quantized, (0, self.padding))
         self.scale = scale
         self.bias = None if linear.bias is None else linear.bias.detach().clone()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``linear(x)`` for ``x`` of any leading shape, with int8 weights."""
-        rows = x.reshape(-1, self.in_features).to(torch.bfloat16)
-        if rows.shape[0] <= INT8_KERNEL_ROWS and self.in_features % INT8_KERNEL_ALIGN == 0:
-            out = torch.ops.aten._weight_int8pack_mm(rows, self.weight, self.scale)
-        else:
-            dequantized = self.weight.float() * self.scale.float()[:, None]
-            out = torch.nn.functional.linear(rows.float(), dequantized).to(torch.bfloat16)
+        rows = torch.nn.functional.pad(x.reshape(-1, self.in_features).to(torch.bfloat16), (0, self.padding))
+        out = torch.ops.aten._weight_int8pack_mm(rows, self.weight, self.scale)
         out = out.to(x.dtype).reshape(*x.shape[:-1], self.out_features)
         return out if self.bias is None else out + self.bias.to(x.dtype)
 
