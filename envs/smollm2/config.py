@@ -71,12 +71,15 @@ class SmolConfig:
     lr : float
         Peak learning rate.
     block_size : int
-        Draft tokens per round of every draft and early-exit arm and of prompt lookup.
+        Draft tokens per round of the distilled drafts, the early exit and prompt lookup.
     exit_layer : int or None
         The early-exit arm's layer (None: no early exit).
     int8_block_sizes : tuple of int
         One arm per block size whose draft is the target's own checkpoint with
-        int8 weights (``linear_kernels = "int8"``); empty: none.
+        int8 weights (``linear_kernels = "int8"``), named ``int8-b<size>``;
+        empty: none. Its ``cost`` hint is 0.25, the share of the target's
+        weight bytes its forward reads (a distilled draft's is its share of
+        the target's layers).
     seed : int
         Seeds sampling of passages and training.
     """
@@ -107,6 +110,9 @@ class SmolConfig:
             raise ValueError(f"fractions must be three positive shares summing to 1, got {self.fractions}")
         if self.corpus is not None and not self.corpus:
             raise ValueError("corpus must name at least one domain folder")
+        sizes = self.int8_block_sizes
+        if any(isinstance(b, bool) or not isinstance(b, int) or b < 1 for b in sizes) or len(set(sizes)) < len(sizes):
+            raise ValueError(f"int8_block_sizes must be distinct integers >= 1, got {sizes}")
 
     @property
     def domain_names(self) -> tuple[str, ...]:

@@ -173,8 +173,8 @@ class WorldConfig:
     ValueError
         If an arm is not a :class:`DecodingArm`, no arm is plain (``ar``),
         two arms share a name, an arm names a draft missing from ``drafts``,
-        ``drafts`` holds one no arm names, or a model asks for oneDNN linear
-        kernels off the CPU or in float16.
+        ``drafts`` holds one no arm names, or a model asks for other than the
+        default linear kernels off the CPU or in float16.
     """
 
     target: ModelConfig

@@ -8,16 +8,18 @@ oneDNN's kernels (``torch.ops.aten.mkldnn_linear``) multiply a few rows for
 little more than one: 1.1-1.6x in the same runs (``docs/smollm2.md``,
 ``benchmarks/linear_kernels.py``).
 
-The arithmetic stays in the model's dtype: logits differ from the default kernels' by
-rounding, and greedy decoding stays lossless (every speculative output
-equals AR's), since the AR and the speculative decodes of a world run on
-the same kernels.
+With oneDNN the arithmetic stays in the model's dtype: logits differ from
+the default kernels' by rounding, and greedy decoding stays lossless (every
+speculative output equals AR's), since the AR and the speculative decodes of
+a world run on the same kernels.
 
-``"int8"`` makes a cheaper, approximate copy of a model: weight-only int8
-(:class:`Int8WeightLinear`). Its use is a draft that is the target's own
-checkpoint at a quarter of the weight bytes: a forward of SmolLM2-135M costs
-0.34-0.43 of the float32 target's, and its greedy next token is the
-target's on 95-97 % of the target's own outputs (``docs/smollm2.md``).
+``"int8"`` makes a cheaper, approximate copy of a model instead: weight-only
+int8 (:class:`Int8WeightLinear`). It is meant for a draft that is the
+target's own checkpoint, whose forward reads a quarter of the linear layers'
+bytes: on SmolLM2-135M it proposes the target's greedy token almost always,
+at well under a target step's cost (measured in ``docs/smollm2.md``). On the
+target itself it makes the target approximate (and the drafts inherit the
+target's ``linear_kernels`` unless their own table sets it).
 """
 
 from __future__ import annotations
@@ -71,14 +73,18 @@ class Int8WeightLinear(torch.nn.Module):
     """A ``torch.nn.Linear`` with int8 weights (one symmetric scale per output), for inference.
 
     PyTorch's int8 weight-only kernel (``torch.ops.aten._weight_int8pack_mm``)
-    multiplies bfloat16 inputs by the int8 weights and their bfloat16 scales
-    and returns bfloat16; the layer rounds its input to bfloat16 and casts
-    the output back to the input's dtype. The kernel reads a quarter of
-    float32's weight bytes, which is what a forward over a few tokens costs
-    on a CPU, and each row's result does not depend on the other rows, so a
-    batched teacher-forced pass gives a draft the very logits its decoding
-    does. Inputs whose width is not a multiple of :data:`INT8_KERNEL_ALIGN`
-    are padded with zeros (to match the padded weights; the sums are unchanged).
+    is vectorized on x86 for bfloat16 inputs only, so the layer rounds its
+    input to bfloat16, the kernel multiplies it by the int8 weights and their
+    bfloat16 scales and returns bfloat16, and the output is cast back to the
+    input's dtype. A forward reads a quarter of float32's weight bytes, which
+    is what a forward over a few tokens costs on a CPU. Each row's result does
+    not depend on the other rows (the same numbers batched or alone), so the
+    layer is no source of difference between a batched teacher-forced pass
+    and a decode; the model's other layers (attention, norms) may still
+    round differently. Rows go through :data:`CHUNK_ROWS` at a time (each
+    chunk's bfloat16 output is the only extra copy). Inputs whose width is
+    not a multiple of :data:`INT8_KERNEL_ALIGN` are padded with zeros, like
+    the weights (the sums are unchanged).
 
     Parameters
     ----------
@@ -93,15 +99,19 @@ class Int8WeightLinear(torch.nn.Module):
         scale = (weight.abs().amax(dim=1) / 127).clamp_min(torch.finfo(torch.bfloat16).tiny).to(torch.bfloat16)
         quantized = torch.round(weight / scale.float()[:, None]).clamp(-127, 127).to(torch.int8)
         self.padding = -self.in_features % INT8_KERNEL_ALIGN
-        self.weight = torch.nn.functional.pad(quantized, (0, self.padding))
-        self.scale = scale
-        self.bias = None if linear.bias is None else linear.bias.detach().clone()
+        self.register_buffer("weight", torch.nn.functional.pad(quantized, (0, self.padding)), persistent=False)
+        self.register_buffer("scale", scale, persistent=False)
+        bias = None if linear.bias is None else linear.bias.detach().clone()
+        self.register_buffer("bias", bias, persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``linear(x)`` for ``x`` of any leading shape, with int8 weights."""
         rows = torch.nn.functional.pad(x.reshape(-1, self.in_features).to(torch.bfloat16), (0, self.padding))
-        out = torch.ops.aten._weight_int8pack_mm(rows, self.weight, self.scale)
-        out = out.to(x.dtype).reshape(*x.shape[:-1], self.out_features)
+        out = torch.empty(rows.shape[0], self.out_features, dtype=x.dtype)
+        for start in range(0, rows.shape[0], CHUNK_ROWS):
+            chunk = rows[start : start + CHUNK_ROWS]
+            out[start : start + CHUNK_ROWS] = torch.ops.aten._weight_int8pack_mm(chunk, self.weight, self.scale)
+        out = out.reshape(*x.shape[:-1], self.out_features)
         return out if self.bias is None else out + self.bias.to(x.dtype)
 
 

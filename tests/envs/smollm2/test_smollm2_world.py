@@ -92,3 +92,9 @@ def test_a_missing_target_package_or_corpus_is_named(tmp_path):
     with pytest.raises(ValueError, match="corpus folder"):
         prepare_world(SmolConfig(**{**TINY.to_dict(), "target": str(tmp_path), "corpus": {"x": str(tmp_path / "no")},
                                     "fractions": tuple(TINY.fractions)}), cache_dir=tmp_path, progress=False)
+
+
+@pytest.mark.parametrize("sizes", [(0,), (3, 3), (2.5,), (True,)])
+def test_int8_block_sizes_must_be_distinct_positive_integers(sizes):
+    with pytest.raises(ValueError, match="int8_block_sizes must be distinct integers >= 1"):
+        SmolConfig(int8_block_sizes=sizes)

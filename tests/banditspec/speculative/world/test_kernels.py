@@ -24,23 +24,41 @@ def test_a_onednn_linear_computes_what_the_linear_layer_does_for_any_leading_sha
 
 
 @settings(max_examples=25, deadline=None)
-@given(rows=st.integers(1, 40), sizes=st.tuples(st.integers(1, 70), st.integers(1, 40)),
-       bias=st.booleans(), seed=st.integers(0, 2**16))
-def test_an_int8_linear_is_the_linear_layer_up_to_quantization_and_each_row_ignores_the_others(rows, sizes, bias,
-                                                                                              seed):
+@given(shape=st.lists(st.integers(1, 9), min_size=1, max_size=3),
+       sizes=st.tuples(st.integers(1, 70), st.integers(1, 40)), bias=st.booleans(),
+       dtype=st.sampled_from([torch.float32, torch.bfloat16]), seed=st.integers(0, 2**16))
+def test_an_int8_linear_multiplies_by_its_quantized_weights_and_each_row_ignores_the_others(shape, sizes, bias,
+                                                                                            dtype, seed):
     torch.manual_seed(seed)
-    linear = torch.nn.Linear(*sizes, bias=bias)
-    x = torch.randn(rows, sizes[0])
+    linear = torch.nn.Linear(*sizes, bias=bias).to(dtype)
+    x = torch.randn(*shape, sizes[0], dtype=dtype)
     layer = Int8WeightLinear(linear)
-    assert layer.weight.dtype == torch.int8
+    weights, scale = layer.weight[:, : sizes[0]].float(), layer.scale.float()[:, None]
+    # quantized: int8 values within half a step of the weights, one scale per output
+    assert layer.weight.dtype == torch.int8 and layer.weight.abs().max() <= 127
+    assert ((weights * scale - linear.weight.float()).abs() <= scale / 2 + 1e-6).all()
     with torch.inference_mode():
         together = layer(x)
-        alone = torch.cat([layer(x[i : i + 1]) for i in range(rows)])
-        expected = linear(x)
-    assert together.shape == expected.shape and together.dtype == torch.float32
-    # int8 weights and bfloat16 rounding: about 1 % of the output's scale
-    assert (together - expected).abs().max() <= 0.02 * expected.abs().max() + 1e-3
-    torch.testing.assert_close(together, alone, rtol=0, atol=0)  # batched or alone: the same numbers
+        rows = x.reshape(-1, sizes[0])
+        alone = torch.cat([layer(rows[i : i + 1]) for i in range(rows.shape[0])])
+    assert together.shape == (*shape, sizes[1]) and together.dtype == dtype
+    torch.testing.assert_close(together.reshape(-1, sizes[1]), alone, rtol=0, atol=0)  # batched or alone: equal
+    # what it computes: the bfloat16 input times the dequantized weights (output rounded to bfloat16)
+    bf16, dequantized = rows.bfloat16().float(), weights * scale
+    offset = torch.zeros(sizes[1]) if linear.bias is None else linear.bias.detach().float()
+    expected = bf16 @ dequantized.T + offset
+    bound = 2**-6 * (bf16.abs() @ dequantized.abs().T + offset.abs()) + 1e-6  # bfloat16 roundings
+    assert ((together.reshape(-1, sizes[1]).float() - expected).abs() <= bound).all()
+
+
+def test_an_int8_linear_gives_each_row_the_same_numbers_in_a_batch_of_thousands():
+    torch.manual_seed(0)
+    layer = Int8WeightLinear(torch.nn.Linear(48, 40))
+    x = torch.randn(3000, 48)
+    with torch.inference_mode():
+        together = layer(x)
+        alone = torch.cat([layer(x[i : i + 1]) for i in range(0, 3000, 97)])
+    torch.testing.assert_close(together[::97], alone, rtol=0, atol=0)
 
 
 def test_every_linear_layer_is_swapped_and_the_logits_stay_float32_close():
