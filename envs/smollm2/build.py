@@ -32,7 +32,7 @@ from banditspec.speculative.cache import build_once, cache_home
 from banditspec.speculative.distill import distillation_data, draft_from_target, train_draft
 from banditspec.speculative.world.config import ModelConfig
 
-from banditspec.envs.smollm2.config import ARM_FIELDS, SmolConfig
+from banditspec.envs.smollm2.config import SmolConfig
 from banditspec.envs.smollm2.corpora import DOMAINS, PARTS, Chunk, Document, split_prompts, text_files
 
 __all__ = ["build_world", "passages", "prepare_world", "target_model", "world_toml"]
@@ -155,7 +155,7 @@ def build_world(config: SmolConfig, path: Path, *, progress: bool = True) -> Non
     (path / "world.toml").write_text(world_toml(config, target_config))
     seconds["total"] = time.perf_counter() - started
     info: dict[str, Any] = {
-        "config": {k: v for k, v in config.to_dict().items() if k not in ARM_FIELDS}, "target": target_config.location,
+        "config": config.built_fields(), "target": target_config.location,
         "passages": {part: len(chunks) for part, chunks in parts.items()},
         "distillation_tokens": int(data.lengths.sum()), "final_loss": losses,
         "draft_params": sum(p.numel() for p in general.parameters()),

@@ -127,6 +127,10 @@ class SmolConfig:
         """JSON-able fields."""
         return {k: (dict(v) if isinstance(v, Mapping) else v) for k, v in dataclasses.asdict(self).items()}
 
+    def built_fields(self) -> dict[str, Any]:
+        """:meth:`to_dict` without :data:`ARM_FIELDS`: the fields the build uses."""
+        return {k: v for k, v in self.to_dict().items() if k not in ARM_FIELDS}
+
     def key(self) -> str:
         """A cache key: the fields the build uses, the target's name, size and modification time, the code version.
 
@@ -135,8 +139,7 @@ class SmolConfig:
         """
         target = self.target_file()
         stat = target.stat()
-        built = {k: v for k, v in self.to_dict().items() if k not in ARM_FIELDS}
-        identity = {"config": built, "target": [str(target), stat.st_size, stat.st_mtime_ns],
+        identity = {"config": self.built_fields(), "target": [str(target), stat.st_size, stat.st_mtime_ns],
                     "code": CODE_VERSION}
         return hashlib.blake2b(json.dumps(identity, sort_keys=True).encode(), digest_size=8).hexdigest()
 
