@@ -14,8 +14,8 @@ tokens) with the default kernels and reports whether oneDNN's outputs are
 the same, the largest logit difference of one forward, and the share of the
 output tokens the int8 copy predicts (its argmax along the output,
 teacher-forced: what it would propose as a draft). The prompts are random
-token ids, or the first ``--prompts`` texts of a JSONL file's ``"text"``
-field (``--texts``, e.g. the SmolLM2 world's ``prompts.jsonl``).
+token ids, or ``--prompts`` texts drawn at random (seed 0) from a JSONL
+file's ``"text"`` field (``--texts``, e.g. the SmolLM2 world's ``prompts.jsonl``).
 
 Usage::
 
@@ -34,12 +34,9 @@ import time
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from banditspec.speculative.world.kernels import use_linear_kernels
+from banditspec.speculative.world.kernels import LINEAR_KERNELS, use_linear_kernels
 
 TOKENS = (1, 2, 3, 4, 5, 6, 8)
-
-
-KERNELS = ("default", "onednn", "int8")
 
 
 def forward_ms(models: dict[str, torch.nn.Module], context: torch.Tensor, repeats: int,
@@ -81,7 +78,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     default = AutoModelForCausalLM.from_pretrained(args.folder, dtype=torch.float32).eval()
-    models = {"default": default, **{k: use_linear_kernels(copy.deepcopy(default), k) for k in KERNELS[1:]}}
+    models = {"default": default, **{k: use_linear_kernels(copy.deepcopy(default), k)
+                                     for k in LINEAR_KERNELS if k != "default"}}
     vocab = default.config.vocab_size
     context = torch.randint(0, vocab, (1, args.context), generator=torch.Generator().manual_seed(1))
     print(f"{args.folder}: float32, {args.threads} threads, context {args.context} tokens, "
