@@ -27,6 +27,8 @@ from sklearn.feature_extraction.text import HashingVectorizer, TfidfVectorizer
 from sklearn.pipeline import make_pipeline
 from sklearn.utils import murmurhash3_32
 
+from banditspec.bandits.batching import length_batches, logits_to_keep_supported
+
 __all__ = ["Featurizer", "HashingFeaturizer", "Prefill", "PromptCache", "TargetHiddenStates", "TfidfFeaturizer"]
 
 
@@ -227,21 +229,29 @@ class TargetHiddenStates:
             pad_id = self.tokenizer.eos_token_id
         if pad_id is None:
             raise ValueError("the tokenizer has neither a pad nor an eos token to pad prompts with")
-        chunks = []
+        encoded = [self.tokenizer(t)["input_ids"] for t in texts]
+        if any(len(ids) == 0 for ids in encoded):
+            raise ValueError("an empty prompt has no hidden states to pool")
+        features: np.ndarray | None = None
         with _evaluating(self.model), torch.inference_mode():
-            for start in range(0, len(texts), self.batch_size):
-                encoded = [self.tokenizer(t)["input_ids"] for t in texts[start : start + self.batch_size]]
-                if any(len(ids) == 0 for ids in encoded):
-                    raise ValueError("an empty prompt has no hidden states to pool")
-                width = max(len(ids) for ids in encoded)
-                ids = torch.full((len(encoded), width), pad_id, dtype=torch.long)
-                mask = torch.zeros((len(encoded), width), dtype=torch.long)
-                for i, row in enumerate(encoded):
-                    ids[i, : len(row)] = torch.tensor(row)
-                    mask[i, : len(row)] = 1
-                out = self.model(input_ids=ids, attention_mask=mask, output_hidden_states=True)
-                chunks.append(_pool(out.hidden_states[self.layer], mask))
-        return np.concatenate(chunks).astype(float)
+            for batch in length_batches([len(ids) for ids in encoded], self.batch_size):
+                width = max(len(encoded[i]) for i in batch)
+                ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+                mask = torch.zeros((len(batch), width), dtype=torch.long)
+                for row, i in enumerate(batch):
+                    ids[row, : len(encoded[i])] = torch.tensor(encoded[i])
+                    mask[row, : len(encoded[i])] = 1
+                out = self.model(input_ids=ids, attention_mask=mask, output_hidden_states=True, **self._fewest_logits())
+                pooled = _pool(out.hidden_states[self.layer], mask)
+                if features is None:
+                    features = np.empty((len(texts), pooled.shape[1]))
+                features[batch] = pooled
+        return features
+
+    def _fewest_logits(self) -> dict[str, int]:
+        """``logits_to_keep=1`` where the model takes it: the features need its hidden states, not the logits of
+        every prompt position (for a small model with a large vocabulary, a third of the pass)."""
+        return {"logits_to_keep": 1} if logits_to_keep_supported(self.model) else {}
 
     def prefill(self, text: str) -> Prefill:
         """One prompt's features (``transform([text])``'s row) and the target's cache, for its decode to reuse.
@@ -264,7 +274,8 @@ class TargetHiddenStates:
         inputs = torch.tensor([ids], dtype=torch.long)
         mask = torch.ones_like(inputs)
         with _evaluating(self.model), torch.inference_mode():
-            out = self.model(input_ids=inputs, attention_mask=mask, output_hidden_states=True, use_cache=True)
+            out = self.model(input_ids=inputs, attention_mask=mask, output_hidden_states=True, use_cache=True,
+                             **self._fewest_logits())
         cache = out.get("cache")  # transformers 5 (earlier: past_key_values)
         if cache is None:
             cache = out.get("past_key_values")

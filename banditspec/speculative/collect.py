@@ -196,26 +196,34 @@ class Collector:
             traces = self._traces(prompts, outputs, self._matches(prompts, outputs), limit)
         return self._priced([[arm.simulate(t) for arm, t in zip(self.arms, row)] for row in traces], outputs)
 
-    def rows(self, queries: Queries) -> LoggedDataset:
-        """The ``len(queries) * K`` logged rows of ``queries``."""
+    def rows(self, queries: Queries, *, alignment: bool = True) -> LoggedDataset:
+        """The ``len(queries) * K`` logged rows of ``queries``.
+
+        ``alignment=False`` leaves out the alignment scores (no ``align_*``
+        columns, so no proxy reward) and with them the drafts' own greedy
+        outputs, about as costly as the target's: for rows that only need the
+        counts and seconds.
+        """
         if queries.texts is None:
             raise ValueError("collection needs query texts (Queries.texts is None)")
         prompts = [self.decoder.encode(t) for t in queries.texts]
         with torch_threads(self.threads):
             outputs = self._outputs(self.decoder.target, prompts)
-            matches, own = self._matches(prompts, outputs), self._own_outputs(prompts)
+            matches = self._matches(prompts, outputs)
+            own = self._own_outputs(prompts) if alignment else None
         traces = self._traces(prompts, outputs, matches, self.decoder.max_new_tokens)
         if self.measure:
             raw = [[r.measurement for r in self.decoder.measure(p, self.arms)] for p in prompts]
         else:
             raw = self._priced([[arm.simulate(t) for arm, t in zip(self.arms, row)] for row in traces], outputs)
-        aligned = [
-            [replace(m, alignment=arm.alignment(trace, m.accepted_tokens,
-                                                own[arm.drafter()][i] if arm.drafter() is not None else None))
-             for arm, m, trace in zip(self.arms, row, traces[i])]
-            for i, row in enumerate(raw)
-        ]
-        return full_information_rows(queries, aligned, self.names, self.reward, measured=self.measure)
+        if own is not None:
+            raw = [
+                [replace(m, alignment=arm.alignment(trace, m.accepted_tokens,
+                                                    own[arm.drafter()][i] if arm.drafter() is not None else None))
+                 for arm, m, trace in zip(self.arms, row, traces[i])]
+                for i, row in enumerate(raw)
+            ]
+        return full_information_rows(queries, raw, self.names, self.reward, measured=self.measure)
 
 
 @contextmanager

@@ -34,6 +34,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from banditspec.bandits.batching import length_batches, logits_to_keep_supported
+
 __all__ = [
     "SCHEDULES",
     "MatchVector",
@@ -305,20 +307,21 @@ def _right_padded(seqs: Sequence[np.ndarray], device: torch.device) -> tuple[tor
 LOGITS_PER_PASS = 2**28
 
 
-def _bounded_batches(pairs: list[tuple[np.ndarray, np.ndarray]], batch_size: int,
-                     vocab: int) -> Iterator[list[tuple[np.ndarray, np.ndarray]]]:
-    """Consecutive runs of ``pairs``: at most ``batch_size`` each, and at most :data:`LOGITS_PER_PASS` logits."""
-    batch: list[tuple[np.ndarray, np.ndarray]] = []
-    longest = 0
-    for x, y in pairs:
-        length = x.size + y.size
-        if batch and (len(batch) == batch_size or (len(batch) + 1) * max(longest, length) * vocab > LOGITS_PER_PASS):
-            yield batch
-            batch, longest = [], 0
-        batch.append((x, y))
-        longest = max(longest, length)
-    if batch:
-        yield batch
+def _bounded_batches(pairs: list[tuple[np.ndarray, np.ndarray]], batch_size: int, vocab: int) -> Iterator[np.ndarray]:
+    """Positions of ``pairs`` in batches of similar prompt lengths (:func:`length_batches`): at most
+    ``batch_size`` each, and at most :data:`LOGITS_PER_PASS` logits (rows x longest sequence x vocabulary)."""
+    for positions in length_batches([x.size for x, _ in pairs], batch_size):
+        batch: list[int] = []
+        longest = 0
+        for i in positions:
+            length = pairs[i][0].size + pairs[i][1].size
+            if batch and (len(batch) + 1) * max(longest, length) * vocab > LOGITS_PER_PASS:
+                yield np.asarray(batch)
+                batch, longest = [], 0
+            batch.append(int(i))
+            longest = max(longest, length)
+        if batch:
+            yield np.asarray(batch)
 
 
 def draft_matches_batch(
@@ -357,9 +360,11 @@ def draft_matches_batch(
     device = next(draft.parameters()).device
     encoder_decoder = bool(draft.config.is_encoder_decoder)
     start_id = draft.config.decoder_start_token_id if encoder_decoder else None
-    results: list[MatchVector] = []
+    keep_logits = not encoder_decoder and logits_to_keep_supported(draft)
+    results: list[MatchVector | None] = [None] * len(pairs)
     with torch.inference_mode():
-        for chunk in _bounded_batches(pairs, batch_size, vocab):
+        for batch in _bounded_batches(pairs, batch_size, vocab):
+            chunk = [pairs[i] for i in batch]
             if encoder_decoder:  # the decoder reads (start, y_0 .. y_{T-2}) next to the encoded prompt
                 prompt_ids, prompt_mask = _right_padded([x for x, _ in chunk], device)
                 decoder_ids, _ = _right_padded([np.concatenate([[start_id], y[:-1]]) for _, y in chunk], device)
@@ -367,13 +372,17 @@ def draft_matches_batch(
                 offsets = [0] * len(chunk)
             else:
                 ids, mask = _right_padded([np.concatenate([x, y[:-1]]) if y.size else x for x, y in chunk], device)
-                logits = draft(input_ids=ids, attention_mask=mask).logits
                 offsets = [x.size - 1 for x, _ in chunk]
+                # only the positions from the shortest prompt's last token on predict an output token
+                first = min(offsets) if keep_logits else 0
+                kept = {"logits_to_keep": ids.shape[1] - first} if keep_logits else {}
+                logits = draft(input_ids=ids, attention_mask=mask, **kept).logits
+                offsets = [offset - first for offset in offsets]
             conf, best = torch.softmax(logits.float(), dim=-1).max(dim=-1)
-            for row, ((x, y), offset) in enumerate(zip(chunk, offsets)):
+            for row, (i, (x, y), offset) in enumerate(zip(batch, chunk, offsets)):
                 span = slice(offset, offset + y.size)
                 predicted = best[row, span].cpu().numpy()
-                results.append(MatchVector(predicted == y, conf[row, span].cpu().numpy().astype(float)))
+                results[i] = MatchVector(predicted == y, conf[row, span].cpu().numpy().astype(float))
     return results
 
 

@@ -27,6 +27,7 @@ import torch
 from tqdm.auto import tqdm
 
 from banditspec.bandits.arms import Arm
+from banditspec.bandits.batching import length_batches
 from banditspec.bandits.env import Measurement
 from banditspec.bandits.features import PromptCache
 from banditspec.bandits.validation import check_integer
@@ -324,18 +325,19 @@ def greedy_outputs(
 ) -> list[np.ndarray]:
     """Greedy continuations of ``prompts`` by ``model``, batched with left padding.
 
-    Each output is cut after its first end-of-sequence token (kept), as
-    batch-size-1 decoding would stop there. An encoder-decoder model's outputs
-    leave out the decoder's start token. ``progress`` shows a bar over the
-    prompts (with its time estimate).
+    Prompts are batched by length (:func:`~banditspec.bandits.batching.length_batches`),
+    the outputs returned in the prompts' order. Each output is cut after its
+    first end-of-sequence token (kept), as batch-size-1 decoding would stop
+    there. An encoder-decoder model's outputs leave out the decoder's start
+    token. ``progress`` shows a bar over the prompts (with its time estimate).
     """
     eos = list(eos_token_ids)
     skip = 1 if model.config.is_encoder_decoder else None
-    outputs: list[np.ndarray] = []
+    outputs: list[np.ndarray] = [np.empty(0, dtype=np.int64)] * len(prompts)
     bar = tqdm(total=len(prompts), desc="greedy outputs", unit="prompt", disable=not progress)
     with torch.inference_mode(), bar:
-        for start in range(0, len(prompts), batch_size):
-            chunk = prompts[start : start + batch_size]
+        for batch in length_batches([p.size for p in prompts], batch_size):
+            chunk = [prompts[i] for i in batch]
             width = max(p.size for p in chunk)
             ids = torch.full((len(chunk), width), pad_id, dtype=torch.long)
             mask = torch.zeros((len(chunk), width), dtype=torch.long)
@@ -345,8 +347,8 @@ def greedy_outputs(
             out = model.generate(input_ids=ids.to(model.device), attention_mask=mask.to(model.device),
                                  max_new_tokens=max_new_tokens, do_sample=False, num_beams=1, pad_token_id=pad_id,
                                  eos_token_id=eos or None)
-            for row in out[:, skip or width :].cpu().numpy():
+            for i, row in zip(batch, out[:, skip or width :].cpu().numpy()):
                 ends = np.flatnonzero(np.isin(row, eos)) if eos else np.array([], int)
-                outputs.append(row[: ends[0] + 1] if ends.size else row)
+                outputs[i] = row[: ends[0] + 1] if ends.size else row
             bar.update(len(chunk))
     return outputs

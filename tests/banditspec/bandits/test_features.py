@@ -93,6 +93,15 @@ def test_target_hidden_states_are_padding_invariant():
     np.testing.assert_allclose(together, alone, atol=1e-5)
 
 
+def test_target_hidden_states_skip_the_logits_of_all_but_the_last_position():
+    model, tokenizer = tiny_target()
+    widths = []
+    model.register_forward_hook(lambda module, args, out: widths.append(out.logits.shape[1]))
+    TargetHiddenStates(model, tokenizer, batch_size=4).transform(TEXTS)
+    TargetHiddenStates(model, tokenizer).prefill(TEXTS[0])
+    assert widths == [1, 1, 1]
+
+
 def test_target_hidden_states_compute_in_eval_mode_and_give_a_training_model_back_in_training_mode():
     model, tokenizer = tiny_target()
     f = TargetHiddenStates(model, tokenizer)  # GPT-2's dropout (0.1) would make features random in training mode

@@ -69,6 +69,18 @@ def test_rows_layout_and_rewards(tiny_toy, latency):
     assert list(data.groups[::K]) == list(queries.groups)
 
 
+def test_rows_without_alignment_keep_the_counts_and_skip_the_own_outputs(tiny_toy, latency, monkeypatch):
+    queries = tiny_toy.queries(4, split="train", seed=3)
+    collector = Collector(tiny_toy, latency=latency)
+    full = collector.rows(queries)
+    monkeypatch.setattr(collector, "_own_outputs", lambda prompts: pytest.fail("own outputs computed"))
+    counts = collector.rows(queries, alignment=False)
+    assert not [c for c in counts.columns if c.startswith("align_")]
+    for column in ("target_calls", "accepted_tokens", "proposed_tokens", "wall_seconds"):
+        np.testing.assert_array_equal(counts.columns[column], full.columns[column])
+    np.testing.assert_array_equal(counts.rewards, full.rewards)
+
+
 def test_counterfactual_prices_every_arm_along_a_given_output_as_the_rows_do(tiny_toy, latency):
     queries = tiny_toy.queries(4, split="train", seed=4)
     collector = Collector(tiny_toy, latency=latency)

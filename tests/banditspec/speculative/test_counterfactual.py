@@ -1,3 +1,4 @@
+import functools
 import math
 
 import numpy as np
@@ -241,6 +242,30 @@ def test_a_logits_budget_splits_the_batches_and_changes_no_match(tiny_model, mon
                for rows, width in passes)
     assert len(passes) > 1 and sum(rows for rows, _ in passes) == len(prompts)
     for a, b in zip(whole, bounded):
+        np.testing.assert_array_equal(a.matches, b.matches)
+        np.testing.assert_allclose(a.confidence, b.confidence, rtol=1e-4)
+
+
+def test_teacher_forcing_projects_only_the_output_positions_and_changes_no_match(tiny_model, monkeypatch):
+    rng = np.random.default_rng(2)
+    prompts = [rng.integers(0, 50, size=n) for n in (11, 3, 12, 4)]
+    outputs = [rng.integers(0, 50, size=n) for n in (5, 6, 0, 6)]
+    forward = tiny_model.forward
+    shapes = []
+
+    @functools.wraps(forward)
+    def recording(*args, **kwargs):
+        out = forward(*args, **kwargs)
+        shapes.append((kwargs["input_ids"].shape[1], out.logits.shape[1]))
+        return out
+
+    monkeypatch.setattr(tiny_model, "forward", recording)
+    kept = draft_matches_batch(tiny_model, prompts, outputs, batch_size=2)
+    monkeypatch.setattr(tiny_model, "forward", lambda *a, **k: forward(*a, **k))  # no logits_to_keep in its signature
+    full = draft_matches_batch(tiny_model, prompts, outputs, batch_size=2)
+    # batched by prompt length: (3, 4) then (11, 12); logits from the shorter prompt's last token on
+    assert shapes == [(4 + 5, 4 + 5 - 2), (11 + 4, 11 + 4 - 10)]
+    for a, b in zip(kept, full):
         np.testing.assert_array_equal(a.matches, b.matches)
         np.testing.assert_allclose(a.confidence, b.confidence, rtol=1e-4)
 
