@@ -55,7 +55,7 @@ def cpu_model() -> str:
 
 
 def machine_info() -> dict[str, Any]:
-    """Where the comparison ran: platform, CPU model and count, load, Python and library versions.
+    """Where the comparison ran: platform, CPU model, count and vector capability, load, Python and library versions.
 
     ``load_average`` (1, 5 and 15 minutes, ``None`` where the OS has none) is
     read when the report is written: a busy machine makes every timing slower.
@@ -80,6 +80,9 @@ def machine_info() -> dict[str, Any]:
     torch = sys.modules.get("torch")
     if torch is not None:
         info["torch_threads"] = torch.get_num_threads()
+        # the widest vector instructions torch's CPU kernels use ("AVX2", "AVX512", ...): int8 and bfloat16
+        # kernels, and so the int8 draft's speed-up, depend on it more than on the clock
+        info["cpu_capability"] = torch.backends.cpu.get_cpu_capability()
     return info
 
 

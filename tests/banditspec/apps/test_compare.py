@@ -5,6 +5,7 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 
 from banditspec.apps.cli import main
 from banditspec.apps.compare import compare, fix_threads
@@ -126,6 +127,7 @@ def test_report_files(result):
     assert set(report["fixed_arms"]) == set(WORLD.arms.names) and report["seeds"] == [0, 1]
     machine = report["machine"]
     assert machine["cpu_count"] >= 1 and machine["cpu_model"]
+    assert machine["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
     assert machine["load_average"] is None or (len(machine["load_average"]) == 3
                                                and min(machine["load_average"]) >= 0)
     with open(out / "runs.csv") as handle:
