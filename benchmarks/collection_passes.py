@@ -1,0 +1,91 @@
+"""Where a collection's time goes: each batched pass of :class:`~banditspec.speculative.collect.Collector`, timed.
+
+Opens a world (``--env NAME`` with ``--env-arg KEY=JSON``, or ``--config
+world.toml``), draws ``--n`` training queries and times, in one process with
+``--threads`` torch threads and ``--batch-size`` queries per batch, the passes
+a collection of those queries runs:
+
+- the queries' features (the world's featurizer: for ``target`` features, one
+  batched forward of the target over the prompts),
+- the target's batched greedy outputs,
+- per drafting model (one per distinct :meth:`DecodingArm.drafter`): its
+  teacher-forced pass along the target's outputs (the counterfactual
+  acceptance of every arm drafting with it) and its own batched greedy output
+  (the alignment proxy).
+
+One run of each; prints a Markdown table with seconds and seconds per query,
+the machine and torch's CPU capability. Usage::
+
+    python benchmarks/collection_passes.py --env smollm2 --n 128 --threads 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+
+import torch
+
+from banditspec.apps.report import cpu_model
+from banditspec.speculative.collect import torch_threads
+from banditspec.speculative.counterfactual import draft_matches_batch
+from banditspec.speculative.decoding import greedy_outputs
+from banditspec.speculative.world import WorldRecipe
+
+
+def _env_arg(text: str) -> tuple[str, object]:
+    key, _, value = text.partition("=")
+    return key, json.loads(value)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--env", help="a registered world, e.g. smollm2 or toy")
+    parser.add_argument("--env-arg", type=_env_arg, action="append", default=[], help="KEY=JSON argument of --env")
+    parser.add_argument("--config", help="a world.toml instead of --env")
+    parser.add_argument("--n", type=int, default=128, help="training queries (default 128)")
+    parser.add_argument("--threads", type=int, default=os.cpu_count(), help="torch threads (default: every core)")
+    parser.add_argument("--batch-size", type=int, default=32, help="queries per batched pass (default 32)")
+    args = parser.parse_args()
+    recipe = WorldRecipe(config=args.config, env=args.env, env_args=dict(args.env_arg),
+                         options={"progress": False, "threads": args.threads})
+    world = recipe.open()
+    decoder = world.decoder
+    tokenizer = decoder.tokenizer
+    pad_id = int(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id)
+    rows: list[tuple[str, float]] = []
+
+    def timed(name, run):
+        start = time.perf_counter()
+        result = run()
+        rows.append((name, time.perf_counter() - start))
+        return result
+
+    def greedy(model):
+        return greedy_outputs(model, prompts, max_new_tokens=decoder.max_new_tokens, pad_id=pad_id,
+                              eos_token_ids=decoder.eos_token_ids, batch_size=args.batch_size)
+
+    with torch_threads(args.threads):
+        queries = timed("features", lambda: world.queries(args.n, split="train", seed=0))
+        prompts = [decoder.encode(text) for text in queries.texts]
+        outputs = timed("target: greedy outputs", lambda: greedy(decoder.target))
+        drafters = {arm.drafter(): arm for arm in map(decoder.check, world.arms) if arm.drafter() is not None}
+        for arm in drafters.values():
+            with arm.drafting_model(decoder) as model:
+                timed(f"{arm.name}'s model: teacher-forced pass",
+                      lambda: draft_matches_batch(model, prompts, outputs, batch_size=args.batch_size))
+                timed(f"{arm.name}'s model: own greedy outputs", lambda: greedy(model))
+    print(f"{args.n} training queries, batches of {args.batch_size}, {args.threads} torch threads, {cpu_model()} "
+          f"({torch.backends.cpu.get_cpu_capability()}), {os.cpu_count()} cores, "
+          f"load {os.getloadavg()[0]:.2f}; one run each\n")
+    print("| pass | seconds | seconds per query |\n| --- | --- | --- |")
+    for name, seconds in rows:
+        print(f"| {name} | {seconds:.1f} | {seconds / args.n:.3f} |")
+    total = sum(seconds for _, seconds in rows)
+    print(f"| total | {total:.1f} | {total / args.n:.3f} |")
+
+
+if __name__ == "__main__":
+    main()
