@@ -333,10 +333,13 @@ def draft_matches_batch(
 ) -> list[MatchVector]:
     """Teacher-forced match vectors of one draft on several queries.
 
-    Each sequence ``(x, y_0, ..., y_{T-2})`` is right-padded into a batch; the
-    logits at positions ``|x| - 1 .. |x| + T - 2`` predict ``y``. Right padding
-    leaves every real position's causal context unchanged. An encoder-decoder
-    draft encodes ``x`` and reads ``(start, y_0, ..., y_{T-2})``.
+    Each sequence ``(x, y_0, ..., y_{T-2})`` is right-padded into a batch of
+    queries with prompts of similar lengths; the logits at positions
+    ``|x| - 1 .. |x| + T - 2`` predict ``y``. Right padding leaves every real
+    position's causal context unchanged. A draft whose forward takes
+    ``logits_to_keep`` projects only the positions from the batch's shortest
+    prompt's last token on. An encoder-decoder draft encodes ``x`` and reads
+    ``(start, y_0, ..., y_{T-2})``. Results are in the queries' order.
 
     Parameters
     ----------
