@@ -1,6 +1,6 @@
 """Where a collection's time goes: each batched pass of :class:`~banditspec.speculative.collect.Collector`, timed.
 
-Opens a world (``--env NAME`` with ``--env-arg KEY=JSON``, or ``--config
+Opens a world (``--env NAME`` with ``--env-arg KEY=VALUE``, or ``--config
 world.toml``), draws ``--n`` training queries and times, in one process with
 ``--threads`` torch threads and ``--batch-size`` queries per batch, the passes
 a collection of those queries runs:
@@ -22,36 +22,27 @@ the machine and torch's CPU capability. Usage::
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 
 import torch
 
 from banditspec.apps.report import cpu_model
+from banditspec.apps.worlds import add_world_arguments, check_world_arguments, world_recipe
 from banditspec.speculative.collect import torch_threads
 from banditspec.speculative.counterfactual import draft_matches_batch
 from banditspec.speculative.decoding import greedy_outputs
-from banditspec.speculative.world import WorldRecipe
-
-
-def _env_arg(text: str) -> tuple[str, object]:
-    key, _, value = text.partition("=")
-    return key, json.loads(value)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--env", help="a registered world, e.g. smollm2 or toy")
-    parser.add_argument("--env-arg", type=_env_arg, action="append", default=[], help="KEY=JSON argument of --env")
-    parser.add_argument("--config", help="a world.toml instead of --env")
+    add_world_arguments(parser, default_env="toy")
     parser.add_argument("--n", type=int, default=128, help="training queries (default 128)")
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="torch threads (default: every core)")
     parser.add_argument("--batch-size", type=int, default=32, help="queries per batched pass (default 32)")
     args = parser.parse_args()
-    recipe = WorldRecipe(config=args.config, env=args.env, env_args=dict(args.env_arg),
-                         options={"progress": False, "threads": args.threads})
-    world = recipe.open()
+    check_world_arguments(args)
+    world = world_recipe(args, progress=False, threads=args.threads).open()
     decoder = world.decoder
     tokenizer = decoder.tokenizer
     pad_id = int(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id)
