@@ -10,8 +10,11 @@ two warm-up calls, medians reported, with ``linear_kernels = "default"``,
 ``"onednn"`` and ``"int8"`` (:mod:`banditspec.speculative.world.kernels`),
 in float32, with ``--threads`` torch threads, the three models' calls
 interleaved. It also decodes ``--prompts`` prompts greedily (AR, 32 new
-tokens) with the default kernels and reports whether oneDNN's outputs are
-the same, the largest logit difference of one forward, and the share of the
+tokens, after one warm-up decode) with the default and the oneDNN kernels,
+the two decodes of a prompt back to back, and reports each one's AR speed
+(the median over prompts of tokens per second: what the speed-ups of a
+world on those kernels are ratios to), whether oneDNN's outputs are the
+same, the largest logit difference of one forward, and the share of the
 output tokens the int8 copy predicts (its argmax along the output,
 teacher-forced: what it would propose as a draft). The prompts are random
 token ids, or ``--prompts`` texts drawn at random (seed 0) from a JSONL
@@ -67,6 +70,11 @@ def prompts(folder: str, texts: str | None, n: int, vocab: int) -> list[torch.Te
     return [tokenizer(text, return_tensors="pt").input_ids for text in random.Random(0).sample(rows, n)]
 
 
+def decode(model: torch.nn.Module, prompt: torch.Tensor) -> torch.Tensor:
+    """``model``'s greedy output of 32 new tokens after ``prompt`` (prompt included)."""
+    return model.generate(prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=32, do_sample=False)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("folder")
@@ -92,15 +100,25 @@ def main() -> None:
                   + " ".join(f"{ms[k] / ms[1]:.2f}" for k in TOKENS))
         difference = (default(context).logits - models["onednn"](context).logits).abs().max().item()
         same, predicted, outputs = 0, 0, 0
-        for prompt in prompts(args.folder, args.texts, args.prompts, vocab):
-            greedy = [m.generate(prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=32,
-                                 do_sample=False) for m in (default, models["onednn"])]
+        speeds: dict[str, list[float]] = {"default": [], "onednn": []}
+        texts = prompts(args.folder, args.texts, args.prompts, vocab)
+        for name in speeds:
+            decode(models[name], texts[0])  # warm-up
+        for prompt in texts:
+            greedy = []
+            for name, speed in speeds.items():
+                start = time.perf_counter()
+                greedy.append(decode(models[name], prompt))
+                speed.append((greedy[-1].shape[1] - prompt.shape[1]) / (time.perf_counter() - start))
             same += int(torch.equal(*greedy))
             start = prompt.shape[1]
             proposed = models["int8"](greedy[0]).logits[0, start - 1 : -1].argmax(-1)
             predicted += int((proposed == greedy[0][0, start:]).sum())
             outputs += greedy[0].shape[1] - start
     source = args.texts or "random prompts"
+    print("AR decoding, batch 1: " + ", ".join(f"{name} {statistics.median(speed):.1f} tokens/s"
+                                               for name, speed in speeds.items())
+          + f" (median over {args.prompts} prompts)")
     print(f"largest logit difference (one forward of the context): {difference:.2e}; greedy outputs equal on "
           f"{same} of {args.prompts} prompts ({source})")
     print(f"int8 copy: predicts {predicted} of the {outputs} greedy output tokens ({predicted / outputs:.1%}), "

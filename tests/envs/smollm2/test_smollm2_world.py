@@ -11,7 +11,7 @@ import pytest
 
 from banditspec.apps.cli import main
 from banditspec.bandits.data import LoggedDataset
-from banditspec.envs.smollm2 import TINY, SmolConfig, prepare_world
+from banditspec.envs.smollm2 import TINY, SmolConfig, SmolLM2World, prepare_world
 from banditspec.speculative.world import load_world_config
 from tests.banditspec.speculative.world.checkpoints import ADJECTIVES, ANIMALS, PLACES, VERBS, save_checkpoints
 
@@ -43,22 +43,22 @@ def test_the_world_builds_once_with_prompts_split_by_document(tiny, tmp_path):
     assert prepare_world(tiny, cache_dir=tmp_path, progress=False) == (path, info)  # cached: not rebuilt
     assert set(info["final_loss"]) == {"animals", "places", "verbs", "general"}
     world = load_world_config(path / "world.toml")  # the cached world is a world.toml like any user's
-    assert [arm.name for arm in world.arms] == ["ar", "animals", "places", "verbs", "general", "prompt-lookup",
+    assert [arm.name for arm in world.arms] == ["ar", "animals", "places", "verbs", "general", "lookup-2",
                                                 "exit-1", "int8-b2"]
     rows = [json.loads(line) for line in (path / "prompts.jsonl").read_text().splitlines()]
     documents = {split: {(r["domain"], r["document"]) for r in rows if r["split"] == split} for split in ("train", "test")}
     assert documents["train"] and documents["test"] and not documents["train"] & documents["test"]
     assert info["passages"]["distill"] > 0 and info["distillation_tokens"] > 0
-    assert world.target.linear_kernels == "onednn"
+    assert world.target.linear_kernels == "default"
     kernels = {key: m.linear_kernels for key, m in world.drafts.items()}
-    assert kernels.pop(world.target.location) == "int8" and set(kernels.values()) == {"onednn"}
+    assert kernels.pop(world.target.location) == "int8" and set(kernels.values()) == {"default"}
     assert world.drafts[world.target.location].location == world.target.location  # the target's own checkpoint
 
 
 def test_an_older_worlds_toml_is_written_again_on_open_and_nothing_is_rebuilt(tiny, tmp_path):
     path, info = prepare_world(tiny, cache_dir=tmp_path, progress=False)
     today = (path / "world.toml").read_text()
-    (path / "world.toml").write_text(today.replace('linear_kernels = "onednn"\n', ""))
+    (path / "world.toml").write_text(today.replace('name = "lookup-2"', 'name = "prompt-lookup"'))
     drafts = {p: p.stat().st_mtime_ns for p in (path / "drafts").rglob("*")}
     assert prepare_world(tiny, cache_dir=tmp_path, progress=False) == (path, info)
     assert (path / "world.toml").read_text() == today
@@ -66,7 +66,8 @@ def test_an_older_worlds_toml_is_written_again_on_open_and_nothing_is_rebuilt(ti
 
 
 def test_the_cache_key_covers_what_the_build_uses_and_not_the_arms(tiny):
-    for field, value in (("block_size", 5), ("exit_layer", None), ("int8_block_sizes", ())):
+    for field, value in (("block_size", 5), ("exit_layer", None), ("lookup_tokens", (3, 9)), ("int8_block_sizes", ()),
+                         ("target_kernels", "onednn")):
         assert dataclasses.replace(tiny, **{field: value}).key() == tiny.key(), field
     for field, value in (("seed", 1), ("max_new_tokens", 7), ("draft_layers", 2)):
         assert dataclasses.replace(tiny, **{field: value}).key() != tiny.key(), field
@@ -94,7 +95,23 @@ def test_a_missing_target_package_or_corpus_is_named(tmp_path):
                                     "fractions": tuple(TINY.fractions)}), cache_dir=tmp_path, progress=False)
 
 
+@pytest.mark.parametrize("field", ["lookup_tokens", "int8_block_sizes"])
 @pytest.mark.parametrize("sizes", [(0,), (3, 3), (2.5,), (True,)])
-def test_int8_block_sizes_must_be_distinct_positive_integers(sizes):
-    with pytest.raises(ValueError, match="int8_block_sizes must be distinct integers >= 1"):
-        SmolConfig(int8_block_sizes=sizes)
+def test_block_sizes_must_be_distinct_positive_integers(field, sizes):
+    with pytest.raises(ValueError, match=f"{field} must be distinct integers >= 1"):
+        SmolConfig(**{field: sizes})
+
+
+def test_the_target_kernels_are_checked():
+    with pytest.raises(ValueError, match="target_kernels must be one of"):
+        SmolConfig(target_kernels="int8")
+
+
+def test_config_fields_are_world_options_and_shape_its_toml(tiny, tmp_path):
+    world = SmolLM2World(tiny, cache_dir=str(tmp_path), progress=False, target_kernels="onednn",
+                         lookup_tokens=[2, 5], int8_block_sizes=[])
+    assert world.config.lookup_tokens == (2, 5) and world.config.int8_block_sizes == ()
+    assert [arm.name for arm in world.arms][-3:] == ["lookup-2", "lookup-5", "exit-1"]
+    assert world.world_config.target.linear_kernels == "onednn"
+    with pytest.raises(ValueError, match=r"unknown SmolLM2 world options \['block'\]"):
+        SmolLM2World(tiny, cache_dir=str(tmp_path), progress=False, block=3)
