@@ -5,8 +5,10 @@ cost grows almost in proportion to the rows it multiplies when they are few:
 one forward of SmolLM2-135M over 2-8 new tokens cost 1.5-2.5x one token's
 (2 threads, three runs), which eats what speculative decoding saves.
 oneDNN's kernels (``torch.ops.aten.mkldnn_linear``) multiply a few rows for
-little more than one: 1.1-1.6x in the same runs (``docs/smollm2.md``,
-``benchmarks/linear_kernels.py``).
+little more than one: 1.1-1.6x in the same runs. On some CPUs, though,
+they decode one token at a time more slowly (1.46x on an AVX2-only VM):
+speed-ups are ratios to AR on the same kernels, so the faster AR decides
+(``docs/smollm2.md``, ``benchmarks/linear_kernels.py``).
 
 With oneDNN the arithmetic stays in the model's dtype: logits differ from
 the default kernels' by rounding, and greedy decoding stays lossless (every
