@@ -364,7 +364,7 @@ def draft_matches_batch(
     encoder_decoder = bool(draft.config.is_encoder_decoder)
     start_id = draft.config.decoder_start_token_id if encoder_decoder else None
     keep_logits = not encoder_decoder and logits_to_keep_supported(draft)
-    results: list[MatchVector | None] = [None] * len(pairs)
+    found: dict[int, MatchVector] = {}  # by position in pairs: batches run in length order
     with torch.inference_mode():
         for batch in _bounded_batches(pairs, batch_size, vocab):
             chunk = [pairs[i] for i in batch]
@@ -385,8 +385,8 @@ def draft_matches_batch(
             for row, (i, (x, y), offset) in enumerate(zip(batch, chunk, offsets)):
                 span = slice(offset, offset + y.size)
                 predicted = best[row, span].cpu().numpy()
-                results[i] = MatchVector(predicted == y, conf[row, span].cpu().numpy().astype(float))
-    return results
+                found[i] = MatchVector(predicted == y, conf[row, span].cpu().numpy().astype(float))
+    return [found[i] for i in range(len(pairs))]
 
 
 def draft_matches(
