@@ -194,6 +194,7 @@ def run_demo(args: argparse.Namespace) -> int:
     sets = _arm_sets(on_every_query, by_counts, every, collector.ar_index, K)
     measured, rows = measure_arms(world, test, sets, out / "test-data", config=described, backend=args.backend,
                                   backend_options=backend_options(args, recipe))
+    models = world.describe_models()
     world.close()
     clock.lap("decoding")
     ar_rows = rows.actions == collector.ar_index  # once per query: AR's arm is in every set
@@ -203,6 +204,7 @@ def run_demo(args: argparse.Namespace) -> int:
     config = {**described, "n_train_queries": n_train, "n_test_queries": n_test, "n_every_arm": len(every),
               "alpha": args.alpha, "threads": args.threads, "workers": args.workers,
               "learners": {k: v.describe() for k, v in LEARNERS.items()}, "arms": world.arms.describe(),
+              "models": models,
               "latency_model": latency.to_dict()}
     result = CompareResult(world.arms.names, sorted(set(groups)), [args.seed], config)
     full = _subset(measured, every)

@@ -16,6 +16,7 @@ optionally in several worker processes.
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing
 import os
 import threading
@@ -199,6 +200,15 @@ class ConfiguredWorld:
     def split_size(self, split: str) -> int | None:
         """How many queries ``split`` holds (None where the prompt source generates as many as asked)."""
         return self.prompts.size(split)
+
+    def describe_models(self) -> dict[str, Any]:
+        """How the target and every drafting model load (location, dtype, kernels...), as JSON for reports.
+
+        A speed-up is a ratio to AR on the target's own kernels, so a report
+        that does not say which kernels ran is incomplete.
+        """
+        return {"target": dataclasses.asdict(self.world_config.target),
+                "drafts": {key: dataclasses.asdict(model) for key, model in self.world_config.drafts.items()}}
 
     def measure(self, queries: Queries, arm_sets: Sequence[Sequence[int]] | None = None) -> list[list[Measurement]]:
         """Decode query ``i`` with AR (the same-run reference) and then the arms ``arm_sets[i]``, or every arm.

@@ -83,6 +83,9 @@ def test_the_demo_runs_on_the_world_and_is_lossless(tiny, tmp_path, monkeypatch)
     report = json.loads((out / "report.json").read_text())
     assert report["outputs_equal_ar"] is True
     assert min(report["counterfactual_check"]["target_calls_equal_share"].values()) >= 0.75
+    models = report["config"]["models"]  # which kernels ran AR and the drafts
+    assert models["target"]["linear_kernels"] == "default"
+    assert models["drafts"][models["target"]["location"]]["linear_kernels"] == "int8"
     assert set(report["groups"]) <= {"animals", "places", "verbs"}
     train = set(LoggedDataset.load(out / "train-data").columns["prompt"])
     test = set(LoggedDataset.load(out / "test-data").columns["prompt"])
