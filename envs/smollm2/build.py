@@ -91,7 +91,8 @@ def world_toml(config: SmolConfig, target: ModelConfig) -> str:
         lines.append(f'[[arms]]\nkind = "draft"\nname = "{name}"\nmodel = "./drafts/{name}"\n'
                      f"block_size = {config.block_size}\ncost = {cost}\n")
     for tokens in config.lookup_tokens:
-        lines.append(f'[[arms]]\nkind = "prompt_lookup"\nname = "lookup-{tokens}"\nnum_tokens = {tokens}\nmax_ngram = 3\n')
+        lines.append(f'[[arms]]\nkind = "prompt_lookup"\nname = "lookup-{tokens}"\nnum_tokens = {tokens}\n'
+                     "max_ngram = 3\n")
     if config.exit_layer is not None:
         lines.append(f'[[arms]]\nkind = "early_exit"\nname = "exit-{config.exit_layer}"\nlayer = {config.exit_layer}\n'
                      f"block_size = {config.block_size}\ncost = {round(config.exit_layer / _layers(target), 4)}\n")

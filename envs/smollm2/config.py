@@ -125,7 +125,8 @@ class SmolConfig:
             raise ValueError("corpus must name at least one domain folder")
         for name in ("lookup_tokens", "int8_block_sizes"):
             sizes = getattr(self, name)
-            if any(isinstance(b, bool) or not isinstance(b, int) or b < 1 for b in sizes) or len(set(sizes)) < len(sizes):
+            positive = all(isinstance(b, int) and not isinstance(b, bool) and b >= 1 for b in sizes)
+            if not positive or len(set(sizes)) < len(sizes):
                 raise ValueError(f"{name} must be distinct integers >= 1, got {sizes}")
         if self.target_kernels not in TARGET_KERNELS:
             raise ValueError(f"target_kernels must be one of {list(TARGET_KERNELS)}, got {self.target_kernels!r}")
@@ -166,4 +167,5 @@ DEFAULT = SmolConfig()
 #: A world that builds in seconds on tiny checkpoints and corpora (the tests' size); its drafts learn little.
 TINY = SmolConfig(chars=30, per_document=3, distill_per_domain=8, train_per_domain=8, test_per_domain=3,
                   max_new_tokens=6, generate_batch=8, draft_layers=1, general_steps=3, expert_steps=2,
-                  batch_size=4, block_size=2, exit_layer=1, lookup_tokens=(2,), int8_block_sizes=(2,), fractions=(0.4, 0.3, 0.3))
+                  batch_size=4, block_size=2, exit_layer=1, lookup_tokens=(2,), int8_block_sizes=(2,),
+                  fractions=(0.4, 0.3, 0.3))
