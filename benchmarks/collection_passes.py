@@ -29,6 +29,7 @@ import torch
 
 from banditspec.apps.report import cpu_model
 from banditspec.apps.worlds import add_world_arguments, check_world_arguments, world_recipe
+from banditspec.bandits.batching import padding_id
 from banditspec.speculative.collect import torch_threads
 from banditspec.speculative.counterfactual import draft_matches_batch
 from banditspec.speculative.decoding import greedy_outputs
@@ -44,8 +45,7 @@ def main() -> None:
     check_world_arguments(args)
     world = world_recipe(args, progress=False, threads=args.threads).open()
     decoder = world.decoder
-    tokenizer = decoder.tokenizer
-    pad_id = int(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id)
+    pad_id = padding_id(decoder.tokenizer)
     rows: list[tuple[str, float]] = []
 
     def timed(name, run):

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
-__all__ = ["length_batches", "logits_to_keep_supported"]
+__all__ = ["length_batches", "logits_to_keep_supported", "padding_id"]
 
 
 def length_batches(lengths: Sequence[int] | np.ndarray, batch_size: int) -> list[np.ndarray]:
@@ -49,3 +50,17 @@ def logits_to_keep_supported(model: object) -> bool:
     """
     forward = getattr(model, "forward", None)
     return forward is not None and "logits_to_keep" in inspect.signature(forward).parameters
+
+
+def padding_id(tokenizer: Any) -> int:
+    """The token id that pads a batch: the tokenizer's pad token, else its end-of-sequence token.
+
+    Raises
+    ------
+    ValueError
+        If the tokenizer has neither.
+    """
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    if pad_id is None:
+        raise ValueError("the tokenizer has neither a pad nor an eos token to pad prompts with")
+    return int(pad_id)

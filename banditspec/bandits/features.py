@@ -27,7 +27,7 @@ from sklearn.feature_extraction.text import HashingVectorizer, TfidfVectorizer
 from sklearn.pipeline import make_pipeline
 from sklearn.utils import murmurhash3_32
 
-from banditspec.bandits.batching import length_batches, logits_to_keep_supported
+from banditspec.bandits.batching import length_batches, logits_to_keep_supported, padding_id
 
 __all__ = ["Featurizer", "HashingFeaturizer", "Prefill", "PromptCache", "TargetHiddenStates", "TfidfFeaturizer"]
 
@@ -224,11 +224,7 @@ class TargetHiddenStates:
     def transform(self, texts: Sequence[str]) -> np.ndarray:
         """Features ``(n, hidden_size)``: the average over prompt tokens of one layer's states."""
         texts = _check_texts(texts)
-        pad_id = self.tokenizer.pad_token_id
-        if pad_id is None:
-            pad_id = self.tokenizer.eos_token_id
-        if pad_id is None:
-            raise ValueError("the tokenizer has neither a pad nor an eos token to pad prompts with")
+        pad_id = padding_id(self.tokenizer)
         encoded = [self.tokenizer(t)["input_ids"] for t in texts]
         if any(len(ids) == 0 for ids in encoded):
             raise ValueError("an empty prompt has no hidden states to pool")

@@ -43,6 +43,7 @@ import numpy as np
 import torch
 
 from banditspec.bandits.arms import ArmSet
+from banditspec.bandits.batching import padding_id
 from banditspec.bandits.data import LoggedDataset, arm_seconds_column
 from banditspec.bandits.env import Measurement, Queries
 from banditspec.bandits.rewards import Reward, SpeedupOverAR, measurement_columns
@@ -120,8 +121,7 @@ class Collector:
         self.measure = measure
         self.batch_size = batch_size
         self.threads = threads
-        tokenizer = self.decoder.tokenizer
-        self.pad_id = int(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id)
+        self.pad_id = padding_id(self.decoder.tokenizer)
 
     # -- pieces ----------------------------------------------------------------------------
     def _outputs(self, model: torch.nn.Module, prompts: list[np.ndarray]) -> list[np.ndarray]:

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from banditspec.bandits.batching import padding_id
 from banditspec.bandits.validation import check_integer
 from banditspec.speculative.decoding import greedy_outputs
 
@@ -135,7 +136,7 @@ def distillation_data(
     check_integer("max_new_tokens", max_new_tokens, low=1)
     if len(prompts) != len(groups) or not prompts:
         raise ValueError(f"give one group per prompt and at least one prompt, got {len(prompts)} and {len(groups)}")
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    pad_id = padding_id(tokenizer)
     encoded = [np.asarray(p, dtype=np.int64) for p in tokenizer(list(prompts), add_special_tokens=False)["input_ids"]]
     eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
     target.eval()

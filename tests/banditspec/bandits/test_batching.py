@@ -1,9 +1,11 @@
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from banditspec.bandits.batching import length_batches, logits_to_keep_supported
+from banditspec.bandits.batching import length_batches, logits_to_keep_supported, padding_id
 from tests.banditspec.speculative.models import tiny_llama
 
 
@@ -36,3 +38,10 @@ def test_logits_to_keep_is_read_from_the_forward_signature():
 
     assert not logits_to_keep_supported(Plain())
     assert not logits_to_keep_supported(object())
+
+
+def test_padding_id_is_the_pad_token_else_the_eos_token():
+    assert padding_id(SimpleNamespace(pad_token_id=3, eos_token_id=7)) == 3
+    assert padding_id(SimpleNamespace(pad_token_id=None, eos_token_id=7)) == 7
+    with pytest.raises(ValueError, match="neither a pad nor an eos token"):
+        padding_id(SimpleNamespace(pad_token_id=None, eos_token_id=None))
