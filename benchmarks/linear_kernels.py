@@ -1,4 +1,4 @@
-"""What one forward of a target costs for k new tokens, on PyTorch's default CPU kernels, oneDNN's, and with int8 weights.
+"""What one forward of a target costs for k new tokens on each of the CPU linear kernels a world can ask for.
 
 Speculative decoding pays on a CPU only if the target verifies k draft
 tokens in one forward for not much more than one AR step. This times, for
@@ -6,17 +6,17 @@ a target checkpoint (a transformers folder, e.g. the SmolLM2 world's
 converted target in ``$BANDITSPEC_CACHE/gguf/...``), one forward of k = 1-8
 new tokens after a ``--context``-token prompt held in the KV cache (the
 cache is cropped back after every call), ``--repeats`` calls per k after
-two warm-up calls, medians reported, with ``linear_kernels = "default"``,
-``"onednn"`` and ``"int8"`` (:mod:`banditspec.speculative.world.kernels`),
-in float32, with ``--threads`` torch threads, the three models' calls
-interleaved. It also decodes ``--prompts`` prompts greedily (AR, 32 new
-tokens, after one warm-up decode) with the default and the oneDNN kernels,
-the two decodes of a prompt back to back, and reports each one's AR speed
-(the median over prompts of tokens per second: what the speed-ups of a
-world on those kernels are ratios to), whether oneDNN's outputs are the
-same, the largest logit difference of one forward, and the share of the
-output tokens the int8 copy predicts (its argmax along the output,
-teacher-forced: what it would propose as a draft). The prompts are random
+two warm-up calls, medians reported, with every ``linear_kernels``
+(:data:`~banditspec.speculative.world.kernels.LINEAR_KERNELS`: ``"default"``,
+``"onednn"``, ``"int8"``, ``"mixed"``), in float32, with ``--threads`` torch
+threads, the models' calls interleaved. It also decodes ``--prompts``
+prompts greedily (AR, 32 new tokens, after one warm-up decode) on every
+kernel but int8, the decodes of a prompt back to back, and reports each
+one's AR speed (the median over prompts of tokens per second: what the
+speed-ups of a world on those kernels are ratios to), whether each one's
+outputs are the default kernels', the largest logit difference of one
+forward, and the share of the output tokens the int8 copy predicts (its
+argmax along the output, teacher-forced: what it would propose as a draft). The prompts are random
 token ids, or ``--prompts`` texts drawn at random (seed 0) from a JSONL
 file's ``"text"`` field (``--texts``, e.g. the SmolLM2 world's ``prompts.jsonl``).
 
@@ -88,6 +88,7 @@ def main() -> None:
     default = AutoModelForCausalLM.from_pretrained(args.folder, dtype=torch.float32).eval()
     models = {"default": default, **{k: use_linear_kernels(copy.deepcopy(default), k)
                                      for k in LINEAR_KERNELS if k != "default"}}
+    exact = [k for k in LINEAR_KERNELS if k != "int8"]  # the target's own arithmetic (int8 is a cheaper copy)
     vocab = default.config.vocab_size
     context = torch.randint(0, vocab, (1, args.context), generator=torch.Generator().manual_seed(1))
     print(f"{args.folder}: float32, {args.threads} threads, context {args.context} tokens, "
@@ -98,9 +99,10 @@ def main() -> None:
         for name, ms in timings.items():
             print(f"{name:8} " + "  ".join(f"{ms[k]:7.1f}" for k in TOKENS) + "   "
                   + " ".join(f"{ms[k] / ms[1]:.2f}" for k in TOKENS))
-        difference = (default(context).logits - models["onednn"](context).logits).abs().max().item()
-        same, predicted, outputs = 0, 0, 0
-        speeds: dict[str, list[float]] = {"default": [], "onednn": []}
+        reference = default(context).logits
+        differences = {name: (models[name](context).logits - reference).abs().max().item() for name in exact[1:]}
+        same, predicted, outputs = dict.fromkeys(exact[1:], 0), 0, 0
+        speeds: dict[str, list[float]] = {name: [] for name in exact}
         texts = prompts(args.folder, args.texts, args.prompts, vocab)
         for name in speeds:
             decode(models[name], texts[0])  # warm-up
@@ -110,7 +112,8 @@ def main() -> None:
                 start = time.perf_counter()
                 greedy.append(decode(models[name], prompt))
                 speed.append((greedy[-1].shape[1] - prompt.shape[1]) / (time.perf_counter() - start))
-            same += int(torch.equal(*greedy))
+            for name, output in zip(exact[1:], greedy[1:]):
+                same[name] += int(torch.equal(greedy[0], output))
             start = prompt.shape[1]
             proposed = models["int8"](greedy[0]).logits[0, start - 1 : -1].argmax(-1)
             predicted += int((proposed == greedy[0][0, start:]).sum())
@@ -119,8 +122,9 @@ def main() -> None:
     print("AR decoding, batch 1: " + ", ".join(f"{name} {statistics.median(speed):.1f} tokens/s"
                                                for name, speed in speeds.items())
           + f" (median over {args.prompts} prompts)")
-    print(f"largest logit difference (one forward of the context): {difference:.2e}; greedy outputs equal on "
-          f"{same} of {args.prompts} prompts ({source})")
+    for name in exact[1:]:
+        print(f"{name} against default: largest logit difference (one forward of the context) "
+              f"{differences[name]:.2e}; greedy outputs equal on {same[name]} of {args.prompts} prompts ({source})")
     print(f"int8 copy: predicts {predicted} of the {outputs} greedy output tokens ({predicted / outputs:.1%}), "
           "teacher-forced")
 

@@ -38,6 +38,7 @@ import torch
 from transformers import DynamicCache, EncoderDecoderCache
 from transformers.generation import CandidateGenerator
 
+from banditspec.bandits.batching import logits_to_keep_supported
 from banditspec.bandits.validation import check_integer
 from banditspec.speculative.counterfactual import SCHEDULES, cut_proposal, roc_threshold
 
@@ -120,7 +121,7 @@ class GreedyDraft(CandidateGenerator):
                 with torch.inference_mode():
                     self._inputs["encoder_outputs"] = draft.get_encoder()(input_ids=prompt)
         self._cache_arg = cache_argument(draft)
-        if "logits_to_keep" in inspect.signature(draft.forward).parameters:
+        if logits_to_keep_supported(draft):
             self._inputs["logits_to_keep"] = 1
         self._ids_arg = "decoder_input_ids" if encoder_input_ids is not None else "input_ids"
         self._cached_ids = torch.empty((1, 0), dtype=torch.long)

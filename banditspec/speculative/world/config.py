@@ -31,6 +31,7 @@ import torch
 
 from banditspec.bandits.arms import ArmSet
 from banditspec.speculative.kinds import DecodingArm, arm_from_config
+from banditspec.speculative.world.kernels import KERNEL_DTYPES
 from banditspec.speculative.world.keys import (
     DECODING_KEYS,
     MODEL_KEYS,
@@ -73,7 +74,7 @@ class ModelConfig:
         A GGUF file in ``location`` to load instead of transformers weights.
     dtype : {"float32", "bfloat16", "float16", "auto"}, default "float32"
         Weight dtype.
-    linear_kernels : {"default", "onednn", "int8"}, default "default"
+    linear_kernels : {"default", "onednn", "int8", "mixed"}, default "default"
         CPU kernels of the linear layers (:mod:`banditspec.speculative.world.kernels`);
         ``"int8"`` quantizes the weights (for a draft that is a cheaper copy of a model).
     trust_remote_code : bool, default False
@@ -174,7 +175,7 @@ class WorldConfig:
         If an arm is not a :class:`DecodingArm`, no arm is plain (``ar``),
         two arms share a name, an arm names a draft missing from ``drafts``,
         ``drafts`` holds one no arm names, or a model asks for other than the
-        default linear kernels off the CPU or in float16.
+        default linear kernels off the CPU or in a dtype they do not run.
     """
 
     target: ModelConfig
@@ -202,10 +203,13 @@ class WorldConfig:
             raise ValueError(f"models: {unused} are not named by any arm; arms name {sorted(named)}")
         on_cpu = torch.device(self.device).type == "cpu"
         for what, model in {"[target]": self.target, **{f'[models."{k}"]': m for k, m in self.drafts.items()}}.items():
-            if model.linear_kernels != "default" and (not on_cpu or model.dtype == "float16"):
-                raise ValueError(f'{what} linear_kernels = "{model.linear_kernels}" runs float32 and bfloat16 models '
-                                 f"on the CPU; this one is {model.dtype} on {self.device!r}: use linear_kernels = "
-                                 '"default"')
+            if model.linear_kernels == "default":
+                continue
+            dtypes = KERNEL_DTYPES[model.linear_kernels]
+            if not on_cpu or model.dtype not in (*dtypes, "auto"):
+                raise ValueError(f'{what} linear_kernels = "{model.linear_kernels}" runs {" and ".join(dtypes)} '
+                                 f"models on the CPU; this one is {model.dtype} on {self.device!r}: use "
+                                 'linear_kernels = "default"')
 
     def arms_of(self, draft: str) -> list[str]:
         """Names of the arms that decode with the draft model ``draft``."""

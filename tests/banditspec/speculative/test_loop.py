@@ -95,6 +95,16 @@ def test_an_oracle_needs_one_call_per_block_and_one_more_token(target, block_siz
     assert_consistent(new, counts, seen, prompt)
 
 
+@pytest.mark.parametrize("block_size", [1, 3])
+def test_each_call_projects_onto_the_vocabulary_only_the_positions_it_verifies(target, block_size):
+    prompt = np.arange(2, 30) % 100  # a long prompt: the first call feeds it whole
+    with forwards(target.lm_head) as projected:
+        new, counts, seen = speculate(target, prompt, Scripted(prompt.size, lambda n: [7] * block_size))
+    assert seen.lengths[0] == prompt.size + block_size
+    assert projected.lengths == [block_size + 1] * counts.target_calls
+    np.testing.assert_array_equal(new, greedy(target, prompt))
+
+
 def test_stops_at_an_end_token_in_the_middle_of_a_block(target):
     prompt = prompts(1, seed=4)[0]
     y = greedy(target, prompt, max_new_tokens=MAX_NEW)

@@ -49,9 +49,9 @@ def test_the_world_builds_once_with_prompts_split_by_document(tiny, tmp_path):
     documents = {split: {(r["domain"], r["document"]) for r in rows if r["split"] == split} for split in ("train", "test")}
     assert documents["train"] and documents["test"] and not documents["train"] & documents["test"]
     assert info["passages"]["distill"] > 0 and info["distillation_tokens"] > 0
-    assert world.target.linear_kernels == "default"
+    assert world.target.linear_kernels == "mixed"
     kernels = {key: m.linear_kernels for key, m in world.drafts.items()}
-    assert kernels.pop(world.target.location) == "int8" and set(kernels.values()) == {"default"}
+    assert kernels.pop(world.target.location) == "int8" and set(kernels.values()) == {"mixed"}
     assert world.drafts[world.target.location].location == world.target.location  # the target's own checkpoint
 
 
@@ -84,7 +84,7 @@ def test_the_demo_runs_on_the_world_and_is_lossless(tiny, tmp_path, monkeypatch)
     assert report["outputs_equal_ar"] is True
     assert min(report["counterfactual_check"]["target_calls_equal_share"].values()) >= 0.75
     models = report["config"]["models"]  # which kernels ran AR and the drafts
-    assert models["target"]["linear_kernels"] == "default"
+    assert models["target"]["linear_kernels"] == "mixed"
     assert models["drafts"][models["target"]["location"]]["linear_kernels"] == "int8"
     assert set(report["groups"]) <= {"animals", "places", "verbs"}
     train = set(LoggedDataset.load(out / "train-data").columns["prompt"])

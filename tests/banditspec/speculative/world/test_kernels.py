@@ -7,7 +7,13 @@ from tests.banditspec.speculative.world.checkpoints import llama, llama_world, p
 
 from banditspec.speculative.collect import Collector, calibrate
 from banditspec.speculative.world import open_world
-from banditspec.speculative.world.kernels import Int8WeightLinear, OneDNNLinear, use_linear_kernels
+from banditspec.speculative.world.kernels import (
+    MIXED_ONEDNN_ROWS,
+    Int8WeightLinear,
+    MixedLinear,
+    OneDNNLinear,
+    use_linear_kernels,
+)
 
 
 @settings(max_examples=25, deadline=None)
@@ -21,6 +27,43 @@ def test_a_onednn_linear_computes_what_the_linear_layer_does_for_any_leading_sha
         got = OneDNNLinear(linear)(x)
     assert got.shape == (*shape, sizes[1])
     torch.testing.assert_close(got, linear(x).detach(), rtol=1e-5, atol=1e-5)
+
+
+@settings(max_examples=25, deadline=None)
+@given(shape=st.lists(st.integers(1, 12), min_size=1, max_size=3),
+       sizes=st.tuples(st.integers(1, 40), st.integers(1, 40)), bias=st.booleans(), seed=st.integers(0, 2**16))
+def test_a_mixed_linear_computes_what_the_linear_layer_does_for_any_leading_shape(shape, sizes, bias, seed):
+    torch.manual_seed(seed)
+    linear = torch.nn.Linear(*sizes, bias=bias)
+    x = torch.randn(*shape, sizes[0])
+    with torch.inference_mode():
+        got = MixedLinear(linear)(x)
+    assert got.shape == (*shape, sizes[1])
+    torch.testing.assert_close(got, linear(x).detach(), rtol=1e-5, atol=1e-5)
+
+
+def test_a_mixed_linear_sends_one_row_and_large_batches_to_the_default_kernels_and_a_few_rows_to_onednn(
+        monkeypatch):
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(24, 16)
+    layer = MixedLinear(linear)
+    onednn_rows = []
+    pointwise = torch.ops.mkldnn._linear_pointwise
+
+    def recorded(x, *args):
+        onednn_rows.append(x.numel() // 24)
+        return pointwise(x, *args)
+
+    monkeypatch.setattr(torch.ops.mkldnn, "_linear_pointwise", recorded)
+    with torch.inference_mode():
+        alone = layer(torch.randn(1, 1, 24))
+        few = [layer(torch.randn(1, rows, 24)) for rows in (2, 5, MIXED_ONEDNN_ROWS)]
+        many = layer(torch.randn(MIXED_ONEDNN_ROWS + 1, 24))
+    assert onednn_rows == [2, 5, MIXED_ONEDNN_ROWS]
+    x = torch.randn(1, 24)
+    torch.testing.assert_close(layer(x), linear(x), rtol=0, atol=0)  # one row: exactly the default kernels
+    assert alone.shape == (1, 1, 16) and [f.shape[1] for f in few] == [2, 5, MIXED_ONEDNN_ROWS]
+    assert many.shape == (MIXED_ONEDNN_ROWS + 1, 16)
 
 
 @settings(max_examples=25, deadline=None)
@@ -61,15 +104,16 @@ def test_an_int8_linear_gives_each_row_the_same_numbers_in_a_batch_of_thousands(
     torch.testing.assert_close(together[::97], alone, rtol=0, atol=0)
 
 
-def test_every_linear_layer_is_swapped_and_the_logits_stay_float32_close():
+@pytest.mark.parametrize("kernels, layer", [("onednn", OneDNNLinear), ("mixed", MixedLinear)])
+def test_every_linear_layer_is_swapped_and_the_logits_stay_float32_close(kernels, layer):
     model = llama(2, seed=0).eval()
     ids = torch.tensor([[3, 5, 7, 9, 11, 4]])
     with torch.inference_mode():
         before = model(ids).logits
-        assert use_linear_kernels(model, "onednn") is model
+        assert use_linear_kernels(model, kernels) is model
         after = model(ids).logits
     assert not any(type(m) is torch.nn.Linear for m in model.modules())
-    assert sum(isinstance(m, OneDNNLinear) for m in model.modules()) == 2 * 7 + 1  # q k v o gate up down, the head
+    assert sum(isinstance(m, layer) for m in model.modules()) == 2 * 7 + 1  # q k v o gate up down, the head
     torch.testing.assert_close(after, before, rtol=1e-5, atol=1e-5)
 
 
@@ -81,12 +125,15 @@ def test_default_leaves_the_model_alone_and_bad_requests_are_refused():
     for kernels in ("onednn", "int8"):
         with pytest.raises(ValueError, match="float32 and bfloat16 models, not torch.float16"):
             use_linear_kernels(llama(1, seed=0).to(torch.float16), kernels)
+    with pytest.raises(ValueError, match='"mixed" runs float32 models, not torch.bfloat16'):
+        use_linear_kernels(llama(1, seed=0).to(torch.bfloat16), "mixed")
 
 
-def test_a_world_on_onednn_kernels_decodes_every_arm_losslessly_as_its_counts_predict(checkpoints, tmp_path):
+@pytest.mark.parametrize("kernels", ["onednn", "mixed"])
+def test_a_world_on_other_kernels_decodes_every_arm_losslessly_as_its_counts_predict(checkpoints, tmp_path, kernels):
     write_jsonl(tmp_path / "prompts.jsonl", prompt_rows())
     document = llama_world(checkpoints)
-    document["target"] |= {"linear_kernels": "onednn"}
+    document["target"] |= {"linear_kernels": kernels}
     (tmp_path / "world.toml").write_text(to_toml(document))
     with open_world(tmp_path / "world.toml", progress=False) as world:
         models = [world.models.target, *world.models.drafts.values()]

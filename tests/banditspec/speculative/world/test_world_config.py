@@ -152,6 +152,8 @@ BAD = {
     "linear-kernels": (_set("target", "linear_kernels", "mkl"), ["[target] linear_kernels", "'onednn'", "mkl"]),
     "onednn-float16": (lambda d: d["target"].update(dtype="float16", linear_kernels="onednn"),
                        ['[target] linear_kernels = "onednn"', "float16", '"default"']),
+    "mixed-bfloat16": (lambda d: d["target"].update(dtype="bfloat16", linear_kernels="mixed"),
+                       ['[target] linear_kernels = "mixed" runs float32 models', "bfloat16", '"default"']),
     "onednn-cuda": (lambda d: d["target"].update(device="cuda:0", linear_kernels="onednn"),
                     ['[target] linear_kernels = "onednn"', "on the CPU", "cuda:0"]),
     "draft-onednn-float16": (_models(lambda d: d["arms"][2]["model"], {"dtype": "float16", "linear_kernels": "onednn"}),
