@@ -11,12 +11,13 @@ two warm-up calls, medians reported, with every ``linear_kernels``
 ``"onednn"``, ``"int8"``, ``"mixed"``), in float32, with ``--threads`` torch
 threads, the models' calls interleaved. It also decodes ``--prompts``
 prompts greedily (AR, 32 new tokens, after one warm-up decode) on every
-kernel but int8, the decodes of a prompt back to back, and reports each
-one's AR speed (the median over prompts of tokens per second: what the
-speed-ups of a world on those kernels are ratios to), whether each one's
-outputs are the default kernels', the largest logit difference of one
-forward, and the share of the output tokens the int8 copy predicts (its
-argmax along the output, teacher-forced: what it would propose as a draft). The prompts are random
+kernel but int8, the decodes of a prompt back to back (the order reversed
+every other prompt), and reports each one's AR speed (the median over
+prompts of tokens per second: what the speed-ups of a world on those
+kernels are ratios to), whether each one's outputs are the default
+kernels', the largest logit difference of one forward, and the share of the
+output tokens the int8 copy predicts (its argmax along the output,
+teacher-forced: what it would propose as a draft). The prompts are random
 token ids, or ``--prompts`` texts drawn at random (seed 0) from a JSONL
 file's ``"text"`` field (``--texts``, e.g. the SmolLM2 world's ``prompts.jsonl``).
 
@@ -28,7 +29,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import random
 import statistics
@@ -85,9 +85,10 @@ def main() -> None:
     parser.add_argument("--texts", help="a JSONL file whose \"text\" fields are the prompts (default: random ids)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    default = AutoModelForCausalLM.from_pretrained(args.folder, dtype=torch.float32).eval()
-    models = {"default": default, **{k: use_linear_kernels(copy.deepcopy(default), k)
-                                     for k in LINEAR_KERNELS if k != "default"}}
+    # each model loaded from the folder, as a world loads it
+    models = {k: use_linear_kernels(AutoModelForCausalLM.from_pretrained(args.folder, dtype=torch.float32).eval(), k)
+              for k in LINEAR_KERNELS}
+    default = models["default"]
     exact = [k for k in LINEAR_KERNELS if k != "int8"]  # the target's own arithmetic (int8 is a cheaper copy)
     vocab = default.config.vocab_size
     context = torch.randint(0, vocab, (1, args.context), generator=torch.Generator().manual_seed(1))
@@ -106,25 +107,27 @@ def main() -> None:
         texts = prompts(args.folder, args.texts, args.prompts, vocab)
         for name in speeds:
             decode(models[name], texts[0])  # warm-up
-        for prompt in texts:
-            greedy = []
-            for name, speed in speeds.items():
+        for p, prompt in enumerate(texts):
+            greedy = {}
+            for name in exact if p % 2 == 0 else exact[::-1]:  # the order alternates from prompt to prompt
                 start = time.perf_counter()
-                greedy.append(decode(models[name], prompt))
-                speed.append((greedy[-1].shape[1] - prompt.shape[1]) / (time.perf_counter() - start))
-            for name, output in zip(exact[1:], greedy[1:]):
-                same[name] += int(torch.equal(greedy[0], output))
+                greedy[name] = decode(models[name], prompt)
+                speeds[name].append((greedy[name].shape[1] - prompt.shape[1]) / (time.perf_counter() - start))
+            for name in exact[1:]:
+                same[name] += int(torch.equal(greedy["default"], greedy[name]))
             start = prompt.shape[1]
-            proposed = models["int8"](greedy[0]).logits[0, start - 1 : -1].argmax(-1)
-            predicted += int((proposed == greedy[0][0, start:]).sum())
-            outputs += greedy[0].shape[1] - start
+            proposed = models["int8"](greedy["default"]).logits[0, start - 1 : -1].argmax(-1)
+            predicted += int((proposed == greedy["default"][0, start:]).sum())
+            outputs += greedy["default"].shape[1] - start
     source = args.texts or "random prompts"
     print("AR decoding, batch 1: " + ", ".join(f"{name} {statistics.median(speed):.1f} tokens/s"
                                                for name, speed in speeds.items())
           + f" (median over {args.prompts} prompts)")
     for name in exact[1:]:
-        print(f"{name} against default: largest logit difference (one forward of the context) "
-              f"{differences[name]:.2e}; greedy outputs equal on {same[name]} of {args.prompts} prompts ({source})")
+        ratio = statistics.median(a / b for a, b in zip(speeds[name], speeds["default"]))
+        print(f"{name} against default: AR speed {ratio:.3f}x (median over prompts of the ratio); largest logit "
+              f"difference (one forward of the context) {differences[name]:.2e}; greedy outputs equal on "
+              f"{same[name]} of {args.prompts} prompts ({source})")
     print(f"int8 copy: predicts {predicted} of the {outputs} greedy output tokens ({predicted / outputs:.1%}), "
           "teacher-forced")
 

@@ -19,9 +19,10 @@ a world run on the same kernels.
 row (an AR step) and large batches to PyTorch's default kernels, 2 to
 :data:`MIXED_ONEDNN_ROWS` rows (verifying a few draft tokens, one step of a
 batched generation) to oneDNN with weights prepacked once
-(:class:`MixedLinear`). AR decodes exactly as on the default kernels, and a
-forward of a few draft tokens costs about what oneDNN's does (on an
-AVX2-only VM: 1.2-1.4x one token's for 2-4 tokens, against 1.6-2.0x).
+(:class:`MixedLinear`). An AR step is the default kernels' own computation,
+and a forward of a few draft tokens costs what oneDNN's does (SmolLM2-135M
+on an AVX2-only VM: 1.1-1.4x one token's for 2-4 tokens, against 1.6-2.2x
+on the default kernels).
 
 ``"int8"`` makes a cheaper, approximate copy of a model instead: weight-only
 int8 (:class:`Int8WeightLinear`). It is meant for a draft that is the
