@@ -16,28 +16,17 @@ from banditspec.speculative.world.kernels import (
 )
 
 
-@settings(max_examples=25, deadline=None)
-@given(shape=st.lists(st.integers(1, 9), min_size=1, max_size=3),
-       sizes=st.tuples(st.integers(1, 40), st.integers(1, 40)), bias=st.booleans(), seed=st.integers(0, 2**16))
-def test_a_onednn_linear_computes_what_the_linear_layer_does_for_any_leading_shape(shape, sizes, bias, seed):
-    torch.manual_seed(seed)
-    linear = torch.nn.Linear(*sizes, bias=bias)
-    x = torch.randn(*shape, sizes[0])
-    with torch.inference_mode():
-        got = OneDNNLinear(linear)(x)
-    assert got.shape == (*shape, sizes[1])
-    torch.testing.assert_close(got, linear(x).detach(), rtol=1e-5, atol=1e-5)
-
-
+@pytest.mark.parametrize("layer", [OneDNNLinear, MixedLinear])
 @settings(max_examples=25, deadline=None)
 @given(shape=st.lists(st.integers(1, 12), min_size=1, max_size=3),
        sizes=st.tuples(st.integers(1, 40), st.integers(1, 40)), bias=st.booleans(), seed=st.integers(0, 2**16))
-def test_a_mixed_linear_computes_what_the_linear_layer_does_for_any_leading_shape(shape, sizes, bias, seed):
+def test_a_onednn_or_mixed_linear_computes_what_the_linear_layer_does_for_any_leading_shape(layer, shape, sizes,
+                                                                                            bias, seed):
     torch.manual_seed(seed)
     linear = torch.nn.Linear(*sizes, bias=bias)
     x = torch.randn(*shape, sizes[0])
     with torch.inference_mode():
-        got = MixedLinear(linear)(x)
+        got = layer(linear)(x)
     assert got.shape == (*shape, sizes[1])
     torch.testing.assert_close(got, linear(x).detach(), rtol=1e-5, atol=1e-5)
 
