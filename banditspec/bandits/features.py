@@ -7,15 +7,16 @@ Three kinds, one interface (``fit(texts)``, ``transform(texts) -> (n, d)``):
   without its sparse matrices); stateless.
 * :class:`TfidfFeaturizer` -- TF-IDF over word n-grams reduced to ``d``
   dimensions by truncated SVD (latent semantic analysis).
-* :class:`TargetHiddenStates` -- the mean-pooled last hidden states of the
-  target's own prefill: the target reads the prompt anyway, so its view of the
-  query costs one batched forward pass.
+* :class:`TargetHiddenStates` -- the mean-pooled hidden states of the
+  target's own prefill (its last layer's, or an earlier one's): the target
+  reads the prompt anyway, so its view of the query costs one batched
+  forward pass, or part of one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from numbers import Integral
 from typing import Any, NamedTuple, Protocol, runtime_checkable
@@ -205,16 +206,27 @@ class TargetHiddenStates:
     tokenizer : transformers.PreTrainedTokenizerBase
         Its tokenizer; it must have a pad token (or an eos token to pad with).
     layer : int, default -1
-        Which hidden-state layer to pool (``-1``: the last).
+        Which of the model's ``hidden_states`` to pool: ``0`` the embeddings,
+        ``k`` the output of the first ``k`` layers, ``-1`` the last (after
+        the final norm).
     batch_size : int, default 32
         Prompts per forward pass.
+    cut : callable, optional
+        ``cut()`` gives a context under which a forward of ``model`` still
+        computes ``hidden_states[layer]`` exactly but runs fewer layers (for
+        a decoder-only target cut after layer ``layer + 1``:
+        ``partial(early_exit, target, layer + 1)``); :meth:`transform` runs
+        under it. :meth:`prefill` never does: the decode that reuses its
+        cache needs every layer's keys and values.
     """
 
-    def __init__(self, model: torch.nn.Module, tokenizer: object, *, layer: int = -1, batch_size: int = 32) -> None:
+    def __init__(self, model: torch.nn.Module, tokenizer: object, *, layer: int = -1, batch_size: int = 32,
+                 cut: Callable[[], AbstractContextManager[Any]] | None = None) -> None:
         self.model = model
         self.tokenizer = tokenizer
         self.layer = layer
         self.batch_size = batch_size
+        self.cut = cut
 
     def fit(self, texts: Sequence[str]) -> TargetHiddenStates:
         """Nothing to learn; validates ``texts``."""
@@ -229,7 +241,7 @@ class TargetHiddenStates:
         if any(len(ids) == 0 for ids in encoded):
             raise ValueError("an empty prompt has no hidden states to pool")
         features: np.ndarray | None = None
-        with _evaluating(self.model), torch.inference_mode():
+        with _evaluating(self.model), torch.inference_mode(), (self.cut or nullcontext)():
             for batch in length_batches([len(ids) for ids in encoded], self.batch_size):
                 width = max(len(encoded[i]) for i in batch)
                 ids = torch.full((len(batch), width), pad_id, dtype=torch.long)

@@ -86,6 +86,7 @@ def world_toml(config: SmolConfig, target: ModelConfig) -> str:
     cost = round(config.draft_layers / _layers(target), 4)
     lines = [f"[target]\nmodel = {json.dumps(target.location)}\nlinear_kernels = \"{config.target_kernels}\"\n",
              '[prompts]\npath = "prompts.jsonl"\nprompt_field = "text"\ngroup_field = "domain"\nsplit_field = "split"\n',
+             *([f"[features]\nlayer = {config.feature_layer}\n"] if config.feature_layer is not None else []),
              f"[decoding]\nmax_new_tokens = {config.max_new_tokens}\n", '[[arms]]\nkind = "ar"\nname = "ar"\ncost = 1.0\n']
     for name in (*config.domain_names, "general"):
         lines.append(f'[[arms]]\nkind = "draft"\nname = "{name}"\nmodel = "./drafts/{name}"\n'

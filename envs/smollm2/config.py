@@ -87,6 +87,11 @@ class SmolConfig:
         share of the target's layers). The int8 kernel is fast only on some
         CPUs (``docs/smollm2.md``), and collecting with a copy of the target
         costs about what the target does, hence opt-in: ``(3, 6)``.
+    feature_layer : int or None
+        The ``[features] layer`` of ``world.toml``: the target's hidden
+        states after this many layers are the context (None: its last
+        layer's). Collecting and choosing then run only the layers it needs
+        (9 of 30 for 8) to featurize a prompt.
     target_kernels : {"mixed", "default", "onednn"}
         The ``linear_kernels`` of the target (and of the distilled drafts):
         ``"mixed"`` decodes AR on PyTorch's default kernels and verifies a
@@ -117,6 +122,7 @@ class SmolConfig:
     exit_layer: int | None = 8
     lookup_tokens: tuple[int, ...] = (2, 4, 8)
     int8_block_sizes: tuple[int, ...] = ()
+    feature_layer: int | None = 8
     target_kernels: str = "mixed"
     seed: int = 0
     domains: tuple[str, ...] = field(default=("python", "licences", "docs"))
@@ -131,6 +137,9 @@ class SmolConfig:
             positive = all(isinstance(b, int) and not isinstance(b, bool) and b >= 1 for b in sizes)
             if not positive or len(set(sizes)) < len(sizes):
                 raise ValueError(f"{name} must be distinct integers >= 1, got {sizes}")
+        if self.feature_layer is not None and (isinstance(self.feature_layer, bool) or
+                                               not isinstance(self.feature_layer, int) or self.feature_layer < 0):
+            raise ValueError(f"feature_layer must be None or an integer >= 0, got {self.feature_layer!r}")
         if self.target_kernels not in TARGET_KERNELS:
             raise ValueError(f"target_kernels must be one of {list(TARGET_KERNELS)}, got {self.target_kernels!r}")
 
@@ -164,11 +173,12 @@ class SmolConfig:
         return hashlib.blake2b(json.dumps(identity, sort_keys=True).encode(), digest_size=8).hexdigest()
 
 
-#: Fields that only shape the arms and kernels of ``world.toml``, not the built files (not in :meth:`SmolConfig.key`).
-ARM_FIELDS = ("block_size", "exit_layer", "lookup_tokens", "int8_block_sizes", "target_kernels")
+#: Fields that only shape the arms, kernels and features of ``world.toml``, not the built files (not in
+#: :meth:`SmolConfig.key`).
+ARM_FIELDS = ("block_size", "exit_layer", "lookup_tokens", "int8_block_sizes", "feature_layer", "target_kernels")
 DEFAULT = SmolConfig()
 #: A world that builds in seconds on tiny checkpoints and corpora (the tests' size); its drafts learn little.
 TINY = SmolConfig(chars=30, per_document=3, distill_per_domain=8, train_per_domain=8, test_per_domain=3,
                   max_new_tokens=6, generate_batch=8, draft_layers=1, general_steps=3, expert_steps=2,
                   batch_size=4, block_size=2, exit_layer=1, lookup_tokens=(2,), int8_block_sizes=(2,),
-                  fractions=(0.4, 0.3, 0.3))
+                  feature_layer=1, fractions=(0.4, 0.3, 0.3))

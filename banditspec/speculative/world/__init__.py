@@ -20,6 +20,7 @@ prompts, :mod:`~banditspec.speculative.world.world` is the environment, and
 from banditspec.speculative.world.config import (
     PROMPT_FORMATS,
     DecodingConfig,
+    FeaturesConfig,
     ModelConfig,
     PromptsConfig,
     WorldConfig,
@@ -45,6 +46,7 @@ __all__ = [
     "PROMPT_FORMATS",
     "ConfiguredWorld",
     "DecodingConfig",
+    "FeaturesConfig",
     "LoadedModels",
     "ModelConfig",
     "PromptFile",

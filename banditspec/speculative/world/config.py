@@ -8,6 +8,7 @@ unknown keys listing the known ones, raised before any model is touched
 
     [target]      model, tokenizer, gguf_file, dtype, linear_kernels, device, trust_remote_code, revision
     [prompts]     path, prompt_field, group_field, id_field, split_field, test_fraction, chat_template
+    [features]    layer (the target's hidden states the "target" featurizer pools)
     [decoding]    max_new_tokens and greedy generate() settings (GREEDY_SETTINGS)
     [[arms]]      kind, name, cost and the kind's own keys (arm_from_config)
     [models."<model string of an arm>"]   tokenizer, gguf_file, dtype, linear_kernels, trust_remote_code, revision
@@ -34,6 +35,7 @@ from banditspec.speculative.kinds import DecodingArm, arm_from_config
 from banditspec.speculative.world.kernels import KERNEL_DTYPES
 from banditspec.speculative.world.keys import (
     DECODING_KEYS,
+    FEATURES_KEYS,
     MODEL_KEYS,
     PROMPTS_KEYS,
     RAY_KEYS,
@@ -50,6 +52,7 @@ else:  # pragma: no cover - Python 3.10
 __all__ = [
     "PROMPT_FORMATS",
     "DecodingConfig",
+    "FeaturesConfig",
     "ModelConfig",
     "PromptsConfig",
     "WorldConfig",
@@ -130,6 +133,24 @@ class PromptsConfig:
 
 
 @dataclass(frozen=True)
+class FeaturesConfig:
+    """What the ``"target"`` featurizer pools (:class:`~banditspec.bandits.features.TargetHiddenStates`).
+
+    Parameters
+    ----------
+    layer : int, optional
+        The output of the target's first ``layer`` layers (``0``: its
+        embeddings), averaged over the prompt; default: its last layer's,
+        after the final norm. Batched featurization (collecting, choosing)
+        then runs only the layers it needs where the target can stop early
+        (a Llama-style decoder-only target), e.g. a third of the pass for
+        ``layer = 9`` of 30.
+    """
+
+    layer: int | None = None
+
+
+@dataclass(frozen=True)
 class DecodingConfig:
     """Greedy decoding settings of every decode.
 
@@ -162,6 +183,8 @@ class WorldConfig:
         The prompts file; a world built in code may bring its own prompt source instead.
     decoding : DecodingConfig
         Greedy decoding settings.
+    features : FeaturesConfig
+        Which of the target's hidden states are the context.
     device : str, default "cpu"
         Where every model runs.
     source : Path, optional
@@ -183,6 +206,7 @@ class WorldConfig:
     drafts: dict[str, ModelConfig] = field(default_factory=dict)
     prompts: PromptsConfig | None = None
     decoding: DecodingConfig = field(default_factory=DecodingConfig)
+    features: FeaturesConfig = field(default_factory=FeaturesConfig)
     device: str = "cpu"
     source: Path | None = None
     ray: dict[str, Any] = field(default_factory=dict)
@@ -315,6 +339,7 @@ def load_world_config(path: str | Path) -> WorldConfig:
     if unused := sorted(set(options) - set(drafts)):
         raise ValueError(f'{path}: [models."{unused[0]}"] names a model no arm uses; arms use {sorted(drafts)}')
     prompts = _prompts(document["prompts"], base, f"{path}: [prompts]")
+    features = read_table(document.get("features", {}), f"{path}: [features]", FEATURES_KEYS)
     ray = read_table(document.get("ray", {}), f"{path}: [ray]", RAY_KEYS)
     max_new_tokens = decoding.pop("max_new_tokens", DecodingConfig.max_new_tokens)
     try:
@@ -324,6 +349,7 @@ def load_world_config(path: str | Path) -> WorldConfig:
             drafts=drafts,
             prompts=prompts,
             decoding=DecodingConfig(max_new_tokens=max_new_tokens, generation=decoding),
+            features=FeaturesConfig(**features),
             device=target.get("device", "cpu"),
             source=path,
             ray=ray,

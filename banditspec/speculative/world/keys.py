@@ -14,7 +14,7 @@ import torch
 
 from banditspec.speculative.world.kernels import LINEAR_KERNELS
 
-__all__ = ["DECODING_KEYS", "DTYPES", "GREEDY_SETTINGS", "MODEL_KEYS", "PROMPTS_KEYS", "RAY_KEYS", "TABLES", "TARGET_KEYS",
+__all__ = ["DECODING_KEYS", "DTYPES", "FEATURES_KEYS", "GREEDY_SETTINGS", "MODEL_KEYS", "PROMPTS_KEYS", "RAY_KEYS", "TABLES", "TARGET_KEYS",
            "Check", "read_table"]
 
 #: Weight dtypes a model may be loaded in ("auto": the checkpoint's own).
@@ -115,10 +115,12 @@ RAY_KEYS: dict[str, Check] = {"address": _STRING, "actors": _int_at_least(1),
                                "cpus_per_actor": _number(low=0, strict=True),
                                "gpus_per_actor": _number(low=0, strict=False),
                                "memory_gb": _number(low=0, strict=True), "retries": _int_at_least(0)}
+#: Keys of ``[features]``: which of the target's hidden states are the context (the ``"target"`` featurizer).
+FEATURES_KEYS: dict[str, Check] = {"layer": _int_at_least(0)}
 #: Keys of ``[decoding]``.
 DECODING_KEYS: dict[str, Check] = {"max_new_tokens": _int_at_least(1), **GREEDY_SETTINGS}
 #: The tables of a ``world.toml``.
-TABLES = ("target", "prompts", "decoding", "arms", "models", "ray")
+TABLES = ("target", "prompts", "features", "decoding", "arms", "models", "ray")
 
 
 def read_table(table: Any, where: str, keys: Mapping[str, Check], *,

@@ -4,7 +4,8 @@
 Its arms are the config's; its queries come from the prompts file (or a
 :class:`~banditspec.speculative.world.prompts.PromptSource` given in code),
 featurized by the target's own prefill (mean-pooled hidden states of its
-encoder, for an encoder-decoder target) or by hashed character n-grams;
+encoder, for an encoder-decoder target; of the layer ``[features]`` names)
+or by hashed character n-grams;
 group labels stay in ``Queries.groups`` for reports and never reach a policy.
 
 ``measure`` (a set of arms per query), ``step`` and ``full_feedback``
@@ -17,6 +18,7 @@ optionally in several worker processes.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import multiprocessing
 import os
 import threading
@@ -35,12 +37,13 @@ from banditspec.bandits.features import Featurizer, HashingFeaturizer, TargetHid
 from banditspec.bandits.rewards import Reward, SpeedupOverAR
 from banditspec.bandits.validation import check_integer
 from banditspec.speculative.decoding import Decoder
+from banditspec.speculative.kinds.early_exit import check_early_exit, early_exit
 from banditspec.speculative.measured import full_feedback
-from banditspec.speculative.world.config import WorldConfig, load_world_config
+from banditspec.speculative.world.config import FeaturesConfig, WorldConfig, load_world_config
 from banditspec.speculative.world.loading import LoadedModels, load_models
 from banditspec.speculative.world.prompts import PromptSource, apply_chat_template, read_prompts
 
-__all__ = ["FEATURIZERS", "ConfiguredWorld", "check_options", "open_world", "preset"]
+__all__ = ["FEATURIZERS", "ConfiguredWorld", "check_options", "open_world", "preset", "target_features"]
 
 #: Context features a world offers: the target's prefill hidden states or hashed character n-grams.
 FEATURIZERS = ("target", "hashing")
@@ -76,6 +79,35 @@ def _decoder(models: LoadedModels, config: WorldConfig, threads: int) -> Decoder
     models.target.generation_config.update(**config.decoding.generation)
     return Decoder(models.target, models.tokenizer, models.drafts, max_new_tokens=config.decoding.max_new_tokens,
                    threads=threads)
+
+
+def target_features(models: LoadedModels, features: FeaturesConfig) -> TargetHiddenStates:
+    """The ``"target"`` featurizer of ``models``: hidden states of the layer ``features`` names.
+
+    A batched pass for a layer before the last runs the target cut after the
+    next layer (:func:`~banditspec.speculative.kinds.early_exit.early_exit`;
+    that layer's output is then still the full forward's) where the target
+    can be cut so; an encoder-decoder target's encoder runs whole.
+
+    Raises
+    ------
+    ValueError
+        If the layer is beyond the target's (its encoder's) layers.
+    """
+    model = models.target.get_encoder() if models.encoder_decoder else models.target
+    if features.layer is None:
+        return TargetHiddenStates(model, models.tokenizer)
+    layers = int(model.config.num_hidden_layers)
+    if features.layer > layers:
+        raise ValueError(f"[features] layer = {features.layer}: the target has {layers} layers")
+    cut = None
+    if not models.encoder_decoder and features.layer + 1 < layers:
+        try:
+            check_early_exit(model, features.layer + 1)
+            cut = functools.partial(early_exit, model, features.layer + 1)
+        except ValueError:  # a model that runs every layer whatever its config says: the whole pass, then
+            pass
+    return TargetHiddenStates(model, models.tokenizer, layer=features.layer, cut=cut)
 
 
 class _WarmDecoder:
@@ -180,9 +212,8 @@ class ConfiguredWorld:
         self.decoder = _decoder(self.models, config, threads)
         self._local = _WarmDecoder(self.decoder)
         self._pool: ProcessPoolExecutor | None = None
-        encoder = self.models.target.get_encoder() if self.models.encoder_decoder else self.models.target
         self.featurizer: Featurizer = (
-            TargetHiddenStates(encoder, self.models.tokenizer) if featurizer == "target" else HashingFeaturizer()
+            target_features(self.models, config.features) if featurizer == "target" else HashingFeaturizer()
         )
 
     def queries(self, n: int, *, split: str, seed: int) -> Queries:

@@ -67,7 +67,7 @@ def test_an_older_worlds_toml_is_written_again_on_open_and_nothing_is_rebuilt(ti
 
 def test_the_cache_key_covers_what_the_build_uses_and_not_the_arms(tiny):
     for field, value in (("block_size", 5), ("exit_layer", None), ("lookup_tokens", (3, 9)), ("int8_block_sizes", ()),
-                         ("target_kernels", "onednn")):
+                         ("feature_layer", None), ("target_kernels", "onednn")):
         assert dataclasses.replace(tiny, **{field: value}).key() == tiny.key(), field
     for field, value in (("seed", 1), ("max_new_tokens", 7), ("draft_layers", 2)):
         assert dataclasses.replace(tiny, **{field: value}).key() != tiny.key(), field
@@ -110,10 +110,17 @@ def test_the_target_kernels_are_checked():
         SmolConfig(target_kernels="int8")
 
 
+@pytest.mark.parametrize("layer", [-1, 2.0, True])
+def test_the_feature_layer_is_checked(layer):
+    with pytest.raises(ValueError, match="feature_layer must be None or an integer >= 0"):
+        SmolConfig(feature_layer=layer)
+
+
 def test_config_fields_are_world_options_and_shape_its_toml(tiny, tmp_path):
     world = SmolLM2World(tiny, cache_dir=str(tmp_path), progress=False, target_kernels="onednn",
-                         lookup_tokens=[2, 5], int8_block_sizes=[])
+                         lookup_tokens=[2, 5], int8_block_sizes=[], feature_layer=0)
     assert world.config.lookup_tokens == (2, 5) and world.config.int8_block_sizes == ()
+    assert world.world_config.features.layer == 0 and world.featurizer.layer == 0
     assert [arm.name for arm in world.arms][-3:] == ["lookup-2", "lookup-5", "exit-1"]
     assert world.world_config.target.linear_kernels == "onednn"
     with pytest.raises(ValueError, match=r"unknown SmolLM2 world options \['block'\]"):

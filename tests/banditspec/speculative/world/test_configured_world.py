@@ -76,6 +76,31 @@ def test_hashed_features_and_a_chat_template(checkpoints, write_world):
         assert queries.ids.tolist() == world.prompts.sample(2, split="test", seed=0).ids.tolist()
 
 
+def test_features_of_an_earlier_layer_run_only_the_layers_they_need_and_equal_the_whole_pass(checkpoints,
+                                                                                            write_world):
+    document = llama_world(checkpoints)
+    document["features"] = {"layer": 0}  # the embeddings: the 2-layer target is cut after its first layer
+    with open_world(write_world(document), progress=False) as world:
+        target = world.models.target
+        texts = world.queries(3, split="test", seed=0).texts
+        ran = []
+        for i, layer in enumerate(target.model.layers):
+            layer.register_forward_hook(lambda *_, i=i: ran.append(i))
+        features = world.featurizer.transform(texts)
+        assert ran == [0] and target.config.num_hidden_layers == 2  # one batch, one layer; the config restored
+        whole = TargetHiddenStates(target, world.models.tokenizer, layer=0).transform(texts)
+        np.testing.assert_array_equal(features, whole)
+        last = TargetHiddenStates(target, world.models.tokenizer).transform(texts)
+        assert not np.allclose(features, last)
+        ran.clear()
+        prefill = world.featurizer.prefill(texts[0])  # the decode reuses its cache: every layer runs
+        assert ran == [0, 1]
+        np.testing.assert_allclose(prefill.features, features[0], rtol=1e-5, atol=1e-6)
+    document["features"] = {"layer": 3}
+    with pytest.raises(ValueError, match=r"\[features\] layer = 3: the target has 2 layers"):
+        open_world(write_world(document), progress=False)
+
+
 def test_a_chat_template_needs_a_tokenizer_with_one(checkpoints, write_world):
     document = llama_world(checkpoints)
     document["prompts"]["chat_template"] = True

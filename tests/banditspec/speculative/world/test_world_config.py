@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 from banditspec.bandits.arms import Arm
 from banditspec.speculative.kinds import Autoregressive, DraftModel
 from banditspec.speculative.world import ModelConfig, WorldConfig, load_world_config, open_world
-from banditspec.speculative.world.keys import DECODING_KEYS, MODEL_KEYS, PROMPTS_KEYS, TABLES, TARGET_KEYS
+from banditspec.speculative.world.keys import (DECODING_KEYS, FEATURES_KEYS, MODEL_KEYS, PROMPTS_KEYS, TABLES,
+                                               TARGET_KEYS)
 
 
 def test_a_good_config_is_read_with_its_defaults(checkpoints, write_world):
@@ -35,6 +36,9 @@ def test_a_good_config_is_read_with_its_defaults(checkpoints, write_world):
     assert config.decoding.max_new_tokens == 8
     assert config.decoding.generation == {"repetition_penalty": 1.2, "eos_token_id": [1, 2]}
     assert config.arms_of(str(checkpoints.same)) == ["same"]
+    assert config.features.layer is None
+    document["features"] = {"layer": 1}
+    assert load_world_config(write_world(document)).features.layer == 1
 
 
 def test_drafts_take_the_targets_linear_kernels_unless_their_table_names_their_own(checkpoints, write_world):
@@ -146,6 +150,9 @@ BAD = {
     "models-unused": (_models(lambda d: "./unused", {"dtype": "float16"}), ['[models."./unused"]', "no arm uses"]),
     "models-unknown-key": (_models(lambda d: d["arms"][1]["model"], {"device": "cpu"}),
                            ["[models.", "unknown key 'device'", "'revision'"]),
+    "features-unknown-key": (lambda d: d.update(features={"pooling": "mean"}),
+                             ["[features]", "unknown key 'pooling'", "'layer'"]),
+    "features-layer": (lambda d: d.update(features={"layer": -1}), ["[features] layer", "must be an integer >= 0"]),
     "ray-unknown-key": (lambda d: d.update(ray={"workers": 2}), ["[ray]", "unknown key 'workers'", "'actors'"]),
     "ray-cpus": (lambda d: d.update(ray={"cpus_per_actor": 0}), ["[ray] cpus_per_actor", "must be a number > 0"]),
     "models-dtype": (_models(lambda d: d["arms"][2]["model"], {"dtype": "int8"}), ["[models.", "dtype", "int8"]),
@@ -241,9 +248,9 @@ def test_the_user_guides_example_is_a_valid_config_and_the_guide_names_every_key
     write_jsonl(tmp_path / "prompts.jsonl", prompt_rows(4))
     (tmp_path / "world.toml").write_text(example)
     config = load_world_config(tmp_path / "world.toml")
-    assert config.arms[0].kind == "ar" and len(config.drafts) == 2
+    assert config.arms[0].kind == "ar" and len(config.drafts) == 2 and config.features.layer == 12
     assert config.drafts["./drafts/code"].tokenizer == str((tmp_path / "drafts" / "tokenizer").resolve())
-    for key in {*TARGET_KEYS, *PROMPTS_KEYS, *DECODING_KEYS, *MODEL_KEYS}:
+    for key in {*TARGET_KEYS, *PROMPTS_KEYS, *FEATURES_KEYS, *DECODING_KEYS, *MODEL_KEYS}:
         assert f"`{key}`" in text, key
     for table in TABLES:
         assert f"## `[{table}" in text or f"## `[[{table}" in text, table
