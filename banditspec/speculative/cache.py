@@ -16,6 +16,7 @@ but not their process ids, and Windows, where no signal probes a process
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import socket
@@ -25,12 +26,25 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["ABANDONED_AFTER", "build_once", "cache_home"]
+__all__ = ["ABANDONED_AFTER", "build_once", "cache_home", "file_digest"]
 
 _WINDOWS = sys.platform == "win32"  # os.kill(pid, 0) would end the process there
 
 #: Seconds without any change after which a dead process's temporary build folder is removed (a day).
 ABANDONED_AFTER = 24 * 3600.0
+
+
+def file_digest(path: str | os.PathLike[str]) -> str:
+    """A BLAKE2b digest (16 hex digits) of the file's bytes: what identifies a model file in a cache key.
+
+    Unlike its modification time, it stays the same when the file is copied
+    or its package installed again.
+    """
+    digest = hashlib.blake2b(digest_size=8)
+    with Path(path).open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def cache_home(cache_dir: str | os.PathLike[str] | None = None) -> Path:

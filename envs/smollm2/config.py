@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from banditspec.speculative.cache import file_digest
+
 __all__ = ["ARM_FIELDS", "CODE_VERSION", "DEFAULT", "TARGET_KERNELS", "TINY", "SmolConfig", "shipped_gguf"]
 
 #: Bumped when a change to the build changes what it writes; part of every cache key.
@@ -161,15 +163,22 @@ class SmolConfig:
         return {k: v for k, v in self.to_dict().items() if k not in ARM_FIELDS}
 
     def key(self) -> str:
-        """A cache key: the fields the build uses, the target's name, size and modification time, the code version.
+        """A cache key: the fields the build uses, the target's identity, the code version.
 
-        The fields that shape only the arms (:data:`ARM_FIELDS`) are left out:
-        ``world.toml`` is written again on every open, so they need no rebuild.
+        A target file is identified by its name and a digest of its bytes
+        (:func:`~banditspec.speculative.cache.file_digest`), so installing
+        its package again finds the world built before; a folder by its
+        path, size and modification time. The fields that shape only the
+        arms (:data:`ARM_FIELDS`) are left out: ``world.toml`` is written
+        again on every open, so they need no rebuild.
         """
         target = self.target_file()
-        stat = target.stat()
-        identity = {"config": self.built_fields(), "target": [str(target), stat.st_size, stat.st_mtime_ns],
-                    "code": CODE_VERSION}
+        if target.is_file():
+            identity_of_target = [target.name, file_digest(target)]
+        else:
+            stat = target.stat()
+            identity_of_target = [str(target), stat.st_size, stat.st_mtime_ns]
+        identity = {"config": self.built_fields(), "target": identity_of_target, "code": CODE_VERSION}
         return hashlib.blake2b(json.dumps(identity, sort_keys=True).encode(), digest_size=8).hexdigest()
 
 

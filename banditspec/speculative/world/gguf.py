@@ -12,7 +12,6 @@ once per GGUF file (keyed by a hash of its bytes) under
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import replace
@@ -22,7 +21,7 @@ from typing import Any
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
 
-from banditspec.speculative.cache import build_once, cache_home
+from banditspec.speculative.cache import build_once, cache_home, file_digest
 
 __all__ = ["convert_gguf", "converted", "gguf_path"]
 
@@ -42,14 +41,6 @@ def gguf_path(location: str, gguf_file: str) -> Path:
     if not path.is_file():
         raise ValueError(f"no GGUF file {str(path)!r}: gguf_file must name a file in the model's local folder")
     return path
-
-
-def _digest(path: Path) -> str:
-    digest = hashlib.blake2b(digest_size=8)
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def convert_gguf(path: str | os.PathLike[str], out: str | os.PathLike[str], *, trust_remote_code: bool = False
@@ -85,6 +76,6 @@ def converted(model: Any, cache_dir: str | os.PathLike[str] | None = None) -> An
     tokenizer is used unless ``model`` names one of its own.
     """
     path = gguf_path(model.location, model.gguf_file)
-    folder = cache_home(cache_dir) / "gguf" / f"{path.stem}-{_digest(path)}"
+    folder = cache_home(cache_dir) / "gguf" / f"{path.stem}-{file_digest(path)}"
     build_once(folder, lambda tmp: convert_gguf(path, tmp, trust_remote_code=model.trust_remote_code), done=_DONE)
     return replace(model, location=str(folder), gguf_file=None, revision=None)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -71,6 +72,17 @@ def test_the_cache_key_covers_what_the_build_uses_and_not_the_arms(tiny):
         assert dataclasses.replace(tiny, **{field: value}).key() == tiny.key(), field
     for field, value in (("seed", 1), ("max_new_tokens", 7), ("draft_layers", 2)):
         assert dataclasses.replace(tiny, **{field: value}).key() != tiny.key(), field
+
+
+def test_a_target_file_is_keyed_by_its_bytes_not_its_modification_time(tmp_path):
+    target = tmp_path / "model.gguf"
+    target.write_bytes(b"weights" * 100)
+    config = dataclasses.replace(TINY, target=str(target))
+    key = config.key()
+    os.utime(target, ns=(1, 1))  # the file installed again: same bytes, a new modification time
+    assert config.key() == key
+    target.write_bytes(b"other weights")
+    assert config.key() != key
 
 
 def test_the_demo_runs_on_the_world_and_is_lossless(tiny, tmp_path, monkeypatch):
