@@ -91,9 +91,9 @@ class SmolConfig:
         costs about what the target does, hence opt-in: ``(3, 6)``.
     feature_layer : int or None
         The ``[features] layer`` of ``world.toml``: the target's hidden
-        states after this many layers are the context (None: its last
-        layer's). Collecting and choosing then run only the layers it needs
-        (9 of 30 for 8) to featurize a prompt.
+        states after this many layers are the context; None (the default):
+        its last layer's. With 8, collecting and choosing run 9 of the 30
+        layers to featurize a prompt (``docs/smollm2.md``).
     target_kernels : {"mixed", "default", "onednn"}
         The ``linear_kernels`` of the target (and of the distilled drafts):
         ``"mixed"`` decodes AR on PyTorch's default kernels and verifies a
@@ -124,7 +124,7 @@ class SmolConfig:
     exit_layer: int | None = 8
     lookup_tokens: tuple[int, ...] = (2, 4, 8)
     int8_block_sizes: tuple[int, ...] = ()
-    feature_layer: int | None = 8
+    feature_layer: int | None = None
     target_kernels: str = "mixed"
     seed: int = 0
     domains: tuple[str, ...] = field(default=("python", "licences", "docs"))
