@@ -249,6 +249,7 @@ class TargetHiddenStates:
                 for row, i in enumerate(batch):
                     ids[row, : len(encoded[i])] = torch.tensor(encoded[i])
                     mask[row, : len(encoded[i])] = 1
+                ids, mask = ids.to(self.model.device), mask.to(self.model.device)
                 out = self.model(input_ids=ids, attention_mask=mask, output_hidden_states=True, **self._fewest_logits())
                 pooled = _pool(out.hidden_states[self.layer], mask)
                 if features is None:
@@ -279,7 +280,7 @@ class TargetHiddenStates:
         ids = self.tokenizer(text)["input_ids"]
         if not ids:
             raise ValueError("an empty prompt has no hidden states to pool")
-        inputs = torch.tensor([ids], dtype=torch.long)
+        inputs = torch.tensor([ids], dtype=torch.long, device=self.model.device)
         mask = torch.ones_like(inputs)
         with _evaluating(self.model), torch.inference_mode():
             out = self.model(input_ids=inputs, attention_mask=mask, output_hidden_states=True, use_cache=True,
@@ -310,4 +311,4 @@ def _evaluating(model: torch.nn.Module) -> Iterator[None]:
 
 def _pool(states: torch.Tensor, mask: torch.Tensor) -> np.ndarray:
     """The average of ``states`` ``(n, T, d)`` over the positions ``mask`` keeps, as float32 numpy ``(n, d)``."""
-    return ((states * mask[..., None]).sum(dim=1) / mask.sum(dim=1, keepdim=True)).float().numpy()
+    return ((states * mask[..., None]).sum(dim=1) / mask.sum(dim=1, keepdim=True)).float().cpu().numpy()

@@ -269,6 +269,7 @@ class Decoder:
             with torch.inference_mode():
                 began = time.perf_counter()
                 output = self.target.generate(**call)
+                _finish(output.device)
                 seconds = time.perf_counter() - began
         finally:
             if hook is not None:
@@ -308,6 +309,12 @@ class Decoder:
         drafts = [DraftModel(f"warmup-{i}", model=key, block_size=2) for i, key in enumerate(self.drafts)]
         for arm in [Autoregressive("warmup-ar"), *drafts, *arms]:
             self.generate(arm, ids)
+
+
+def _finish(device: torch.device) -> None:
+    """Wait for the work queued on ``device`` (a GPU runs asynchronously): a decode's time is its whole work's."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def _count_calls(counts: SpeculationCounts) -> Any:

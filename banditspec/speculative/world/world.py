@@ -233,12 +233,12 @@ class ConfiguredWorld:
         return self.prompts.size(split)
 
     def describe_models(self) -> dict[str, Any]:
-        """How the target and every drafting model load (location, dtype, kernels...), as JSON for reports.
+        """Where and how the target and every drafting model load (device, location, dtype, kernels...), as JSON.
 
         A speed-up is a ratio to AR on the target's own kernels, so a report
-        that does not say which kernels ran is incomplete.
+        that does not say which kernels ran, and on what device, is incomplete.
         """
-        return {"target": dataclasses.asdict(self.world_config.target),
+        return {"device": self.world_config.device, "target": dataclasses.asdict(self.world_config.target),
                 "drafts": {key: dataclasses.asdict(model) for key, model in self.world_config.drafts.items()}}
 
     def measure(self, queries: Queries, arm_sets: Sequence[Sequence[int]] | None = None) -> list[list[Measurement]]:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from banditspec.apps.cli import main
 from banditspec.bandits.data import LoggedDataset
@@ -74,6 +75,7 @@ def test_collect_compare_and_demo_run_on_a_world_toml(checkpoints, tmp_path, cap
     out = tmp_path / "demo"
     report = lossless_demo(config, out, n_train=8, n_test=4)
     assert report["config"]["config"] == str(config.resolve())
+    assert report["config"]["models"]["device"] == "cpu"
     selector = json.loads((out / "selectors" / "reinforce" / "selector.json").read_text())
     assert selector["arms"] == report["arms"] and selector["features"] == "target"
     reinforce = Policy.load(out / "selectors" / "reinforce")  # the selector that was evaluated, ready to serve
@@ -81,6 +83,19 @@ def test_collect_compare_and_demo_run_on_a_world_toml(checkpoints, tmp_path, cap
     train = set(LoggedDataset.load(out / "train-data").columns["prompt"])
     test = set(LoggedDataset.load(out / "test-data").columns["prompt"])
     assert train and test and not train & test  # the split is by query: no prompt on both sides
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("workers", [1, 2])
+def test_the_demo_runs_a_world_on_a_cuda_device(checkpoints, tmp_path, workers):
+    document = llama_world(checkpoints)
+    document["target"]["device"] = "cuda:0"
+    config = write(tmp_path, document)
+    assert main(["demo", "--config", str(config), "--n-train", "8", "--n-test", "9", "--calibration", "3",
+                 "--workers", str(workers), "--out", str(tmp_path / "demo")]) == 0
+    report = json.loads((tmp_path / "demo" / "report.json").read_text())
+    assert report["outputs_equal_ar"] is True
+    assert report["config"]["models"]["device"] == "cuda:0"
 
 
 def test_an_encoder_decoder_world_runs_the_demo(checkpoints, tmp_path):

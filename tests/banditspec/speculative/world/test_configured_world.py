@@ -101,6 +101,30 @@ def test_features_of_an_earlier_layer_run_only_the_layers_they_need_and_equal_th
         open_world(write_world(document), progress=False)
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_a_world_on_a_cuda_device_featurizes_as_on_the_cpu_and_decodes_every_arm_as_ar(checkpoints, write_world):
+    document = llama_world(checkpoints)
+    with open_world(write_world(document), progress=False) as world:
+        queries = world.queries(4, split="test", seed=0)
+    document["target"]["device"] = "cuda:0"
+    with open_world(write_world(document), progress=False) as world:
+        assert {p.device.type for model in (world.models.target, *world.models.drafts.values())
+                for p in model.parameters()} == {"cuda"}
+        on_gpu = world.queries(4, split="test", seed=0)
+        assert on_gpu.texts == queries.texts
+        np.testing.assert_allclose(on_gpu.X, queries.X, rtol=1e-4, atol=1e-5)
+        full = world.full_feedback(on_gpu)
+        assert [m.arm for m in full.measurements] == world.arms.names * 4
+        assert all(m.equals_ar for m in full.measurements)
+        assert all(m.wall_seconds > 0 for m in full.measurements)
+        prefill = world.featurizer.prefill(on_gpu.texts[0])  # the decode continues from the prefill's GPU cache
+        np.testing.assert_allclose(prefill.features, on_gpu.X[0], rtol=1e-4, atol=1e-5)
+        reference = world.decoder.generate(world.arms[0], on_gpu.texts[0])
+        continued = world.decoder.generate(world.arms[1], on_gpu.texts[0], prompt_cache=prefill.cache,
+                                           reference=reference)
+        assert continued.measurement.equals_ar
+
+
 def test_a_chat_template_needs_a_tokenizer_with_one(checkpoints, write_world):
     document = llama_world(checkpoints)
     document["prompts"]["chat_template"] = True
