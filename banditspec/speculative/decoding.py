@@ -10,9 +10,10 @@ decode, so no query's drafting state (an adaptive block size or threshold)
 leaks into the next.
 
 A :class:`Measurement` records the wall time of the whole ``generate()``
-(``time.perf_counter``), the new tokens, and the target's verification calls
-and the proposed and accepted draft tokens as the loop counts them (for plain
-greedy search: one target call per new token, counted by a forward hook).
+(``time.perf_counter``; on a GPU, until its queued work is done), the new
+tokens, and the target's verification calls and the proposed and accepted
+draft tokens as the loop counts them (for plain greedy search: one target
+call per new token, counted by a forward hook).
 """
 
 from __future__ import annotations
