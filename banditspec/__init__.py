@@ -1,7 +1,7 @@
 """banditspec: per-query draft selection for speculative decoding as a contextual bandit."""
 
 from banditspec.bandits.arms import Arm, ArmSet
-from banditspec.speculative.kinds import Autoregressive, DraftModel, EarlyExit, PromptLookup
+from banditspec.speculative.kinds import Autoregressive, DraftModel, EarlyExit, NgramDraft, PromptLookup
 from banditspec.bandits.env import Environment, Feedback, Measurement, Queries
 from banditspec.bandits.policy import POLICIES, Policy
 
@@ -15,6 +15,7 @@ __all__ = [
     "Environment",
     "Feedback",
     "Measurement",
+    "NgramDraft",
     "Policy",
     "PromptLookup",
     "Queries",

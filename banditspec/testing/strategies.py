@@ -10,7 +10,7 @@ from hypothesis.extra.numpy import arrays
 
 from banditspec.bandits.env import METRICS
 from banditspec.bandits.arms import Arm, ArmSet
-from banditspec.speculative.kinds import SCHEDULES, Autoregressive, DraftModel, EarlyExit, PromptLookup
+from banditspec.speculative.kinds import SCHEDULES, Autoregressive, DraftModel, EarlyExit, NgramDraft, PromptLookup
 from banditspec.bandits.data import LoggedDataset
 from banditspec.bandits.env import Measurement
 from banditspec.bandits.rewards import measurement_columns as _to_columns
@@ -132,6 +132,8 @@ def _arms(name: str) -> st.SearchStrategy[Arm]:
                   schedule=st.sampled_from(SCHEDULES)),
         st.builds(PromptLookup, st.just(name), num_tokens=st.integers(1, 20), max_ngram=st.integers(1, 4)),
         st.builds(EarlyExit, st.just(name), cost, layer=st.integers(1, 32), block_size=st.integers(1, 20)),
+        st.builds(NgramDraft, st.just(name), table=short_names, num_tokens=st.integers(1, 20),
+                  min_ngram=st.integers(1, 4)),
     )
 
 

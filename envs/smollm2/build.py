@@ -5,6 +5,8 @@ A world lives in ``$BANDITSPEC_CACHE/smollm2/<key>/`` (:meth:`SmolConfig.key`)::
     prompts.jsonl        training and held-out prompts: text, domain, split
     distill.npz          the target's greedy outputs on the distillation passages, labelled
     drafts/<name>/       the generalist and one expert per domain (safetensors)
+    tables/<name>.npz    n-gram tables of the target's next tokens (distillation labels and more passages
+                         of the distillation documents, labelled): one per domain, a general one
     world.toml           the world as a config file (``banditspec demo --config`` reads it too)
     world.json           sizes, losses and seconds of every step, written last
 
@@ -29,7 +31,14 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from banditspec.speculative.cache import build_once, cache_home
-from banditspec.speculative.distill import distillation_data, draft_from_target, train_draft
+from banditspec.speculative.distill import (
+    DistillationData,
+    distillation_data,
+    draft_from_target,
+    labelled_text,
+    train_draft,
+)
+from banditspec.speculative.ngram import NgramTable
 from banditspec.speculative.world.config import ModelConfig
 
 from banditspec.envs.smollm2.config import SmolConfig
@@ -61,14 +70,17 @@ def _sample(chunks: list[Chunk], n: int, rng: np.random.Generator) -> list[Chunk
 
 
 def passages(config: SmolConfig) -> dict[str, list[Chunk]]:
-    """Distillation, training and held-out passages of every domain, sampled with the config's seed.
+    """Distillation, training, held-out and table passages of every domain, sampled with the config's seed.
+
+    Table passages are further passages of the distillation documents, for
+    the n-gram tables only.
 
     Raises
     ------
     ValueError
         If a domain has no passage for one of the parts.
     """
-    parts: dict[str, list[Chunk]] = {part: [] for part in PARTS}
+    parts: dict[str, list[Chunk]] = {part: [] for part in (*PARTS, "tables")}
     sizes = {"distill": config.distill_per_domain, "train": config.train_per_domain, "test": config.test_per_domain}
     for d, domain in enumerate(config.domain_names):
         split = split_prompts(_documents(config, domain), fractions=config.fractions, chars=config.chars,
@@ -78,6 +90,10 @@ def passages(config: SmolConfig) -> dict[str, list[Chunk]]:
                 raise ValueError(f"domain {domain!r} has no {part} passages of {config.chars} characters; give it "
                                  "more documents")
             parts[part] += _sample(chunks, sizes[part], np.random.default_rng([config.seed, d, PARTS.index(part)]))
+        distilled = {chunk.text for chunk in parts["distill"]}
+        rest = [chunk for chunk in split["distill"] if chunk.text not in distilled]
+        parts["tables"] += _sample(rest, config.table_passages_per_domain,
+                                   np.random.default_rng([config.seed, d, len(PARTS)]))
     return parts
 
 
@@ -91,6 +107,11 @@ def world_toml(config: SmolConfig, target: ModelConfig) -> str:
     for name in (*config.domain_names, "general"):
         lines.append(f'[[arms]]\nkind = "draft"\nname = "{name}"\nmodel = "./drafts/{name}"\n'
                      f"block_size = {config.block_size}\ncost = {cost}\n")
+    for name in config.table_names:
+        for tokens in config.table_tokens:
+            lines.append(f'[[arms]]\nkind = "ngram_table"\nname = "table-{name}-{tokens}"\n'
+                         f'table = "./tables/{name}.npz"\nnum_tokens = {tokens}\nmin_ngram = {config.table_min_ngram}\n'
+                         f"lookup_ngram = {config.table_lookup_ngram}\n")
     for tokens in config.lookup_tokens:
         lines.append(f'[[arms]]\nkind = "prompt_lookup"\nname = "lookup-{tokens}"\nnum_tokens = {tokens}\n'
                      "max_ngram = 3\n")
@@ -105,6 +126,18 @@ def world_toml(config: SmolConfig, target: ModelConfig) -> str:
     if config.int8_block_sizes:
         lines.append(f'[models.{json.dumps(target.location)}]\nlinear_kernels = "int8"\n')
     return "\n".join(lines)
+
+
+def _write_tables(config: SmolConfig, data: DistillationData, folder: Path) -> dict[str, int]:
+    """An n-gram table of the distillation labels per domain and a general one; their entries by name."""
+    folder.mkdir()
+    entries = {}
+    for name, groups in [*((d, [d]) for d in config.domain_names), ("general", None)]:
+        part = data.subset(groups)
+        table = NgramTable.from_labels(part.input_ids, part.labels, part.lengths, max_ngram=config.table_max_ngram)
+        table.save(folder / f"{name}.npz")
+        entries[name] = len(table)
+    return entries
 
 
 def _layers(target: ModelConfig) -> int:
@@ -138,6 +171,15 @@ def build_world(config: SmolConfig, path: Path, *, progress: bool = True) -> Non
     data.save(path / "distill.npz")
     seconds["distillation_data"] = time.perf_counter() - t0
 
+    t0 = time.perf_counter()
+    table_data = [data]
+    if parts["tables"]:
+        table_data.append(labelled_text(target, tokenizer, [c.text for c in parts["tables"]],
+                                        [c.domain for c in parts["tables"]], batch_size=config.generate_batch,
+                                        progress=progress))
+    table_entries = _write_tables(config, DistillationData.concatenate(table_data), path / "tables")
+    seconds["tables"] = time.perf_counter() - t0
+
     losses: dict[str, float] = {}
     t0 = time.perf_counter()
     general = draft_from_target(target, config.draft_layers)
@@ -160,6 +202,7 @@ def build_world(config: SmolConfig, path: Path, *, progress: bool = True) -> Non
         "config": config.built_fields(), "target": target_config.location,
         "passages": {part: len(chunks) for part, chunks in parts.items()},
         "distillation_tokens": int(data.lengths.sum()), "final_loss": losses,
+        "table_tokens": int(sum(d.lengths.sum() for d in table_data)), "table_entries": table_entries,
         "draft_params": sum(p.numel() for p in general.parameters()),
         "target_params": sum(p.numel() for p in target.parameters()),
         "seconds": {k: round(v, 2) for k, v in seconds.items()},

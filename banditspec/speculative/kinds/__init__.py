@@ -3,7 +3,7 @@
 A kind is a :class:`~banditspec.speculative.kinds.base.DecodingArm` subclass
 (the protocol every kind implements: its parameters, how it decodes, how its
 greedy run is simulated) registered under its ``kind`` name; the built-in ones
-(``ar``, ``draft``, ``prompt_lookup``, ``early_exit``) register exactly as a
+(``ar``, ``draft``, ``prompt_lookup``, ``early_exit``, ``ngram_table``) register exactly as a
 user's own do, in ``setup.cfg``::
 
     [options.entry_points]
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from banditspec.bandits.registry import Registry
@@ -26,6 +27,7 @@ from banditspec.speculative.kinds.ar import Autoregressive
 from banditspec.speculative.kinds.base import DecodeRequest, DecodingArm, Models, Trace
 from banditspec.speculative.kinds.draft import DraftModel
 from banditspec.speculative.kinds.early_exit import EarlyExit
+from banditspec.speculative.kinds.ngram_table import NgramDraft
 from banditspec.speculative.kinds.prompt_lookup import PromptLookup
 
 __all__ = [
@@ -37,6 +39,7 @@ __all__ = [
     "DraftModel",
     "EarlyExit",
     "Models",
+    "NgramDraft",
     "PromptLookup",
     "SimulatedDecode",
     "Trace",
@@ -47,7 +50,7 @@ __all__ = [
 ARM_KINDS: Registry[DecodingArm] = Registry("banditspec.arms", "arm kind")
 
 
-def arm_from_config(table: Mapping[str, Any], *, where: str = "arms") -> DecodingArm:
+def arm_from_config(table: Mapping[str, Any], *, where: str = "arms", base: str | Path | None = None) -> DecodingArm:
     """Build the arm one ``[[arms]]`` table describes.
 
     Parameters
@@ -57,13 +60,17 @@ def arm_from_config(table: Mapping[str, Any], *, where: str = "arms") -> Decodin
         kind's own parameters (for ``draft``: ``model``, ``block_size``, ...).
     where : str
         Where the table comes from, for error messages (``"world.toml: arms[2]"``).
+    base : str or Path, optional
+        The folder the kind's file fields (:attr:`DecodingArm.path_fields`)
+        resolve against; they must exist. None: taken as given.
 
     Raises
     ------
     ValueError
         Naming ``where`` and the key: a missing ``kind`` or ``name``, an
         unknown kind (listing the known ones), a key the kind does not take
-        (listing those it does), or a value the kind refuses.
+        (listing those it does), a file field naming no file, or a value the
+        kind refuses.
     """
     if not isinstance(table, Mapping):
         raise ValueError(f"{where}: an arm must be a table of keys, got {type(table).__name__}")
@@ -79,7 +86,14 @@ def arm_from_config(table: Mapping[str, Any], *, where: str = "arms") -> Decodin
     if unknown:
         raise ValueError(f"{where}: arm kind {table['kind']!r} takes no key {unknown[0]!r}; "
                          f"its keys are {sorted(accepted)}")
+    options = {k: v for k, v in table.items() if k != "kind"}
+    if base is not None:
+        for key in set(cls.path_fields) & set(options):
+            path = Path(base) / Path(str(options[key])).expanduser()
+            if not path.exists():
+                raise ValueError(f"{where}: {key}: no such file or folder {str(path)!r}")
+            options[key] = str(path.resolve())
     try:
-        return cls(**{k: v for k, v in table.items() if k != "kind"})
+        return cls(**options)
     except (TypeError, ValueError) as error:
         raise ValueError(f"{where}: {error}") from None

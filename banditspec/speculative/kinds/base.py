@@ -108,6 +108,8 @@ class DecodingArm(Arm):
     kind: ClassVar[str] = "custom"
     #: True for a kind that decodes without speculation: its run *is* the AR reference.
     plain: ClassVar[bool] = False
+    #: Fields that name local files: a world config resolves them against its own folder (they must exist).
+    path_fields: ClassVar[tuple[str, ...]] = ()
 
     def draft_models(self) -> tuple[str, ...]:
         """Keys of the draft models this arm needs loaded (a world loads each once)."""

@@ -324,7 +324,7 @@ def load_world_config(path: str | Path) -> WorldConfig:
     arms = document["arms"]
     if not isinstance(arms, list) or not arms:
         raise ValueError(f"{path}: arms must be a non-empty array of tables ([[arms]])")
-    built = tuple(arm_from_config(table, where=f"{path}: arms[{i}]") for i, table in enumerate(arms))
+    built = tuple(arm_from_config(table, where=f"{path}: arms[{i}]", base=base) for i, table in enumerate(arms))
     options = document.get("models", {})
     if not isinstance(options, Mapping):
         raise ValueError(f"{path}: models must be a table of [models.\"<model string>\"] tables")

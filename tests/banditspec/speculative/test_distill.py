@@ -7,7 +7,14 @@ import pytest
 import torch
 
 from banditspec.speculative.decoding import greedy_outputs
-from banditspec.speculative.distill import IGNORE, DistillationData, distillation_data, draft_from_target, train_draft
+from banditspec.speculative.distill import (
+    IGNORE,
+    DistillationData,
+    distillation_data,
+    draft_from_target,
+    labelled_text,
+    train_draft,
+)
 from banditspec.speculative.kinds.early_exit import early_exit
 from tests.banditspec.speculative.world.checkpoints import WORDS, llama, prompt_rows, tokenizer
 
@@ -44,6 +51,32 @@ def test_subset_save_and_load(data, tmp_path):
     loaded = DistillationData.load(tmp_path / "d.npz")
     for name in ("input_ids", "labels", "lengths", "groups"):
         assert np.array_equal(getattr(loaded, name), getattr(data, name))
+
+
+def test_labelled_text_is_each_text_with_the_targets_argmax_after_every_prefix():
+    target, tok = llama(3, 0), tokenizer(WORDS)
+    texts, groups = PROMPTS[:5], ["a", "b", "a", "b", "a"]
+    labelled = labelled_text(target, tok, texts, groups, batch_size=2, progress=False)
+    encoded = {tuple(ids): g for ids, g in zip(tok(texts, add_special_tokens=False)["input_ids"], groups)}
+    assert len(labelled.lengths) == 5 and np.all(np.diff(labelled.lengths) >= 0)  # batched by length
+    for row, n in enumerate(labelled.lengths):
+        ids = labelled.input_ids[row, :n]
+        assert encoded[tuple(ids.tolist())] == labelled.groups[row]
+        with torch.inference_mode():
+            argmax = target(input_ids=torch.from_numpy(ids[None])).logits[0].argmax(-1).numpy()
+        assert np.array_equal(labelled.labels[row, : n - 1], argmax[:-1]) and (labelled.labels[row, n - 1 :] == IGNORE).all()
+    with pytest.raises(ValueError, match="one group per text"):
+        labelled_text(target, tok, texts, groups[:2], progress=False)
+
+
+def test_concatenated_data_keeps_every_sequence_padded_to_the_widest(data):
+    short = DistillationData(np.array([[5, 6]]), np.array([[6, IGNORE]]), np.array([2]), np.array(["c"]))
+    both = DistillationData.concatenate([short, data])
+    assert both.input_ids.shape == (1 + len(data.lengths), data.input_ids.shape[1])
+    assert (both.labels[0, 1:] == IGNORE).all() and both.groups[0] == "c"
+    assert np.array_equal(both.labels[1:], data.labels) and np.array_equal(both.lengths[1:], data.lengths)
+    with pytest.raises(ValueError, match="at least one"):
+        DistillationData.concatenate([])
 
 
 def test_a_draft_cut_from_the_target_is_its_early_exit():

@@ -50,7 +50,7 @@ def test_arm_sets_have_unique_names_and_an_available_arm(arms):
     assert isinstance(arms, ArmSet) and 2 <= len(arms) <= 5
     assert len(set(arms.names)) == len(arms)
     assert arms.mask().any()
-    assert {a.kind for a in arms} <= {"ar", "draft", "prompt_lookup", "early_exit"}
+    assert {a.kind for a in arms} <= {"ar", "draft", "prompt_lookup", "early_exit", "ngram_table"}
 
 
 @FAST

@@ -44,8 +44,12 @@ def test_the_world_builds_once_with_prompts_split_by_document(tiny, tmp_path):
     assert prepare_world(tiny, cache_dir=tmp_path, progress=False) == (path, info)  # cached: not rebuilt
     assert set(info["final_loss"]) == {"animals", "places", "verbs", "general"}
     world = load_world_config(path / "world.toml")  # the cached world is a world.toml like any user's
-    assert [arm.name for arm in world.arms] == ["ar", "animals", "places", "verbs", "general", "lookup-2",
-                                                "exit-1", "int8-b2"]
+    assert [arm.name for arm in world.arms] == ["ar", "animals", "places", "verbs", "general", "table-general-2",
+                                                "lookup-2", "exit-1", "int8-b2"]
+    assert set(info["table_entries"]) == {"animals", "places", "verbs", "general"}
+    assert 0 < info["table_entries"]["animals"] < info["table_entries"]["general"]
+    assert info["passages"]["tables"] > 0 and info["table_tokens"] > info["distillation_tokens"]
+    assert {arm.name: arm for arm in world.arms}["table-general-2"].lookup_ngram == tiny.table_lookup_ngram
     rows = [json.loads(line) for line in (path / "prompts.jsonl").read_text().splitlines()]
     documents = {split: {(r["domain"], r["document"]) for r in rows if r["split"] == split} for split in ("train", "test")}
     assert documents["train"] and documents["test"] and not documents["train"] & documents["test"]
@@ -68,9 +72,11 @@ def test_an_older_worlds_toml_is_written_again_on_open_and_nothing_is_rebuilt(ti
 
 def test_the_cache_key_covers_what_the_build_uses_and_not_the_arms(tiny):
     for field, value in (("block_size", 5), ("exit_layer", None), ("lookup_tokens", (3, 9)), ("int8_block_sizes", ()),
-                         ("feature_layer", None), ("target_kernels", "onednn")):
+                         ("feature_layer", None), ("target_kernels", "onednn"), ("table_tokens", (3,)),
+                         ("table_min_ngram", 2), ("table_names", ()), ("table_lookup_ngram", 0)):
         assert dataclasses.replace(tiny, **{field: value}).key() == tiny.key(), field
-    for field, value in (("seed", 1), ("max_new_tokens", 7), ("draft_layers", 2)):
+    for field, value in (("seed", 1), ("max_new_tokens", 7), ("draft_layers", 2), ("table_max_ngram", 3),
+                         ("table_passages_per_domain", 2)):
         assert dataclasses.replace(tiny, **{field: value}).key() != tiny.key(), field
 
 
@@ -110,11 +116,26 @@ def test_a_missing_target_package_or_corpus_is_named(tmp_path):
                                     "fractions": tuple(TINY.fractions)}), cache_dir=tmp_path, progress=False)
 
 
-@pytest.mark.parametrize("field", ["lookup_tokens", "int8_block_sizes"])
+@pytest.mark.parametrize("field", ["lookup_tokens", "table_tokens", "int8_block_sizes"])
 @pytest.mark.parametrize("sizes", [(0,), (3, 3), (2.5,), (True,)])
 def test_block_sizes_must_be_distinct_positive_integers(field, sizes):
     with pytest.raises(ValueError, match=f"{field} must be distinct integers >= 1"):
         SmolConfig(**{field: sizes})
+
+
+@pytest.mark.parametrize("fields, message", [
+    ({"table_max_ngram": 0}, "table_max_ngram must be an integer >= 1, got 0"),
+    ({"table_tokens": (1.5,)}, r"table_tokens must be distinct integers >= 1, got \(1.5,\)"),
+    ({"table_min_ngram": True}, "table_min_ngram must be an integer >= 1, got True"),
+    ({"table_lookup_ngram": -1}, "table_lookup_ngram must be an integer >= 0, got -1"),
+    ({"table_passages_per_domain": "all"}, "table_passages_per_domain must be an integer >= 0, got 'all'"),
+    ({"table_min_ngram": 3, "table_max_ngram": 2}, r"table_min_ngram \(3\) must be at most table_max_ngram \(2\)"),
+    ({"table_names": ("maths",)}, r"table_names must name tables of \['python', 'licences', 'docs', 'general'\], "
+                                  "got 'maths'"),
+])
+def test_the_table_fields_are_checked(fields, message):
+    with pytest.raises(ValueError, match=message):
+        SmolConfig(**fields)
 
 
 def test_the_target_kernels_are_checked():
@@ -130,10 +151,18 @@ def test_the_feature_layer_is_checked(layer):
 
 def test_config_fields_are_world_options_and_shape_its_toml(tiny, tmp_path):
     world = SmolLM2World(tiny, cache_dir=str(tmp_path), progress=False, target_kernels="onednn",
-                         lookup_tokens=[2, 5], int8_block_sizes=[], feature_layer=0)
+                         lookup_tokens=[2, 5], int8_block_sizes=[], feature_layer=0, table_names=[])
     assert world.config.lookup_tokens == (2, 5) and world.config.int8_block_sizes == ()
     assert world.world_config.features.layer == 0 and world.featurizer.layer == 0
     assert [arm.name for arm in world.arms][-3:] == ["lookup-2", "lookup-5", "exit-1"]
+    assert not any(name.startswith("table-") for name in world.arms.names)  # table_names=[] below
+    tables = SmolLM2World(tiny, cache_dir=str(tmp_path), progress=False, table_names=["general", "verbs"],
+                          table_tokens=[3, 1], table_min_ngram=2, table_lookup_ngram=0)
+    assert [name for name in tables.arms.names if name.startswith("table-")] == [
+        "table-general-3", "table-general-1", "table-verbs-3", "table-verbs-1"]
+    arm = tables.arms["table-verbs-3"]
+    assert (arm.num_tokens, arm.min_ngram, arm.lookup_ngram) == (3, 2, 0)
+    assert arm.ngram_table().max_ngram == tiny.table_max_ngram and arm.table.endswith("tables/verbs.npz")
     assert world.world_config.target.linear_kernels == "onednn"
     with pytest.raises(ValueError, match=r"unknown SmolLM2 world options \['block'\]"):
         SmolLM2World(tiny, cache_dir=str(tmp_path), progress=False, block=3)

@@ -20,6 +20,7 @@ from banditspec.speculative.kinds import (
     DraftModel,
     EarlyExit,
     Models,
+    NgramDraft,
     PromptLookup,
     Trace,
     arm_from_config,
@@ -29,7 +30,8 @@ from tests.banditspec.speculative.models import prompts, tiny_llama, word_tokeni
 
 logging.set_verbosity_error()
 MAX_NEW = 16
-BUILT_IN = {"ar": Autoregressive, "draft": DraftModel, "prompt_lookup": PromptLookup, "early_exit": EarlyExit}
+BUILT_IN = {"ar": Autoregressive, "draft": DraftModel, "prompt_lookup": PromptLookup, "early_exit": EarlyExit,
+            "ngram_table": NgramDraft}
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,8 @@ def counts(result_or_simulation):
         ({"kind": "prompt_lookup", "name": "pl", "num_tokens": 4, "max_ngram": 3},
          PromptLookup("pl", num_tokens=4, max_ngram=3)),
         ({"kind": "early_exit", "name": "e", "layer": 2, "block_size": 3}, EarlyExit("e", layer=2, block_size=3)),
+        ({"kind": "ngram_table", "name": "n", "table": "t.npz", "num_tokens": 3, "min_ngram": 2, "max_ngram": 4},
+         NgramDraft("n", table="t.npz", num_tokens=3, min_ngram=2, max_ngram=4)),
     ],
 )
 def test_arm_from_config_builds_the_arm_a_table_describes(table, arm):
@@ -106,7 +110,7 @@ def test_arm_from_config_builds_the_arm_a_table_describes(table, arm):
         (["draft"], "an arm must be a table of keys, got list"),
         ({"name": "a"}, "missing key 'kind'"),
         ({"kind": "ar"}, "missing key 'name'"),
-        ({"kind": "beam", "name": "a"}, "unknown arm kind 'beam'; known: ar, draft, early_exit, prompt_lookup"),
+        ({"kind": "beam", "name": "a"}, "unknown arm kind 'beam'; known: ar, draft, early_exit, ngram_table, prompt_lookup"),
         ({"kind": "draft", "name": "a", "model": "m", "blocksize": 3},
          "arm kind 'draft' takes no key 'blocksize'; its keys are .*'block_size'"),
         ({"kind": "ar", "name": "a", "block_size": 3}, "arm kind 'ar' takes no key 'block_size'"),
