@@ -184,6 +184,8 @@ def labelled_text(
     if len(texts) != len(groups) or not texts:
         raise ValueError(f"give one group per text and at least one text, got {len(texts)} and {len(groups)}")
     encoded = [np.asarray(t, dtype=np.int64) for t in tokenizer(list(texts), add_special_tokens=False)["input_ids"]]
+    if empty := [i for i, e in enumerate(encoded) if not e.size]:
+        raise ValueError(f"texts {empty[:3]} encode to no tokens; give non-empty texts")
     order = np.argsort([e.size for e in encoded], kind="stable")  # similar lengths batch with less padding
     ids, lengths = _right_padded([encoded[i] for i in order], padding_id(tokenizer))
     target.eval()

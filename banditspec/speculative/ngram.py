@@ -13,6 +13,7 @@ speculative decoding). A table per domain is a cheap domain expert.
 
 from __future__ import annotations
 
+import zipfile
 from collections.abc import Collection, Sequence
 from pathlib import Path
 
@@ -105,6 +106,7 @@ class NgramTable:
 
     def next_token(self, context: np.ndarray, min_ngram: int = 1, max_ngram: int | None = None) -> int | None:
         """The token after ``context``'s longest known suffix of ``min_ngram..max_ngram`` tokens, or None."""
+        check_integer("min_ngram", min_ngram, low=1)
         context = np.asarray(context, dtype=np.int64)
         longest = min(self.max_ngram if max_ngram is None else max_ngram, self.max_ngram, context.size)
         for n in range(longest, min_ngram - 1, -1):
@@ -144,12 +146,14 @@ class NgramTable:
         ValueError
             If the file holds no table.
         """
-        with np.load(path, allow_pickle=False) as data:
-            sizes = sorted(int(key.rsplit("_", 1)[1]) for key in data.files if key.startswith("contexts_"))
-            if sizes != list(range(1, len(sizes) + 1)) or not sizes:
-                raise ValueError(f"{str(path)!r} holds no n-gram table (its arrays are {sorted(data.files)})")
-            return cls([data[f"contexts_{n}"] for n in sizes], [data[f"next_tokens_{n}"] for n in sizes],
-                       [data[f"counts_{n}"] for n in sizes])
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                n_sizes = sum(key.startswith("contexts_") for key in data.files)
+                sizes = range(1, n_sizes + 1)
+                return cls([data[f"contexts_{n}"] for n in sizes], [data[f"next_tokens_{n}"] for n in sizes],
+                           [data[f"counts_{n}"] for n in sizes])
+        except (KeyError, ValueError, AttributeError, zipfile.BadZipFile) as error:
+            raise ValueError(f"{str(path)!r} holds no n-gram table: {error}") from None
 
 
 def _most_frequent(pairs: np.ndarray, min_count: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -180,6 +180,8 @@ class SmolConfig:
         tables = (*self.domain_names, "general")
         if unknown := [name for name in self.table_names if name not in tables]:
             raise ValueError(f"table_names must name tables of {list(tables)}, got {unknown[0]!r}")
+        if len(set(self.table_names)) < len(self.table_names):
+            raise ValueError(f"table_names must be distinct, got {self.table_names}")
         if self.target_kernels not in TARGET_KERNELS:
             raise ValueError(f"target_kernels must be one of {list(TARGET_KERNELS)}, got {self.target_kernels!r}")
 

@@ -6,8 +6,9 @@ own greedy outputs for three domains of text found on the machine (Python
 source, licences, package documentation) plus a generalist
 (:mod:`banditspec.envs.smollm2.build`). The world is then its ``world.toml``,
 loaded like any user's: arms AR, one expert draft per domain, the generalist,
-an n-gram table of the target's next tokens per domain and a general one
-(``table-<name>``), prompt lookup, an early exit of the target, and, opt-in,
+prompt lookup falling back to the general n-gram table of the target's next
+tokens (``table-general-<size>``; the domains' tables opt-in), plain prompt
+lookup, an early exit of the target, and, opt-in,
 the target's own checkpoint with int8 weights as a draft; queries are the training and
 held-out passages, split by document, their domain kept in ``Queries.groups``.
 """

@@ -29,6 +29,7 @@ from banditspec.speculative.kinds.draft import DraftModel
 from banditspec.speculative.kinds.early_exit import EarlyExit
 from banditspec.speculative.kinds.ngram_table import NgramDraft
 from banditspec.speculative.kinds.prompt_lookup import PromptLookup
+from banditspec.speculative.kinds.proposal import ProposalArm
 
 __all__ = [
     "ARM_KINDS",
@@ -41,6 +42,7 @@ __all__ = [
     "Models",
     "NgramDraft",
     "PromptLookup",
+    "ProposalArm",
     "SimulatedDecode",
     "Trace",
     "arm_from_config",
@@ -89,7 +91,9 @@ def arm_from_config(table: Mapping[str, Any], *, where: str = "arms", base: str 
     options = {k: v for k, v in table.items() if k != "kind"}
     if base is not None:
         for key in set(cls.path_fields) & set(options):
-            path = Path(base) / Path(str(options[key])).expanduser()
+            if not isinstance(options[key], str) or not options[key].strip():
+                raise ValueError(f"{where}: {key} must be a path (a non-empty string), got {options[key]!r}")
+            path = Path(base) / Path(options[key]).expanduser()
             if not path.exists():
                 raise ValueError(f"{where}: {key}: no such file or folder {str(path)!r}")
             options[key] = str(path.resolve())

@@ -5,10 +5,8 @@ The arm reads an :class:`~banditspec.speculative.ngram.NgramTable` file
 round proposes up to ``num_tokens`` tokens, each the table's token after the
 longest known suffix of ``min_ngram..max_ngram`` tokens; with ``lookup_ngram``
 it first copies from the context as prompt lookup does and drafts from the
-table only where that finds nothing. Like prompt lookup it
-drafts with no model, so it decodes through
-:class:`~banditspec.speculative.drafting.ProposalDraft` and replays exactly
-through :func:`~banditspec.speculative.counterfactual.simulate_proposals`.
+table only where that finds nothing. Like prompt lookup it drafts with no
+model (a :class:`~banditspec.speculative.kinds.proposal.ProposalArm`).
 """
 
 from __future__ import annotations
@@ -22,17 +20,22 @@ from typing import ClassVar
 import numpy as np
 
 from banditspec.bandits.validation import check_integer
-from banditspec.speculative.counterfactual import SimulatedDecode, simulate_proposals
-from banditspec.speculative.drafting import ProposalDraft
-from banditspec.speculative.kinds.base import DecodeRequest, DecodingArm, Models, Trace
+from banditspec.speculative.kinds.base import Models
 from banditspec.speculative.kinds.prompt_lookup import lookup_candidates
+from banditspec.speculative.kinds.proposal import ProposalArm
 from banditspec.speculative.ngram import NgramTable
 
 __all__ = ["NgramDraft"]
 
 
-@lru_cache(maxsize=32)
 def _table(path: str) -> NgramTable:
+    """The table in ``path``, read again only when the file changes."""
+    stat = Path(path).stat()
+    return _read_table(path, stat.st_mtime_ns, stat.st_size)
+
+
+@lru_cache(maxsize=32)
+def _read_table(path: str, mtime_ns: int, size: int) -> NgramTable:
     return NgramTable.load(path)
 
 
@@ -44,7 +47,7 @@ def _lookup_then_table(context: np.ndarray, *, from_table: Callable[[np.ndarray]
 
 
 @dataclass(frozen=True)
-class NgramDraft(DecodingArm):
+class NgramDraft(ProposalArm):
     """Speculative decoding with an n-gram table of the target's next tokens as the draft.
 
     Parameters
@@ -54,8 +57,8 @@ class NgramDraft(DecodingArm):
     num_tokens : int, default 4
         Tokens proposed at most per round.
     min_ngram : int, default 1
-        The shortest suffix of the context looked up; a round whose context
-        has no known suffix this long proposes nothing.
+        The shortest suffix of the context looked up in the table; where the
+        table knows no suffix this long it proposes nothing.
     max_ngram : int, optional
         The longest suffix looked up (default: the table's longest).
     lookup_ngram : int, default 0
@@ -86,7 +89,7 @@ class NgramDraft(DecodingArm):
         check_integer(f"NgramDraft.lookup_ngram of arm {self.name!r}", self.lookup_ngram, low=0)
 
     def ngram_table(self) -> NgramTable:
-        """The table, read once per process."""
+        """The table, read once per process (and again if its file changes)."""
         return _table(str(Path(self.table).expanduser().resolve()))
 
     def check(self, models: Models) -> None:
@@ -100,20 +103,11 @@ class NgramDraft(DecodingArm):
             raise ValueError(f"arm {self.name!r}: min_ngram is {self.min_ngram} but its table holds n-grams of "
                              f"at most {table.max_ngram} tokens")
 
-    def _proposer(self, eos_token_ids: Collection[int]) -> Callable[[np.ndarray], np.ndarray]:
+    def proposer(self, eos_token_ids: Collection[int]) -> Callable[[np.ndarray], np.ndarray]:
+        """The table's chain, after prompt lookup's proposal where ``lookup_ngram`` is set."""
         from_table = partial(self.ngram_table().propose, num_tokens=self.num_tokens, min_ngram=self.min_ngram,
                              max_ngram=self.max_ngram, eos_token_ids=frozenset(eos_token_ids))
         if not self.lookup_ngram:
             return from_table
         return partial(_lookup_then_table, from_table=from_table, num_tokens=self.num_tokens,
                        lookup_ngram=self.lookup_ngram, eos_token_ids=tuple(eos_token_ids))
-
-    def candidate_generator(self, models: Models, request: DecodeRequest) -> ProposalDraft:
-        """Look the context up in the table at every round."""
-        return ProposalDraft(self._proposer(request.eos_token_ids), max_length=request.max_length,
-                             eos_token_ids=request.eos_token_ids)
-
-    def simulate(self, trace: Trace) -> SimulatedDecode:
-        """Every round replayed along the target's output (exact)."""
-        return simulate_proposals(trace.prefix, trace.output, self._proposer(trace.eos_token_ids),
-                                  max_new_tokens=trace.max_new_tokens, eos_token_ids=trace.eos_token_ids)

@@ -4,11 +4,8 @@ Prompt lookup drafts by copying: at each step it takes the last ``n`` tokens of
 the context (``n`` from ``max_ngram`` down to 1), finds their first earlier
 occurrence in the context and proposes the up to ``num_tokens`` tokens that
 followed it, up to (not including) an end-of-sequence token, as transformers'
-``PromptLookupCandidateGenerator`` does. The
-proposal depends only on the context, so it decodes through
-:class:`~banditspec.speculative.drafting.ProposalDraft` and, once the target's
-greedy output is known, replays exactly through
-:func:`~banditspec.speculative.counterfactual.simulate_proposals`.
+``PromptLookupCandidateGenerator`` does. The proposal depends only on the
+context (a :class:`~banditspec.speculative.kinds.proposal.ProposalArm`).
 """
 
 from __future__ import annotations
@@ -20,10 +17,8 @@ from typing import ClassVar
 
 import numpy as np
 
-from banditspec.speculative.counterfactual import SimulatedDecode, simulate_proposals
-from banditspec.speculative.drafting import ProposalDraft
 from banditspec.bandits.validation import check_integer
-from banditspec.speculative.kinds.base import DecodeRequest, DecodingArm, Models, Trace
+from banditspec.speculative.kinds.proposal import ProposalArm
 
 __all__ = ["PromptLookup", "lookup_candidates"]
 
@@ -52,7 +47,7 @@ def lookup_candidates(context: np.ndarray, num_tokens: int, max_ngram: int,
 
 
 @dataclass(frozen=True)
-class PromptLookup(DecodingArm):
+class PromptLookup(ProposalArm):
     """Prompt-lookup decoding: drafts are n-gram continuations copied from the prompt and output so far.
 
     Parameters
@@ -73,16 +68,7 @@ class PromptLookup(DecodingArm):
         check_integer(f"PromptLookup.num_tokens of arm {self.name!r}", self.num_tokens, low=1)
         check_integer(f"PromptLookup.max_ngram of arm {self.name!r}", self.max_ngram, low=1)
 
-    def _proposer(self, eos_token_ids: Collection[int]) -> Callable[[np.ndarray], np.ndarray]:
+    def proposer(self, eos_token_ids: Collection[int]) -> Callable[[np.ndarray], np.ndarray]:
+        """:func:`lookup_candidates` at this arm's settings."""
         return partial(lookup_candidates, num_tokens=self.num_tokens, max_ngram=self.max_ngram,
                        eos_token_ids=tuple(eos_token_ids))
-
-    def candidate_generator(self, models: Models, request: DecodeRequest) -> ProposalDraft:
-        """Look the context up at every round."""
-        return ProposalDraft(self._proposer(request.eos_token_ids), max_length=request.max_length,
-                             eos_token_ids=request.eos_token_ids)
-
-    def simulate(self, trace: Trace) -> SimulatedDecode:
-        """Every round replayed along the target's output (exact)."""
-        return simulate_proposals(trace.prefix, trace.output, self._proposer(trace.eos_token_ids),
-                                  max_new_tokens=trace.max_new_tokens, eos_token_ids=trace.eos_token_ids)

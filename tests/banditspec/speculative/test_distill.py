@@ -67,6 +67,8 @@ def test_labelled_text_is_each_text_with_the_targets_argmax_after_every_prefix()
         assert np.array_equal(labelled.labels[row, : n - 1], argmax[:-1]) and (labelled.labels[row, n - 1 :] == IGNORE).all()
     with pytest.raises(ValueError, match="one group per text"):
         labelled_text(target, tok, texts, groups[:2], progress=False)
+    with pytest.raises(ValueError, match=r"texts \[1\] encode to no tokens"):
+        labelled_text(target, tok, [texts[0], ""], ["a", "b"], progress=False)
 
 
 def test_concatenated_data_keeps_every_sequence_padded_to_the_widest(data):

@@ -27,6 +27,15 @@ def test_the_table_keeps_the_most_frequent_next_token_ties_to_the_smallest_id():
     assert table.next_token(np.array([7, 2]), min_ngram=2) is None
 
 
+def test_the_table_counts_the_labels_not_the_next_input_and_skips_unlabelled_positions():
+    ids = np.array([[1, 2, 3, 1, 2, 3, 0]])
+    labels = np.array([[9, 8, -100, 9, 7, 5, -100]])  # what the target said after each prefix, not ids[t + 1]
+    table = NgramTable.from_labels(ids, labels, np.array([6]), max_ngram=2)
+    assert table.next_token(np.array([1])) == 9 and table.next_token(np.array([1, 2])) == 7  # 8 and 7 tie: 7
+    assert table.next_token(np.array([3])) == 5  # the 3 at position 2 has no label; the one at 5 does
+    assert table.next_token(np.array([2, 3])) == 5 and table.next_token(np.array([0])) is None  # past the length
+
+
 def test_min_count_drops_rare_entries():
     data = labelled([1, 2, 3, 1, 2, 4, 1, 2, 3])
     assert len(NgramTable.from_labels(*data, max_ngram=1)) == 4  # contexts 1, 2, 3, 4
@@ -63,8 +72,17 @@ def test_bad_input(tmp_path):
     with pytest.raises(ValueError, match=r"must be \(n, T\)"):
         NgramTable.from_labels(ids, labels[:, :2], lengths, max_ngram=1)
     np.savez(tmp_path / "other.npz", x=np.zeros(2))
-    with pytest.raises(ValueError, match="holds no n-gram table"):
-        NgramTable.load(tmp_path / "other.npz")
+    np.savez(tmp_path / "partial.npz", contexts_1=np.zeros((1, 1), np.int64))
+    (tmp_path / "broken.npz").write_bytes(b"not a zip")
+    for name in ("other", "partial", "broken"):
+        with pytest.raises(ValueError, match="holds no n-gram table"):
+            NgramTable.load(tmp_path / f"{name}.npz")
+    with pytest.raises(ValueError, match=r"the 1-gram arrays must be \(2, 1\), \(2,\) and \(2,\)"):
+        NgramTable([np.zeros((2, 1))], [np.zeros(3)], [np.zeros(2)])
+    with pytest.raises(ValueError, match="min_count"):
+        NgramTable.from_labels(ids, labels, lengths, max_ngram=1, min_count=0)
+    with pytest.raises(ValueError, match="min_ngram"):
+        NgramTable.from_labels(ids, labels, lengths, max_ngram=1).next_token(np.array([1]), min_ngram=0)
 
 
 @settings(max_examples=50, deadline=None)

@@ -130,6 +130,7 @@ def test_block_sizes_must_be_distinct_positive_integers(field, sizes):
     ({"table_lookup_ngram": -1}, "table_lookup_ngram must be an integer >= 0, got -1"),
     ({"table_passages_per_domain": "all"}, "table_passages_per_domain must be an integer >= 0, got 'all'"),
     ({"table_min_ngram": 3, "table_max_ngram": 2}, r"table_min_ngram \(3\) must be at most table_max_ngram \(2\)"),
+    ({"table_names": ("general", "general")}, r"table_names must be distinct, got \('general', 'general'\)"),
     ({"table_names": ("maths",)}, r"table_names must name tables of \['python', 'licences', 'docs', 'general'\], "
                                   "got 'maths'"),
 ])

@@ -56,10 +56,10 @@ def test_outputs_equal_ar_and_the_simulation_equals_the_measured_decode(decoder,
 def test_with_lookup_the_context_is_copied_first_and_the_table_drafts_where_it_finds_nothing(tmp_path):
     NgramTable([np.array([[1], [2]])], [np.array([7, 8])], [np.array([1, 1])]).save(tmp_path / "t.npz")
     arm = NgramDraft("a", table=str(tmp_path / "t.npz"), num_tokens=3, lookup_ngram=2)
-    propose = arm._proposer(eos_token_ids=())
+    propose = arm.proposer(eos_token_ids=())
     np.testing.assert_array_equal(propose(np.array([1, 5, 6, 9, 1])), [5, 6, 9])  # copied after the earlier 1
     np.testing.assert_array_equal(propose(np.array([3, 4, 2])), [8])  # no earlier 2: the table's 2 -> 8, then none
-    alone = NgramDraft("b", table=str(tmp_path / "t.npz"), num_tokens=3)._proposer(eos_token_ids=())
+    alone = NgramDraft("b", table=str(tmp_path / "t.npz"), num_tokens=3).proposer(eos_token_ids=())
     np.testing.assert_array_equal(alone(np.array([1, 5, 6, 9, 1])), [7])
 
 
@@ -71,6 +71,28 @@ def test_a_world_config_resolves_the_table_against_its_folder(tmp_path):
     assert arm_from_config(arm.describe()) == arm
     with pytest.raises(ValueError, match=r"^w: table: no such file or folder .*missing\.npz"):
         arm_from_config({"kind": "ngram_table", "name": "t", "table": "missing.npz"}, where="w", base=tmp_path)
+    for value in ("", 5):
+        with pytest.raises(ValueError, match=r"^w: table must be a path \(a non-empty string\)"):
+            arm_from_config({"kind": "ngram_table", "name": "t", "table": value}, where="w", base=tmp_path)
+    absolute = str((tmp_path / "tables" / "t.npz").resolve())
+    assert arm_from_config({"kind": "ngram_table", "name": "t", "table": absolute}, base="/").table == absolute
+
+
+def test_a_table_written_again_is_read_again(tmp_path):
+    path = tmp_path / "t.npz"
+    NgramTable([np.array([[1]])], [np.array([2])], [np.array([1])]).save(path)
+    arm = NgramDraft("a", table=str(path))
+    assert arm.ngram_table().next_token(np.array([1])) == 2
+    NgramTable([np.array([[1], [3]])], [np.array([4, 5])], [np.array([1, 1])]).save(path)
+    assert arm.ngram_table().next_token(np.array([1])) == 4
+
+
+def test_an_end_token_ends_the_tables_chain_and_lookup_stops_before_one(tmp_path):
+    NgramTable([np.array([[1], [2]])], [np.array([2, 0])], [np.array([1, 1])]).save(tmp_path / "t.npz")
+    propose = NgramDraft("a", table=str(tmp_path / "t.npz"), num_tokens=4, lookup_ngram=1).proposer(eos_token_ids=(0,))
+    np.testing.assert_array_equal(propose(np.array([5, 1])), [2, 0])  # no earlier 1: the table, to its end token
+    # lookup finds 1 -> 0 (an end token first: it proposes nothing), so the table drafts
+    np.testing.assert_array_equal(propose(np.array([1, 0, 1])), [2, 0])
 
 
 @pytest.mark.parametrize("options, message", [
