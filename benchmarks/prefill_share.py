@@ -22,7 +22,7 @@ summed seconds over the prompts), with every output checked equal to AR's
 Usage::
 
     python benchmarks/prefill_share.py --config ~/.cache/banditspec/smollm2/<key>/world.toml \
-        [--arms lookup-4,lookup-8] [--prompts 16] [--threads 1]
+        [--arms lookup-4,table-general-3] [--prompts 16] [--threads 1]
 """
 
 from __future__ import annotations
