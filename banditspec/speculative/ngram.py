@@ -107,7 +107,10 @@ class NgramTable:
     def next_token(self, context: np.ndarray, min_ngram: int = 1, max_ngram: int | None = None) -> int | None:
         """The token after ``context``'s longest known suffix of ``min_ngram..max_ngram`` tokens, or None."""
         check_integer("min_ngram", min_ngram, low=1)
-        context = np.asarray(context, dtype=np.int64)
+        return self._next(np.asarray(context, dtype=np.int64), min_ngram, max_ngram)
+
+    def _next(self, context: np.ndarray, min_ngram: int, max_ngram: int | None) -> int | None:
+        """:meth:`next_token` of an int64 context, its arguments checked by the caller."""
         longest = min(self.max_ngram if max_ngram is None else max_ngram, self.max_ngram, context.size)
         for n in range(longest, min_ngram - 1, -1):
             found = self._lookup[n - 1].get(bytes(context[-n:]))
@@ -118,10 +121,11 @@ class NgramTable:
     def propose(self, context: np.ndarray, num_tokens: int, *, min_ngram: int = 1, max_ngram: int | None = None,
                 eos_token_ids: Collection[int] = ()) -> np.ndarray:
         """Up to ``num_tokens`` tokens drafted greedily after ``context``; stops after an end-of-sequence token."""
+        check_integer("min_ngram", min_ngram, low=1)
         sequence = np.asarray(context, dtype=np.int64)
         drafted: list[int] = []
         while len(drafted) < num_tokens:
-            token = self.next_token(sequence, min_ngram, max_ngram)
+            token = self._next(sequence, min_ngram, max_ngram)
             if token is None:
                 break
             drafted.append(token)
