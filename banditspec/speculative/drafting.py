@@ -124,7 +124,7 @@ class GreedyDraft(CandidateGenerator):
         if logits_to_keep_supported(draft):
             self._inputs["logits_to_keep"] = 1
         self._ids_arg = "decoder_input_ids" if encoder_input_ids is not None else "input_ids"
-        self._cached_ids = torch.empty((1, 0), dtype=torch.long)
+        self._cached_ids = torch.empty((1, 0), dtype=torch.long, device=draft.device)
 
     def _valid_prefix(self, input_ids: torch.Tensor) -> int:
         """Length of the common prefix of the cached tokens and ``input_ids`` (at most ``len(input_ids) - 1``)."""

@@ -293,7 +293,8 @@ class ConfiguredWorld:
         """The worker processes: started on first use, each loading the models once, then kept."""
         if self._pool is None:
             self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
-                                             initializer=_start_worker, initargs=(self.world_config, self.threads))
+                                             initializer=_start_worker,
+                                             initargs=(self.world_config, self.threads, os.getpid()))
         return self._pool
 
     def close(self) -> None:
@@ -354,10 +355,15 @@ def _exit_with_parent(parent: int) -> None:
     os._exit(1)
 
 
-def _start_worker(config: WorldConfig, threads: int) -> None:
-    """Load the models once per worker process, which ends when its parent does."""
+def _start_worker(config: WorldConfig, threads: int, parent: int) -> None:
+    """Load the models once per worker process, which ends when ``parent``, the process that started it, does.
+
+    ``parent`` comes from the parent, not from ``os.getppid()`` here: a worker
+    still starting when its parent is killed would see its new parent (init)
+    and wait on that one forever.
+    """
     global _WORKER
-    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), name="exit-with-parent", daemon=True).start()
+    threading.Thread(target=_exit_with_parent, args=(parent,), name="exit-with-parent", daemon=True).start()
     _WORKER = _WarmDecoder(_decoder(load_models(config, progress=False), config, threads))
 
 

@@ -81,11 +81,12 @@ def test_simulation_equals_real_prompt_lookup_decoding():
 def test_decodes_as_transformers_prompt_lookup_does(num_tokens, max_ngram):
     # transformers' prompt_lookup_num_tokens / max_matching_ngram_size: the same output, target calls and
     # verified proposals (counted from the tokens the target was fed), with and without an end token (one of the
-    # prompt's, so lookups copy it)
+    # prompt's, so lookups copy it). Some transformers releases (5.17) return no tokens from their prompt lookup on
+    # such a prompt: where theirs is not their own AR output, only ours is checked, against AR.
     target = tiny_llama(12, seed=0)
     arm = PromptLookup("pl", num_tokens=num_tokens, max_ngram=max_ngram)
     rng = np.random.default_rng(num_tokens)
-    accepted = 0
+    accepted = compared = 0
     for i in range(6):
         motif = rng.integers(0, 12, 4)
         prompt = np.concatenate([np.tile(motif, 3), rng.integers(0, 12, 3)])
@@ -97,9 +98,13 @@ def test_decodes_as_transformers_prompt_lookup_does(num_tokens, max_ngram):
             with forwards(target) as theirs:
                 expected = generate_ids(target, prompt, MAX_NEW, prompt_lookup_num_tokens=num_tokens,
                                         max_matching_ngram_size=max_ngram)
+            ar = generate_ids(target, prompt, MAX_NEW)
         m = result.measurement
-        np.testing.assert_array_equal(result.ids, expected)
+        np.testing.assert_array_equal(result.ids, ar)
+        accepted += m.accepted_tokens
+        if not np.array_equal(expected, ar):
+            continue
+        compared += 1
         assert m.target_calls == ours.calls == theirs.calls
         assert m.proposed_tokens == ours.proposed(prompt.size) == theirs.proposed(prompt.size)
-        accepted += m.accepted_tokens
-    assert accepted > 0
+    assert accepted > 0 and compared >= 5

@@ -9,9 +9,10 @@ import numpy as np
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-#: Byte-level tokens of printable ASCII (space as "Ġ") and one merge, after three special tokens.
+#: Byte-level tokens of printable ASCII (space as "Ġ") and two merges, after three special tokens. Two, not one:
+#: some transformers releases read a one-element GGUF array as a bare value.
 SPECIAL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
-TOKENS = SPECIAL + ["Ġ" if c == " " else c for c in map(chr, range(32, 127))] + ["th"]
+TOKENS = SPECIAL + ["Ġ" if c == " " else c for c in map(chr, range(32, 127))] + ["he", "th"]
 
 
 def tiny_llama(seed: int = 0) -> LlamaForCausalLM:
@@ -45,7 +46,7 @@ def write_gguf(model: LlamaForCausalLM, path: Path) -> Path:
     writer.add_tokenizer_pre("default")
     writer.add_token_list(TOKENS)
     writer.add_token_types([gguf.TokenType.CONTROL] * len(SPECIAL) + [gguf.TokenType.NORMAL] * (len(TOKENS) - 3))
-    writer.add_token_merges(["t h"])
+    writer.add_token_merges(["t h", "h e"])
     writer.add_token_scores([0.0] * len(TOKENS))
     writer.add_bos_token_id(1)
     writer.add_eos_token_id(2)

@@ -208,6 +208,19 @@ def _running(pid: int) -> bool:
         return False
 
 
+def _describe(pid: int) -> str:
+    """``pid``'s parent and state, and each thread's name, state and wait channel (for a failure message)."""
+    try:
+        status = dict(line.split(":\t", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+                      if line.startswith(("State", "PPid")))
+        threads = [f"{(t / 'comm').read_text().strip()}:{(t / 'stat').read_text().rsplit(')', 1)[1].split()[0]}"
+                   f"@{(t / 'wchan').read_text().strip() if (t / 'wchan').exists() else '?'}"
+                   for t in sorted(Path(f"/proc/{pid}/task").iterdir())]
+    except FileNotFoundError:
+        return f"{pid}: gone"
+    return f"{pid}: {status} threads {threads}"
+
+
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process states from /proc")
 def test_decoding_workers_end_when_their_parent_is_killed(checkpoints, write_world, tmp_path):
     path = write_world(llama_world(checkpoints))
@@ -221,4 +234,18 @@ def test_decoding_workers_end_when_their_parent_is_killed(checkpoints, write_wor
     deadline = time.monotonic() + 120  # generous: a worker checks its parent every PARENT_CHECK_SECONDS
     while any(map(_running, workers)) and time.monotonic() < deadline:
         time.sleep(0.5)
-    assert not any(map(_running, workers)), f"workers {workers} outlived their killed parent"
+    assert not any(map(_running, workers)), f"workers outlived their killed parent: {list(map(_describe, workers))}"
+
+
+def test_a_worker_whose_parent_died_while_it_started_ends_at_once(checkpoints, write_world):
+    # a worker that starts after its parent was killed already has init as its parent: it must watch the pid its
+    # parent handed it, not the parent it finds
+    path = write_world(llama_world(checkpoints))
+    code = ("import sys, time; from banditspec.speculative.world import load_world_config;"
+            "from banditspec.speculative.world.world import _start_worker;"
+            "_start_worker(load_world_config(sys.argv[1]), 1, int(sys.argv[2])); time.sleep(300)")
+    dead_parent = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                                 text=True, check=True).stdout
+    ended = subprocess.run([sys.executable, "-c", code, str(path), dead_parent], capture_output=True, text=True,
+                           timeout=240)
+    assert ended.returncode == 1 and "Traceback" not in ended.stderr, ended.stderr
