@@ -26,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Hashable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
 import numpy as np
@@ -34,6 +35,7 @@ import torch
 from banditspec.bandits.arms import Arm
 from banditspec.bandits.env import METRICS
 from banditspec.speculative.alignment import alignment_scores
+from banditspec.speculative.cache import file_digest
 from banditspec.speculative.counterfactual import MatchVector, SimulatedDecode
 
 __all__ = ["DecodeRequest", "DecodingArm", "Models", "Trace"]
@@ -110,6 +112,19 @@ class DecodingArm(Arm):
     plain: ClassVar[bool] = False
     #: Fields that name local files: a world config resolves them against its own folder (they must exist).
     path_fields: ClassVar[tuple[str, ...]] = ()
+
+    def fingerprint(self) -> dict[str, Any]:
+        """:meth:`describe`, with each file field (:attr:`path_fields`) as its file's name and a digest of its bytes.
+
+        What identifies the arm in a collection's manifest: resuming is
+        refused when a file's contents changed, not when its folder moved
+        (a world config resolves file fields to absolute paths).
+        """
+        described = self.describe()
+        for key in self.path_fields:
+            path = Path(getattr(self, key))
+            described[key] = {"name": path.name, "blake2b": file_digest(path)}
+        return described
 
     def draft_models(self) -> tuple[str, ...]:
         """Keys of the draft models this arm needs loaded (a world loads each once)."""

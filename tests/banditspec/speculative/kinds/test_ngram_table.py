@@ -113,3 +113,14 @@ def test_check_refuses_an_unreadable_table_or_one_too_short(decoder, tmp_path):
     NgramTable([np.array([[1]])], [np.array([2])], [np.array([1])]).save(tmp_path / "t.npz")
     with pytest.raises(ValueError, match="arm 'a': min_ngram is 2 but its table holds n-grams of at most 1"):
         NgramDraft("a", table=str(tmp_path / "t.npz"), min_ngram=2).check(decoder)
+
+
+def test_a_fingerprint_names_the_table_by_its_bytes_not_its_folder(tmp_path):
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        NgramTable([np.array([[1]])], [np.array([2])], [np.array([1])]).save(tmp_path / folder / "t.npz")
+    a, b = (NgramDraft("t", table=str(tmp_path / folder / "t.npz")) for folder in ("a", "b"))
+    assert a.describe() != b.describe() and a.fingerprint() == b.fingerprint()
+    assert a.fingerprint()["table"]["name"] == "t.npz"
+    NgramTable([np.array([[1]])], [np.array([3])], [np.array([1])]).save(tmp_path / "b" / "t.npz")
+    assert a.fingerprint() != b.fingerprint()

@@ -9,8 +9,11 @@ import pytest
 import torch
 from tests.banditspec.speculative.world.checkpoints import llama_world, prompt_rows, to_toml, write_jsonl
 
+from banditspec.bandits.data import LoggedDataset
 from banditspec.bandits.env import Environment
 from banditspec.bandits.features import TargetHiddenStates
+from banditspec.speculative.collect import collect
+from banditspec.speculative.ngram import NgramTable
 from banditspec.speculative.world import ConfiguredWorld, load_world_config, open_world, query_id
 
 
@@ -249,3 +252,26 @@ def test_a_worker_whose_parent_died_while_it_started_ends_at_once(checkpoints, w
     ended = subprocess.run([sys.executable, "-c", code, str(path), dead_parent], capture_output=True, text=True,
                            timeout=240)
     assert ended.returncode == 1 and "Traceback" not in ended.stderr, ended.stderr
+
+
+def test_a_collection_resumes_after_its_world_folder_moves_but_not_after_a_table_changes(checkpoints, tmp_path):
+    # a table field resolves to an absolute path; the manifest identifies the table by its bytes instead
+    folder = tmp_path / "world"
+    folder.mkdir()
+    write_jsonl(folder / "prompts.jsonl", prompt_rows())
+    NgramTable([np.array([[1]])], [np.array([2])], [np.array([1])]).save(folder / "table.npz")
+    document = llama_world(checkpoints)
+    document["arms"] = [{"kind": "ar", "name": "ar"}, {"kind": "ngram_table", "name": "table", "table": "table.npz"}]
+    (folder / "world.toml").write_text(to_toml(document))
+    out = tmp_path / "data"
+
+    def collect_from(where):
+        return collect(open_world(where / "world.toml", progress=False), out, n=4, calibration_queries=3, chunk_size=2,
+                       progress=False)
+
+    first = LoggedDataset.load(collect_from(folder))
+    moved = folder.rename(tmp_path / "moved")
+    assert LoggedDataset.load(collect_from(moved)).to_table().equals(first.to_table())
+    NgramTable([np.array([[1]])], [np.array([3])], [np.array([1])]).save(moved / "table.npz")
+    with pytest.raises(ValueError, match="another configuration"):
+        collect_from(moved)
