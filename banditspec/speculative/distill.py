@@ -245,7 +245,8 @@ def train_draft(
     head = draft.get_output_embeddings().weight
     for frozen in (draft.get_input_embeddings().weight, head):
         frozen.requires_grad_(False)
-    rows_of_head = head[torch.from_numpy(vocab)].detach()
+    device = head.device
+    rows_of_head = head[torch.from_numpy(vocab).to(device)].detach()
     base = getattr(draft, draft.base_model_prefix)
     params = [p for p in draft.parameters() if p.requires_grad]
     optimiser = torch.optim.AdamW(params, lr=lr, weight_decay=0.0, betas=(0.9, 0.98))
@@ -262,6 +263,7 @@ def train_draft(
         mask = (torch.arange(width)[None, :] < torch.from_numpy(data.lengths[rows])[:, None]).long()
         labels = torch.from_numpy(index[np.maximum(data.labels[rows, :width], 0)])
         labels[torch.from_numpy(data.labels[rows, :width] == IGNORE)] = IGNORE
+        ids, mask, labels = ids.to(device), mask.to(device), labels.to(device)
         hidden = base(input_ids=ids, attention_mask=mask).last_hidden_state
         logits = hidden @ rows_of_head.T
         loss = torch.nn.functional.cross_entropy(logits.reshape(-1, vocab.size), labels.reshape(-1),
