@@ -57,6 +57,10 @@ class Arm:
         fields = {k: v for k, v in self.__dict__.items() if k != "settings"}
         return {"kind": self.kind, **fields, "settings": dict(self.settings)}
 
+    def fingerprint(self) -> dict[str, Any]:
+        """What identifies the arm in a collection's manifest: its description, unless a kind says otherwise."""
+        return self.describe()
+
 
 class ArmSet:
     """An ordered set of uniquely named arms with an availability mask.
@@ -143,3 +147,7 @@ class ArmSet:
     def describe(self) -> list[dict[str, Any]]:
         """JSON-serialisable description of every arm, in order."""
         return [arm.describe() for arm in self._arms]
+
+    def fingerprint(self) -> list[dict[str, Any]]:
+        """Every arm's :meth:`Arm.fingerprint`, in order."""
+        return [arm.fingerprint() for arm in self._arms]

@@ -382,7 +382,7 @@ def collect(
     Collector(world, latency=latency, measure=measure, threads=threads)  # checks the arms before any chunk starts
     with torch_threads(threads):
         queries = world.queries(n, split=split, seed=seed)
-    job = {"n": n, "split": split, "seed": seed, "measure": measure, "arms": [arm.fingerprint() for arm in world.arms], **(config or {})}
+    job = {"n": n, "split": split, "seed": seed, "measure": measure, "arms": world.arms.fingerprint(), **(config or {})}
     work = CollectionWork(queries, latency, measure, threads, tuple(world.arms.names))
     write_chunks(len(queries), backend.chunk_map(world, work), out, config=job, chunk_size=chunk_size, shard=shard,
                  progress=progress)

@@ -163,8 +163,8 @@ def measure_arms(world: MeasuringWorld, queries: Queries, arm_sets: Sequence[Seq
         raise ValueError(f"arm_sets must hold, per query ({len(queries)}), distinct arm ids in [0, {K}), at least one")
 
     work = MeasuredEvaluation(queries, tuple(tuple(ids) for ids in sets), tuple(world.arms.names))
-    job = {"query_ids": [int(i) for i in queries.ids], "arms": [arm.fingerprint() for arm in world.arms],
-           "arm_sets": sets, **(config or {})}
+    job = {"query_ids": [int(i) for i in queries.ids], "arms": world.arms.fingerprint(), "arm_sets": sets,
+           **(config or {})}
     files = write_chunks(len(queries), backend.chunk_map(world, work), folder, config=job, chunk_size=chunk_size,
                          progress=progress)
     data = LoggedDataset.concat(LoggedDataset.load(f) for f in files)

@@ -116,9 +116,9 @@ class DecodingArm(Arm):
     def fingerprint(self) -> dict[str, Any]:
         """:meth:`describe`, with each file field (:attr:`path_fields`) as its file's name and a digest of its bytes.
 
-        What identifies the arm in a collection's manifest: resuming is
-        refused when a file's contents changed, not when its folder moved
-        (a world config resolves file fields to absolute paths).
+        A collection's manifest holds it: resuming is refused when a file's
+        contents changed, not when its folder moved (a world config resolves
+        file fields to absolute paths).
         """
         described = self.describe()
         for key in self.path_fields:

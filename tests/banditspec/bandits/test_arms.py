@@ -82,3 +82,8 @@ def test_describe_round_trips_names_in_order(names):
     arms = ArmSet(Arm(n) for n in names)
     assert [d["name"] for d in arms.describe()] == names
     assert len(arms) == len(names)
+
+
+def test_an_arm_without_files_is_fingerprinted_by_its_description():
+    arms = ArmSet([Arm("a", cost=0.5, settings={"k": 1}), PromptLookup("lookup", num_tokens=3)])
+    assert arms.fingerprint() == arms.describe()

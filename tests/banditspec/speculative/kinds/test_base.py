@@ -190,8 +190,3 @@ def test_a_kind_without_simulation_is_collected_only_measured(kinds, decoder):
     priced = Collector(TinyWorld(decoder, [arms[0], arms[2]]), latency=flat_latency(["ar", "rep"])).rows(queries)
     K = len(arms)
     np.testing.assert_array_equal(priced.columns["target_calls"].reshape(-1, 2)[:, 1], calls.reshape(-1, K)[:, 2])
-
-
-def test_a_kind_without_file_fields_is_fingerprinted_by_its_description():
-    arm = PromptLookup("lookup", num_tokens=3)
-    assert arm.fingerprint() == arm.describe()
