@@ -59,7 +59,7 @@ from banditspec.apps.scoring import LearnerSpec, choose, resolve_learners, score
 from banditspec.apps.training import save_selector
 from banditspec.bandits.data import LoggedDataset
 from banditspec.bandits.env import Feedback
-from banditspec.speculative.collect import Collector, collect
+from banditspec.speculative.collect import Collector, collect, torch_threads
 from banditspec.speculative.latency import LatencyModel
 from banditspec.speculative.measured import POSITION, measure_arms
 
@@ -182,7 +182,8 @@ def run_demo(args: argparse.Namespace) -> int:
         save_selector(learner, out / "selectors" / name, arms=world.arms.names,
                       source={**described, "train_data": str((out / "train-data").resolve()), "seed": args.seed})
     clock.lap("training")
-    test = world.queries(n_test, split="test", seed=args.seed)
+    with torch_threads(os.cpu_count()):  # a decode in this process (one worker) leaves torch at --threads
+        test = world.queries(n_test, split="test", seed=args.seed)
     collector = Collector(world, latency=latency, threads=os.cpu_count())
     predicted = collector.rows(test, alignment=False)  # the counts and seconds: no proxy on held-out queries
     K = len(world.arms)
