@@ -59,7 +59,7 @@ from banditspec.apps.scoring import LearnerSpec, choose, resolve_learners, score
 from banditspec.apps.training import save_selector
 from banditspec.bandits.data import LoggedDataset
 from banditspec.bandits.env import Feedback
-from banditspec.speculative.collect import Collector, collect, torch_threads
+from banditspec.speculative.collect import Collector, collect, draw_queries, featurized, torch_threads
 from banditspec.speculative.latency import LatencyModel
 from banditspec.speculative.measured import POSITION, measure_arms
 
@@ -183,9 +183,10 @@ def run_demo(args: argparse.Namespace) -> int:
                       source={**described, "train_data": str((out / "train-data").resolve()), "seed": args.seed})
     clock.lap("training")
     with torch_threads(os.cpu_count()):  # a decode in this process (one worker) leaves torch at --threads
-        test = world.queries(n_test, split="test", seed=args.seed)
+        test = draw_queries(world, n_test, split="test", seed=args.seed)
     collector = Collector(world, latency=latency, threads=os.cpu_count())
     predicted = collector.rows(test, alignment=False)  # the counts and seconds: no proxy on held-out queries
+    test = featurized(test, predicted)
     K = len(world.arms)
     by_counts = _oracle_by_counts(predicted, K)
     chosen = choose(fitted, test, args.seed)

@@ -30,7 +30,13 @@ from sklearn.utils import murmurhash3_32
 
 from banditspec.bandits.batching import length_batches, logits_to_keep_supported, padding_id
 
-__all__ = ["Featurizer", "HashingFeaturizer", "Prefill", "PromptCache", "TargetHiddenStates", "TfidfFeaturizer"]
+__all__ = ["Featurizer", "HashingFeaturizer", "Prefill", "PrefillPooling", "PromptCache", "TargetHiddenStates",
+           "TfidfFeaturizer"]
+
+#: Features of a batch of prompts from a causal LM's forward over them: ``pool(hidden_states, attention_mask)``,
+#: ``hidden_states`` every layer's ``(n, T, d)`` states as the model returns them with ``output_hidden_states``
+#: (padded on either side), giving ``(n, d)`` features (:meth:`TargetHiddenStates.pool`).
+PrefillPooling = Callable[[Sequence[torch.Tensor], torch.Tensor], np.ndarray]
 
 
 def _check_texts(texts: Sequence[str]) -> list[str]:
@@ -256,6 +262,25 @@ class TargetHiddenStates:
                     features = np.empty((len(texts), pooled.shape[1]))
                 features[batch] = pooled
         return features
+
+    def pool(self, hidden_states: Sequence[torch.Tensor], mask: torch.Tensor) -> np.ndarray:
+        """The features of prompts from the target's own forward over them, as :meth:`transform` computes them.
+
+        Parameters
+        ----------
+        hidden_states : sequence of torch.Tensor
+            Every layer's ``(n, T, d)`` states, as the target returns them
+            with ``output_hidden_states`` (a greedy pass's prefill: the
+            features then cost no forward of their own).
+        mask : torch.Tensor
+            The ``(n, T)`` attention mask of the prompts, padded on either side.
+
+        Returns
+        -------
+        np.ndarray
+            ``(n, d)`` features, equal to :meth:`transform`'s up to float rounding.
+        """
+        return _pool(hidden_states[self.layer], mask).astype(float)
 
     def _fewest_logits(self) -> dict[str, int]:
         """``logits_to_keep=1`` where the model takes it: the features need its hidden states, not the logits of

@@ -50,15 +50,24 @@ from banditspec.bandits.rewards import Reward, SpeedupOverAR, measurement_column
 from banditspec.bandits.shards import write_chunks
 from banditspec.speculative.backends import Backend, check_job_arms, resolve_backend
 from banditspec.speculative.counterfactual import MatchVector, SimulatedDecode, draft_matches_batch
-from banditspec.speculative.decoding import Decoder, greedy_outputs
+from banditspec.bandits.features import PrefillPooling
+from banditspec.speculative.decoding import Decoder, GreedyPass, greedy_pass
 from banditspec.speculative.kinds import DecodingArm, Trace
 from banditspec.speculative.latency import LatencyModel
 
-__all__ = ["CollectionWork", "Collector", "DecodingWorld", "calibrate", "collect", "full_information_rows", "torch_threads"]
+__all__ = ["CollectionWork", "Collector", "DecodingWorld", "calibrate", "collect", "draw_queries", "featurized",
+           "full_information_rows", "torch_threads"]
 
 
 class DecodingWorld(Protocol):
-    """A world that decodes real queries: arms, a :class:`Decoder` and text queries."""
+    """A world that decodes real queries: arms, a :class:`Decoder` and text queries.
+
+    A world whose features are the target's own hidden states may also offer
+    ``prefill_pooling`` (a :data:`~banditspec.bandits.features.PrefillPooling`,
+    or ``None``) and ``queries(..., featurize=False)``: a :class:`Collector`
+    then pools the features from the prefill of its greedy pass
+    (:func:`draw_queries`), and the target runs over each prompt once, not twice.
+    """
 
     arms: ArmSet
     decoder: Decoder
@@ -122,11 +131,13 @@ class Collector:
         self.batch_size = batch_size
         self.threads = threads
         self.pad_id = padding_id(self.decoder.tokenizer)
+        self.prefill_pooling: PrefillPooling | None = getattr(world, "prefill_pooling", None)
 
     # -- pieces ----------------------------------------------------------------------------
-    def _outputs(self, model: torch.nn.Module, prompts: list[np.ndarray]) -> list[np.ndarray]:
-        return greedy_outputs(model, prompts, max_new_tokens=self.decoder.max_new_tokens, pad_id=self.pad_id,
-                              eos_token_ids=self.decoder.eos_token_ids, batch_size=self.batch_size)
+    def _outputs(self, model: torch.nn.Module, prompts: list[np.ndarray],
+                 pool: PrefillPooling | None = None) -> GreedyPass:
+        return greedy_pass(model, prompts, max_new_tokens=self.decoder.max_new_tokens, pad_id=self.pad_id,
+                           eos_token_ids=self.decoder.eos_token_ids, batch_size=self.batch_size, pool=pool)
 
     def _drafters(self) -> dict[Hashable, DecodingArm]:
         """One arm per distinct drafting model (:meth:`DecodingArm.drafter`), whose model the others share."""
@@ -145,7 +156,7 @@ class Collector:
         own = {}
         for key, arm in self._drafters().items():
             with arm.drafting_model(self.decoder) as model:
-                own[key] = self._outputs(model, prompts)
+                own[key] = self._outputs(model, prompts).outputs
         return own
 
     def _traces(self, prompts: list[np.ndarray], outputs: list[np.ndarray],
@@ -206,12 +217,30 @@ class Collector:
         columns, so no proxy reward) and with them the drafts' own greedy
         outputs, about as costly as the target's: for rows that only need the
         counts and seconds.
+
+        Queries without features (``X`` of shape ``(n, 0)``, from
+        :func:`draw_queries`) get them from the prefill of the target's
+        greedy pass, pooled by the world's ``prefill_pooling``: the rows'
+        ``X`` (:func:`featurized` gives the queries with them).
+
+        Raises
+        ------
+        ValueError
+            For queries without texts, or without features on a world that
+            has no ``prefill_pooling``.
         """
         if queries.texts is None:
             raise ValueError("collection needs query texts (Queries.texts is None)")
+        pool = None
+        if queries.X.shape[1] == 0:
+            if self.prefill_pooling is None:
+                raise ValueError("queries without features need a world that pools them from the target's prefill "
+                                 "(prefill_pooling); draw them with world.queries(...) featurized")
+            pool = self.prefill_pooling
         prompts = [self.decoder.encode(t) for t in queries.texts]
         with torch_threads(self.threads):
-            outputs = self._outputs(self.decoder.target, prompts)
+            greedy = self._outputs(self.decoder.target, prompts, pool)
+            outputs = greedy.outputs
             matches = self._matches(prompts, outputs)
             own = self._own_outputs(prompts) if alignment else None
         traces = self._traces(prompts, outputs, matches, self.decoder.max_new_tokens)
@@ -226,7 +255,32 @@ class Collector:
                  for arm, m, trace in zip(self.arms, row, traces[i])]
                 for i, row in enumerate(raw)
             ]
+        if pool is not None:
+            queries = replace(queries, X=greedy.features)
         return full_information_rows(queries, raw, self.names, self.reward, measured=self.measure)
+
+
+def draw_queries(world: DecodingWorld, n: int, *, split: str, seed: int) -> Queries:
+    """``world.queries(n, split=split, seed=seed)`` for a :class:`Collector`: without features where the world
+    pools them from the target's prefill (``prefill_pooling``), so that the collector's greedy pass computes
+    them and the target's forward over each prompt runs once."""
+    if getattr(world, "prefill_pooling", None) is None:
+        return world.queries(n, split=split, seed=seed)
+    return world.queries(n, split=split, seed=seed, featurize=False)
+
+
+def featurized(queries: Queries, rows: LoggedDataset) -> Queries:
+    """``queries`` with the features of their logged rows (:meth:`Collector.rows`' ``n * K`` rows of them).
+
+    Raises
+    ------
+    ValueError
+        If the rows are not those of the queries.
+    """
+    n = len(queries)
+    if n == 0 or len(rows) % n or not np.array_equal(rows.query_ids[:: len(rows) // n], queries.ids):
+        raise ValueError("the rows are not Collector.rows of these queries")
+    return replace(queries, X=rows.X[:: len(rows) // n])
 
 
 @contextmanager
@@ -375,13 +429,13 @@ def collect(
             latency = LatencyModel.from_dict(json.loads(latency_file.read_text()))
         else:
             if latency is None:
-                latency = calibrate(world, world.queries(calibration_queries, split=split, seed=seed + 10_000))
+                latency = calibrate(world, draw_queries(world, calibration_queries, split=split, seed=seed + 10_000))
             tmp = latency_file.with_suffix(".tmp")
             tmp.write_text(json.dumps(latency.to_dict(), indent=2))
             tmp.replace(latency_file)
     Collector(world, latency=latency, measure=measure, threads=threads)  # checks the arms before any chunk starts
     with torch_threads(threads):
-        queries = world.queries(n, split=split, seed=seed)
+        queries = draw_queries(world, n, split=split, seed=seed)
     job = {"n": n, "split": split, "seed": seed, "measure": measure, "arms": world.arms.fingerprint(), **(config or {})}
     work = CollectionWork(queries, latency, measure, threads, tuple(world.arms.names))
     write_chunks(len(queries), backend.chunk_map(world, work), out, config=job, chunk_size=chunk_size, shard=shard,

@@ -21,7 +21,7 @@ from __future__ import annotations
 import time
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -30,14 +30,14 @@ from tqdm.auto import tqdm
 from banditspec.bandits.arms import Arm
 from banditspec.bandits.batching import length_batches
 from banditspec.bandits.env import Measurement
-from banditspec.bandits.features import PromptCache
+from banditspec.bandits.features import PrefillPooling, PromptCache
 from banditspec.bandits.validation import check_integer
 from banditspec.speculative.drafting import cache_argument, context_length, eos_token_ids
 from banditspec.speculative.kinds import Autoregressive, DraftModel
 from banditspec.speculative.kinds.base import DecodeRequest, DecodingArm
 from banditspec.speculative.loop import SpeculationCounts, speculative_generate
 
-__all__ = ["DecodeResult", "DecodeTimeout", "Decoder", "Prompt", "greedy_outputs"]
+__all__ = ["DecodeResult", "DecodeTimeout", "Decoder", "GreedyPass", "Prompt", "greedy_outputs", "greedy_pass"]
 
 #: A prompt: text (encoded with the target's tokenizer) or token ids.
 Prompt = str | Sequence[int] | np.ndarray
@@ -327,21 +327,53 @@ def _count_calls(counts: SpeculationCounts) -> Any:
     return hook
 
 
+class GreedyPass(NamedTuple):
+    """What :func:`greedy_pass` returns: the greedy outputs and, where asked, the prompts' features."""
+
+    outputs: list[np.ndarray]
+    features: np.ndarray | None
+
+
 def greedy_outputs(
     model: torch.nn.Module, prompts: Sequence[np.ndarray], *, max_new_tokens: int, pad_id: int,
     eos_token_ids: Collection[int] = (), batch_size: int = 32, progress: bool = False,
 ) -> list[np.ndarray]:
-    """Greedy continuations of ``prompts`` by ``model``, batched with left padding.
+    """Greedy continuations of ``prompts`` by ``model``, batched with left padding (:func:`greedy_pass`'s outputs)."""
+    return greedy_pass(model, prompts, max_new_tokens=max_new_tokens, pad_id=pad_id, eos_token_ids=eos_token_ids,
+                       batch_size=batch_size, progress=progress).outputs
+
+
+def greedy_pass(
+    model: torch.nn.Module, prompts: Sequence[np.ndarray], *, max_new_tokens: int, pad_id: int,
+    eos_token_ids: Collection[int] = (), batch_size: int = 32, progress: bool = False,
+    pool: PrefillPooling | None = None,
+) -> GreedyPass:
+    """Greedy continuations of ``prompts`` by ``model``, batched with left padding, and the prompts' features.
 
     Prompts are batched by length (:func:`~banditspec.bandits.batching.length_batches`),
     the outputs returned in the prompts' order. Each output is cut after its
     first end-of-sequence token (kept), as batch-size-1 decoding would stop
     there. An encoder-decoder model's outputs leave out the decoder's start
     token. ``progress`` shows a bar over the prompts (with its time estimate).
+
+    ``pool`` turns the hidden states of the pass's first forward, the
+    prefill of a batch of prompts, into their features
+    (:meth:`~banditspec.bandits.features.TargetHiddenStates.pool`): the
+    features of the model's own prefill cost no second forward over the
+    prompts. Only a decoder-only model's prefill is pooled.
+
+    Raises
+    ------
+    ValueError
+        If ``pool`` is given for an encoder-decoder model.
     """
+    if pool is not None and model.config.is_encoder_decoder:
+        raise ValueError("features from the prefill need a decoder-only model; featurize an encoder-decoder's "
+                         "prompts with its featurizer")
     eos = list(eos_token_ids)
     skip = 1 if model.config.is_encoder_decoder else None
     outputs: list[np.ndarray] = [np.empty(0, dtype=np.int64)] * len(prompts)
+    features: np.ndarray | None = None
     bar = tqdm(total=len(prompts), desc="greedy outputs", unit="prompt", disable=not progress)
     with torch.inference_mode(), bar:
         for batch in length_batches([p.size for p in prompts], batch_size):
@@ -352,11 +384,18 @@ def greedy_outputs(
             for row, p in enumerate(chunk):
                 ids[row, width - p.size :] = torch.from_numpy(p)
                 mask[row, width - p.size :] = 1
-            out = model.generate(input_ids=ids.to(model.device), attention_mask=mask.to(model.device),
+            mask = mask.to(model.device)
+            out = model.generate(input_ids=ids.to(model.device), attention_mask=mask,
                                  max_new_tokens=max_new_tokens, do_sample=False, num_beams=1, pad_token_id=pad_id,
-                                 eos_token_id=eos or None)
-            for i, row in zip(batch, out[:, skip or width :].cpu().numpy()):
+                                 eos_token_id=eos or None, output_hidden_states=pool is not None,
+                                 return_dict_in_generate=True)
+            if pool is not None:
+                pooled = pool(out.hidden_states[0], mask)  # step 0: the prefill of the prompts
+                if features is None:
+                    features = np.empty((len(prompts), pooled.shape[1]), dtype=pooled.dtype)
+                features[batch] = pooled
+            for i, row in zip(batch, out.sequences[:, skip or width :].cpu().numpy()):
                 ends = np.flatnonzero(np.isin(row, eos)) if eos else np.array([], int)
                 outputs[i] = row[: ends[0] + 1] if ends.size else row
             bar.update(len(chunk))
-    return outputs
+    return GreedyPass(outputs, features)

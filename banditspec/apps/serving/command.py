@@ -30,7 +30,7 @@ from banditspec.apps.serving.router import ONLINE, Router
 from banditspec.apps.serving.snapshots import Snapshots
 from banditspec.apps.training import Selector, load_selector
 from banditspec.apps.worlds import add_world_arguments, check_world_arguments, open_world_from
-from banditspec.speculative.collect import calibrate
+from banditspec.speculative.collect import calibrate, draw_queries
 from banditspec.speculative.latency import LatencyModel
 
 __all__ = ["SERVE_EXTRA", "add_arguments", "check_arguments", "find_latency", "router_from", "run", "settings_from"]
@@ -133,7 +133,7 @@ def router_from(args: argparse.Namespace, world: Any) -> Router:
     selector = load_selector(args.policy)
     latency = find_latency(selector, args.latency)
     if latency is None:
-        latency = calibrate(world, world.queries(args.calibration, split="train", seed=args.seed + 10_000))
+        latency = calibrate(world, draw_queries(world, args.calibration, split="train", seed=args.seed + 10_000))
     names = world.arms.names
     plain = [k for k, arm in enumerate(world.arms) if world.decoder.check(arm).plain]
     breaker = CircuitBreaker(len(names), threshold=args.breaker_failures, cooldown=args.breaker_cooldown,

@@ -33,7 +33,7 @@ from tqdm.auto import tqdm
 
 from banditspec.bandits.arms import Arm, ArmSet
 from banditspec.bandits.env import Feedback, Measurement, Queries
-from banditspec.bandits.features import Featurizer, HashingFeaturizer, TargetHiddenStates
+from banditspec.bandits.features import Featurizer, HashingFeaturizer, PrefillPooling, TargetHiddenStates
 from banditspec.bandits.rewards import Reward, SpeedupOverAR
 from banditspec.bandits.validation import check_integer
 from banditspec.speculative.decoding import Decoder
@@ -170,6 +170,14 @@ class ConfiguredWorld:
         Decodes and measures one query with any arm.
     featurizer : Featurizer
         Turns query texts into the features policies see.
+    prefill_pooling : PrefillPooling or None
+        Where the features are the hidden states of a decoder-only target
+        (``featurizer="target"``), the featurizer's
+        :meth:`~banditspec.bandits.features.TargetHiddenStates.pool`: a
+        :class:`~banditspec.speculative.collect.Collector` then featurizes
+        :meth:`queries` drawn with ``featurize=False`` from the prefill of
+        its own greedy pass over them, instead of a second forward. ``None``
+        otherwise.
     prompts : PromptSource
         Where queries come from.
     reward : Reward
@@ -212,12 +220,18 @@ class ConfiguredWorld:
         self.decoder = _decoder(self.models, config, threads)
         self._local = _WarmDecoder(self.decoder)
         self._pool: ProcessPoolExecutor | None = None
-        self.featurizer: Featurizer = (
-            target_features(self.models, config.features) if featurizer == "target" else HashingFeaturizer()
+        target = target_features(self.models, config.features) if featurizer == "target" else None
+        self.featurizer: Featurizer = HashingFeaturizer() if target is None else target
+        self.prefill_pooling: PrefillPooling | None = (
+            None if target is None or self.models.encoder_decoder else target.pool
         )
 
-    def queries(self, n: int, *, split: str, seed: int) -> Queries:
+    def queries(self, n: int, *, split: str, seed: int, featurize: bool = True) -> Queries:
         """``n`` distinct prompts of ``split``, in an order drawn with ``seed``, featurized; ``groups`` for reports.
+
+        ``featurize=False`` leaves the features out (``X`` of shape ``(n, 0)``):
+        for a collector that featurizes from its own pass
+        (:attr:`prefill_pooling`), or work that needs only the texts.
 
         Raises
         ------
@@ -226,7 +240,8 @@ class ConfiguredWorld:
         """
         prompts = self.prompts.sample(n, split=split, seed=seed)
         texts = apply_chat_template(self.models.tokenizer, prompts.texts) if self._chat else prompts.texts
-        return Queries(ids=prompts.ids, X=self.featurizer.transform(texts), texts=texts, groups=prompts.groups)
+        X = self.featurizer.transform(texts) if featurize else np.empty((len(texts), 0))
+        return Queries(ids=prompts.ids, X=X, texts=texts, groups=prompts.groups)
 
     def split_size(self, split: str) -> int | None:
         """How many queries ``split`` holds (None where the prompt source generates as many as asked)."""

@@ -4,7 +4,7 @@ import torch
 
 from banditspec.speculative.kinds import Autoregressive, EarlyExit
 from banditspec.apps.cli import main
-from banditspec.speculative.collect import Collector, calibrate, collect, torch_threads
+from banditspec.speculative.collect import Collector, calibrate, collect, draw_queries, featurized, torch_threads
 from banditspec.speculative.decoding import greedy_outputs
 from banditspec.bandits.data import LoggedDataset
 
@@ -80,6 +80,33 @@ def test_rows_without_alignment_keep_the_counts_and_skip_the_own_outputs(tiny_to
         np.testing.assert_array_equal(counts.columns[column], full.columns[column])
     np.testing.assert_array_equal(counts.rewards, full.rewards)
 
+
+def test_queries_without_features_get_the_target_s_own_from_its_greedy_pass(tiny_toy, latency, monkeypatch):
+    featurized_queries = tiny_toy.queries(6, split="train", seed=5)
+    reference = Collector(tiny_toy, latency=latency).rows(featurized_queries)
+    monkeypatch.setattr(tiny_toy.featurizer, "transform", lambda texts: pytest.fail("a second forward featurized"))
+    queries = draw_queries(tiny_toy, 6, split="train", seed=5)
+    assert queries.X.shape == (6, 0) and queries.texts == featurized_queries.texts
+    rows = Collector(tiny_toy, latency=latency).rows(queries)
+    np.testing.assert_allclose(rows.X, reference.X, rtol=1e-4, atol=1e-5)  # left padding here, right there
+    for column in ("target_calls", "accepted_tokens", "proposed_tokens", "wall_seconds", "align_lcs"):
+        np.testing.assert_array_equal(rows.columns[column], reference.columns[column])
+    np.testing.assert_array_equal(featurized(queries, rows).X, rows.X[:: len(tiny_toy.arms)])
+    with pytest.raises(ValueError, match="not Collector.rows of these queries"):
+        featurized(queries.subset(np.arange(1, 6)), rows)
+
+
+def test_queries_without_features_need_a_world_that_pools_the_prefill(tiny_toy, latency):
+    class TextsOnly:  # the same arms and decoder, no prefill_pooling
+        arms, decoder = tiny_toy.arms, tiny_toy.decoder
+
+        def queries(self, n, *, split, seed):
+            return tiny_toy.queries(n, split=split, seed=seed, featurize=False)
+
+    world = TextsOnly()
+    assert draw_queries(world, 2, split="train", seed=0).X.shape == (2, 0)  # the world's own queries, as they are
+    with pytest.raises(ValueError, match=r"queries without features need a world that pools them .*prefill_pooling"):
+        Collector(world, latency=latency).rows(world.queries(2, split="train", seed=0))
 
 def test_counterfactual_prices_every_arm_along_a_given_output_as_the_rows_do(tiny_toy, latency):
     queries = tiny_toy.queries(4, split="train", seed=4)

@@ -5,7 +5,7 @@ import pytest
 from transformers.utils import logging
 
 from banditspec.speculative.counterfactual import draft_matches_batch
-from banditspec.speculative.decoding import Decoder, greedy_outputs
+from banditspec.speculative.decoding import Decoder, greedy_outputs, greedy_pass
 from banditspec.speculative.kinds import Autoregressive, DraftModel, EarlyExit, PromptLookup, Trace
 from tests.banditspec.speculative.models import perturbed, prompts, tiny_llama, tiny_t5
 
@@ -67,3 +67,8 @@ def test_an_early_exit_and_a_decoder_only_draft_are_refused(t5):
         decoder.generate(EarlyExit("e", layer=1), [5, 6, 7])
     with pytest.raises(ValueError, match="draft 'llama' must be an encoder-decoder model like the target"):
         decoder.generate(DraftModel("d", model="llama"), [5, 6, 7])
+
+
+def test_the_prefill_of_an_encoder_decoder_is_not_pooled(decoder):
+    with pytest.raises(ValueError, match="features from the prefill need a decoder-only model"):
+        greedy_pass(decoder.target, prompts(2, seed=0), max_new_tokens=2, pad_id=0, pool=lambda states, mask: None)

@@ -13,6 +13,7 @@ from banditspec.bandits.data import LoggedDataset
 from banditspec.bandits.env import Environment
 from banditspec.bandits.features import TargetHiddenStates
 from banditspec.speculative.collect import collect
+from banditspec.speculative.decoding import greedy_pass
 from banditspec.speculative.ngram import NgramTable
 from banditspec.speculative.world import ConfiguredWorld, load_world_config, open_world, query_id
 
@@ -77,6 +78,7 @@ def test_hashed_features_and_a_chat_template(checkpoints, write_world):
         assert queries.X.shape == (2, 64)
         assert all(t.startswith("user : the ") and t.endswith(" assistant :") for t in queries.texts)
         assert queries.ids.tolist() == world.prompts.sample(2, split="test", seed=0).ids.tolist()
+        assert world.prefill_pooling is None  # hashed n-grams: no forward of the target to share
 
 
 def test_features_of_an_earlier_layer_run_only_the_layers_they_need_and_equal_the_whole_pass(checkpoints,
@@ -99,6 +101,9 @@ def test_features_of_an_earlier_layer_run_only_the_layers_they_need_and_equal_th
         prefill = world.featurizer.prefill(texts[0])  # the decode reuses its cache: every layer runs
         assert ran == [0, 1]
         np.testing.assert_allclose(prefill.features, features[0], rtol=1e-5, atol=1e-6)
+        prompts = [world.decoder.encode(t) for t in texts]
+        shared = greedy_pass(target, prompts, max_new_tokens=2, pad_id=0, pool=world.prefill_pooling).features
+        np.testing.assert_allclose(shared, features, rtol=1e-5, atol=1e-6)  # the layer, not the last one
     document["features"] = {"layer": 3}
     with pytest.raises(ValueError, match=r"\[features\] layer = 3: the target has 2 layers"):
         open_world(write_world(document), progress=False)
@@ -170,6 +175,7 @@ def test_an_encoder_decoder_world_loads_featurizes_and_decodes_ar(t5):
     assert t5.models.encoder_decoder
     queries = t5.queries(2, split="train", seed=0)
     assert queries.X.shape == (2, 32)  # the encoder's states
+    assert t5.prefill_pooling is None and t5.queries(2, split="train", seed=0, featurize=False).X.shape == (2, 0)
     step = t5.step(queries, np.zeros(2, dtype=np.int64))
     ids = t5.models.tokenizer(queries.texts[0], return_tensors="pt")["input_ids"]
     with torch.inference_mode():
