@@ -8,6 +8,10 @@ a collection of those queries runs:
 - the queries' features (the world's featurizer: for ``target`` features, one
   batched forward of the target over the prompts),
 - the target's batched greedy outputs,
+- where the world pools its features from the target's prefill
+  (``prefill_pooling``), the same pass pooling them, as a collection runs it
+  (it then skips the features' own pass), and the largest difference between
+  those features and the featurizer's,
 - per drafting model (one per distinct :meth:`DecodingArm.drafter`): its
   teacher-forced pass along the target's outputs (the counterfactual
   acceptance of every arm drafting with it) and its own batched greedy output
@@ -32,7 +36,7 @@ from banditspec.apps.worlds import add_world_arguments, check_world_arguments, w
 from banditspec.bandits.batching import padding_id
 from banditspec.speculative.collect import torch_threads
 from banditspec.speculative.counterfactual import draft_matches_batch
-from banditspec.speculative.decoding import greedy_outputs
+from banditspec.speculative.decoding import greedy_outputs, greedy_pass
 
 
 def main() -> None:
@@ -47,6 +51,7 @@ def main() -> None:
     decoder = world.decoder
     pad_id = padding_id(decoder.tokenizer)
     rows: list[tuple[str, float]] = []
+    notes: list[str] = []
 
     def timed(name, run):
         start = time.perf_counter()
@@ -62,6 +67,15 @@ def main() -> None:
         queries = timed("features", lambda: world.queries(args.n, split="train", seed=0))
         prompts = [decoder.encode(text) for text in queries.texts]
         outputs = timed("target: greedy outputs", lambda: greedy(decoder.target))
+        pooling = getattr(world, "prefill_pooling", None)
+        if pooling is not None:
+            shared = timed("target: greedy outputs, features pooled from the prefill", lambda: greedy_pass(
+                decoder.target, prompts, max_new_tokens=decoder.max_new_tokens, pad_id=pad_id,
+                eos_token_ids=decoder.eos_token_ids, batch_size=args.batch_size, pool=pooling))
+            same = all((a == b).all() for a, b in zip(shared.outputs, outputs))
+            notes.append(f"features pooled from the prefill against the featurizer's: largest difference "
+                         f"{abs(shared.features - queries.X).max():.2e} (largest feature {abs(queries.X).max():.2f}); "
+                         f"the same greedy outputs: {same}")
         drafters = {arm.drafter(): arm for arm in map(decoder.check, world.arms) if arm.drafter() is not None}
         for arm in drafters.values():
             with arm.drafting_model(decoder) as model:
@@ -75,7 +89,9 @@ def main() -> None:
     for name, seconds in rows:
         print(f"| {name} | {seconds:.1f} | {seconds / args.n:.3f} |")
     total = sum(seconds for _, seconds in rows)
-    print(f"| total | {total:.1f} | {total / args.n:.3f} |")
+    print(f"| total of the passes above | {total:.1f} | {total / args.n:.3f} |")
+    for note in notes:
+        print(f"\n{note}")
 
 
 if __name__ == "__main__":
