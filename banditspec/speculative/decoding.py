@@ -37,7 +37,13 @@ from banditspec.speculative.kinds import Autoregressive, DraftModel
 from banditspec.speculative.kinds.base import DecodeRequest, DecodingArm
 from banditspec.speculative.loop import SpeculationCounts, speculative_generate
 
-__all__ = ["DecodeResult", "DecodeTimeout", "Decoder", "GreedyPass", "Prompt", "greedy_outputs", "greedy_pass"]
+__all__ = ["WARMUP_NEW_TOKENS", "DecodeResult", "DecodeTimeout", "Decoder", "GreedyPass", "Prompt", "greedy_outputs",
+           "greedy_pass"]
+
+#: New tokens of each warm-up decode (:meth:`Decoder.warmup`). On the SmolLM2 world (1 thread, the AVX2 VM of
+#: docs/results.md), warming AR, the four drafts and the ten arms on 8 tokens took 18.9 s against 61.0 s on
+#: its 32, and the decodes after it were as fast (docs/decoding.md).
+WARMUP_NEW_TOKENS = 8
 
 #: A prompt: text (encoded with the target's tokenizer) or token ids.
 Prompt = str | Sequence[int] | np.ndarray
@@ -304,12 +310,20 @@ class Decoder:
                 results.append(self.generate(arm, ids, reference=reference))
         return results
 
-    def warmup(self, prompt: Prompt | None = None, arms: Iterable[Arm] = ()) -> None:
-        """Run AR, every draft (block size 2) and ``arms`` once, untimed, so later timings are warm."""
+    def warmup(self, prompt: Prompt | None = None, arms: Iterable[Arm] = (), *,
+               max_new_tokens: int = WARMUP_NEW_TOKENS) -> None:
+        """Run AR, every draft (block size 2) and ``arms`` once, untimed, so later timings are warm.
+
+        Each decodes ``max_new_tokens`` new tokens (at most the decoder's):
+        a short decode already runs what a long one runs (the prefill, the
+        drafting forwards, verifications, cache crops), so it warms as well
+        for much less (:data:`WARMUP_NEW_TOKENS`).
+        """
+        check_integer("max_new_tokens", max_new_tokens, low=1)
         ids = self.encode(np.arange(4) % _vocab_size(self.target) if prompt is None else prompt)
         drafts = [DraftModel(f"warmup-{i}", model=key, block_size=2) for i, key in enumerate(self.drafts)]
         for arm in [Autoregressive("warmup-ar"), *drafts, *arms]:
-            self.generate(arm, ids)
+            self.generate(arm, ids, max_new_tokens=min(max_new_tokens, self.max_new_tokens))
 
 
 def _finish(device: torch.device) -> None:

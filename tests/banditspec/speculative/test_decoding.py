@@ -8,7 +8,7 @@ from transformers.utils import logging
 from banditspec.bandits.arms import Arm
 from banditspec.bandits.features import TargetHiddenStates
 from banditspec.speculative.counterfactual import draft_matches_batch
-from banditspec.speculative.decoding import DecodeTimeout, Decoder
+from banditspec.speculative.decoding import WARMUP_NEW_TOKENS, DecodeTimeout, Decoder
 from banditspec.speculative.kinds import Autoregressive, DraftModel, EarlyExit, PromptLookup, Trace
 from tests.banditspec.speculative.models import perturbed, prompts, tiny_llama, word_tokenizer
 
@@ -68,6 +68,26 @@ def test_a_smaller_max_new_tokens_is_a_prefix_of_the_full_output_and_a_larger_on
     with pytest.raises(ValueError, match="max_new_tokens"):
         decoder.generate(ARMS[1], prompt, max_new_tokens=MAX_NEW + 1)
 
+
+
+def test_the_warm_up_decodes_ar_every_draft_and_every_arm_briefly(decoder, monkeypatch):
+    decodes = []
+    generate = decoder.generate
+
+    def recorded(arm, prompt, **options):
+        result = generate(arm, prompt, **options)
+        decodes.append((arm.name, len(result.ids)))
+        return result
+
+    monkeypatch.setattr(decoder, "generate", recorded)
+    decoder.warmup(prompts(1)[0], ARMS[1:3])
+    assert [name for name, _ in decodes] == ["warmup-ar", "warmup-0", "warmup-1", "noisy4", "noisy2h"]
+    assert {n for _, n in decodes} == {WARMUP_NEW_TOKENS} and WARMUP_NEW_TOKENS < MAX_NEW
+    decodes.clear()
+    decoder.warmup(prompts(1)[0], max_new_tokens=MAX_NEW + 5)  # at most the decoder's own
+    assert {n for _, n in decodes} == {MAX_NEW}
+    with pytest.raises(ValueError, match="max_new_tokens"):
+        decoder.warmup(max_new_tokens=0)
 
 def test_a_speculative_decode_past_its_deadline_raises_and_ar_has_none(decoder):
     prompt = prompts(1)[0]
