@@ -46,11 +46,11 @@ from banditspec.bandits.arms import ArmSet
 from banditspec.bandits.batching import padding_id
 from banditspec.bandits.data import LoggedDataset, arm_seconds_column
 from banditspec.bandits.env import Measurement, Queries
+from banditspec.bandits.features import PrefillPooling
 from banditspec.bandits.rewards import Reward, SpeedupOverAR, measurement_columns
 from banditspec.bandits.shards import write_chunks
 from banditspec.speculative.backends import Backend, check_job_arms, resolve_backend
 from banditspec.speculative.counterfactual import MatchVector, SimulatedDecode, draft_matches_batch
-from banditspec.bandits.features import PrefillPooling
 from banditspec.speculative.decoding import Decoder, GreedyPass, greedy_pass
 from banditspec.speculative.kinds import DecodingArm, Trace
 from banditspec.speculative.latency import LatencyModel
