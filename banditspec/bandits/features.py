@@ -257,7 +257,7 @@ class TargetHiddenStates:
                     mask[row, : len(encoded[i])] = 1
                 ids, mask = ids.to(self.model.device), mask.to(self.model.device)
                 out = self.model(input_ids=ids, attention_mask=mask, output_hidden_states=True, **self._fewest_logits())
-                pooled = _pool(out.hidden_states[self.layer], mask)
+                pooled = self.pool(out.hidden_states, mask)
                 if features is None:
                     features = np.empty((len(texts), pooled.shape[1]))
                 features[batch] = pooled
@@ -316,7 +316,7 @@ class TargetHiddenStates:
         if cache is None:
             raise ValueError(f"{type(self.model).__name__} returned no cache to decode from")
         cache.crop(-1)
-        features = _pool(out.hidden_states[self.layer], mask)[0].astype(float)
+        features = self.pool(out.hidden_states, mask)[0]
         return Prefill(features, PromptCache(np.asarray(ids[:-1], dtype=np.int64), cache))
 
 
