@@ -15,7 +15,12 @@ a collection of those queries runs:
 - per drafting model (one per distinct :meth:`DecodingArm.drafter`): its
   teacher-forced pass along the target's outputs (the counterfactual
   acceptance of every arm drafting with it) and its own batched greedy output
-  (the alignment proxy).
+  (the alignment proxy),
+- where drafting models are the target's first layers (an early exit, with a
+  :meth:`DecodingArm.target_layer_head`), the target's greedy pass keeping
+  the states after those layers, and each such model's matches read off them,
+  as a collection runs it (it then skips their teacher-forced pass), and on
+  how many queries those matches equal the teacher-forced pass's.
 
 One run of each; prints a Markdown table with seconds and seconds per query,
 the machine and torch's CPU capability. Usage::
@@ -35,7 +40,7 @@ from banditspec.apps.report import cpu_model
 from banditspec.apps.worlds import add_world_arguments, check_world_arguments, world_recipe
 from banditspec.bandits.batching import padding_id
 from banditspec.speculative.collect import torch_threads
-from banditspec.speculative.counterfactual import draft_matches_batch
+from banditspec.speculative.counterfactual import draft_matches_batch, match_vector
 from banditspec.speculative.decoding import greedy_outputs, greedy_pass
 
 
@@ -77,10 +82,25 @@ def main() -> None:
                          f"{abs(shared.features - queries.X).max():.2e} (largest feature {abs(queries.X).max():.2f}); "
                          f"the same greedy outputs: {same}")
         drafters = {arm.drafter(): arm for arm in map(decoder.check, world.arms) if arm.drafter() is not None}
-        for arm in drafters.values():
+        heads = {key: arm.target_layer_head(decoder) for key, arm in drafters.items()}
+        heads = {key: head for key, head in heads.items() if head is not None}
+        layers = sorted({head.layer for head in heads.values()})
+        if layers:
+            kept = timed(f"target: greedy outputs, the states after layers {layers} kept", lambda: greedy_pass(
+                decoder.target, prompts, max_new_tokens=decoder.max_new_tokens, pad_id=pad_id,
+                eos_token_ids=decoder.eos_token_ids, batch_size=args.batch_size, pool=pooling, layers=layers))
+        for key, arm in drafters.items():
             with arm.drafting_model(decoder) as model:
-                timed(f"{arm.name}'s model: teacher-forced pass",
-                      lambda: draft_matches_batch(model, prompts, outputs, batch_size=args.batch_size))
+                forced = timed(f"{arm.name}'s model: teacher-forced pass",
+                               lambda: draft_matches_batch(model, prompts, outputs, batch_size=args.batch_size))
+                if key in heads:
+                    head = heads[key]
+                    with torch.inference_mode():
+                        read = timed(f"{arm.name}'s model: matches read off the target's states", lambda: [
+                            match_vector(head.logits(h), y) for h, y in zip(kept.states[head.layer], kept.outputs)])
+                    same = sum(int((a.matches == b.matches).all()) for a, b in zip(read, forced))
+                    notes.append(f"{arm.name}'s matches read off the target's states against its teacher-forced "
+                                 f"pass: the same on {same} of {len(read)} queries")
                 timed(f"{arm.name}'s model: own greedy outputs", lambda: greedy(model))
     print(f"{args.n} training queries, batches of {args.batch_size}, {args.threads} torch threads, {cpu_model()} "
           f"({torch.backends.cpu.get_cpu_capability()}), {os.cpu_count()} cores, "

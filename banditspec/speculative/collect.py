@@ -10,7 +10,9 @@ For each query the collection computes
    greedy output of the target cut after its exit layer,
 3. the counterfactual acceptance of every arm along ``y``: exact target calls,
    proposed and accepted tokens (:mod:`banditspec.speculative.counterfactual`,
-   :mod:`banditspec.speculative.kinds.prompt_lookup`), priced in seconds by a
+   :mod:`banditspec.speculative.kinds.prompt_lookup`; an early exit's matches
+   are read off the hidden states of the target's greedy pass,
+   :class:`~banditspec.speculative.kinds.TargetLayerHead`), priced in seconds by a
    :class:`~banditspec.speculative.latency.LatencyModel` calibrated on real decodes of a
    few queries, and
 4. with ``measure=True``, the measured wall-clock decode of every arm (AR
@@ -33,7 +35,7 @@ chunks; the files and rows are the same whichever computes them.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Hashable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -50,9 +52,9 @@ from banditspec.bandits.features import PrefillPooling
 from banditspec.bandits.rewards import Reward, SpeedupOverAR, measurement_columns
 from banditspec.bandits.shards import write_chunks
 from banditspec.speculative.backends import Backend, check_job_arms, resolve_backend
-from banditspec.speculative.counterfactual import MatchVector, SimulatedDecode, draft_matches_batch
+from banditspec.speculative.counterfactual import MatchVector, SimulatedDecode, draft_matches_batch, match_vector
 from banditspec.speculative.decoding import Decoder, GreedyPass, greedy_pass
-from banditspec.speculative.kinds import DecodingArm, Trace
+from banditspec.speculative.kinds import DecodingArm, TargetLayerHead, Trace
 from banditspec.speculative.latency import LatencyModel
 
 __all__ = ["CollectionWork", "Collector", "DecodingWorld", "calibrate", "collect", "draw_queries", "featurized",
@@ -134,19 +136,37 @@ class Collector:
         self.prefill_pooling: PrefillPooling | None = getattr(world, "prefill_pooling", None)
 
     # -- pieces ----------------------------------------------------------------------------
-    def _outputs(self, model: torch.nn.Module, prompts: list[np.ndarray],
-                 pool: PrefillPooling | None = None) -> GreedyPass:
+    def _outputs(self, model: torch.nn.Module, prompts: list[np.ndarray], pool: PrefillPooling | None = None,
+                 layers: Collection[int] = ()) -> GreedyPass:
         return greedy_pass(model, prompts, max_new_tokens=self.decoder.max_new_tokens, pad_id=self.pad_id,
-                           eos_token_ids=self.decoder.eos_token_ids, batch_size=self.batch_size, pool=pool)
+                           eos_token_ids=self.decoder.eos_token_ids, batch_size=self.batch_size, pool=pool,
+                           layers=layers)
 
     def _drafters(self) -> dict[Hashable, DecodingArm]:
         """One arm per distinct drafting model (:meth:`DecodingArm.drafter`), whose model the others share."""
         return {arm.drafter(): arm for arm in self.arms if arm.drafter() is not None}
 
-    def _matches(self, prompts: list[np.ndarray], outputs: list[np.ndarray]) -> dict[Hashable, list[MatchVector]]:
-        """Per drafting model, per query: its teacher-forced match vector along the target's output."""
+    def _layer_heads(self) -> dict[Hashable, TargetLayerHead]:
+        """Per drafting model made of the target's first layers: the head that reads it off the target's states."""
+        heads = {key: arm.target_layer_head(self.decoder) for key, arm in self._drafters().items()}
+        return {key: head for key, head in heads.items() if head is not None}
+
+    def _matches(self, prompts: list[np.ndarray], outputs: list[np.ndarray],
+                 states: Mapping[int, list[torch.Tensor]] | None = None) -> dict[Hashable, list[MatchVector]]:
+        """Per drafting model, per query: its teacher-forced match vector along the target's output.
+
+        A drafting model with a :class:`TargetLayerHead` reads it off the
+        target's own ``states`` (:attr:`GreedyPass.states`) where they hold
+        its layer; every other runs its teacher-forced pass.
+        """
+        heads = self._layer_heads() if states else {}
         matches = {}
         for key, arm in self._drafters().items():
+            head = heads.get(key)
+            if head is not None and head.layer in states:
+                with torch.inference_mode():
+                    matches[key] = [match_vector(head.logits(h), y) for h, y in zip(states[head.layer], outputs)]
+                continue
             with arm.drafting_model(self.decoder) as model:
                 matches[key] = draft_matches_batch(model, prompts, outputs, batch_size=self.batch_size)
         return matches
@@ -238,10 +258,11 @@ class Collector:
                                  "(prefill_pooling); draw them with world.queries(...) featurized")
             pool = self.prefill_pooling
         prompts = [self.decoder.encode(t) for t in queries.texts]
+        layers = {head.layer for head in self._layer_heads().values()}
         with torch_threads(self.threads):
-            greedy = self._outputs(self.decoder.target, prompts, pool)
+            greedy = self._outputs(self.decoder.target, prompts, pool, layers)
             outputs = greedy.outputs
-            matches = self._matches(prompts, outputs)
+            matches = self._matches(prompts, outputs, greedy.states)
             own = self._own_outputs(prompts) if alignment else None
         traces = self._traces(prompts, outputs, matches, self.decoder.max_new_tokens)
         if self.measure:

@@ -43,6 +43,7 @@ __all__ = [
     "cut_proposal",
     "draft_matches",
     "draft_matches_batch",
+    "match_vector",
     "roc_threshold",
     "simulate_calls",
     "simulate_proposals",
@@ -79,6 +80,12 @@ class MatchVector:
 
     def __len__(self) -> int:
         return int(self.matches.size)
+
+
+def match_vector(logits: torch.Tensor, output: np.ndarray) -> MatchVector:
+    """The match vector of a model's logits ``(len(output), vocab)`` at the positions that predict ``output``."""
+    confidence, best = torch.softmax(logits.float(), dim=-1).max(dim=-1)
+    return MatchVector(best.cpu().numpy() == output, confidence.cpu().numpy().astype(float))
 
 
 @dataclass(frozen=True)
@@ -381,11 +388,8 @@ def draft_matches_batch(
                 kept = {"logits_to_keep": ids.shape[1] - first} if keep_logits else {}
                 logits = draft(input_ids=ids, attention_mask=mask, **kept).logits
                 offsets = [offset - first for offset in offsets]
-            conf, best = torch.softmax(logits.float(), dim=-1).max(dim=-1)
             for row, (i, (x, y), offset) in enumerate(zip(batch, chunk, offsets)):
-                span = slice(offset, offset + y.size)
-                predicted = best[row, span].cpu().numpy()
-                found[i] = MatchVector(predicted == y, conf[row, span].cpu().numpy().astype(float))
+                found[i] = match_vector(logits[row, offset : offset + y.size], y)
     return [found[i] for i in range(len(pairs))]
 
 

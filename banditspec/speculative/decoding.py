@@ -342,10 +342,16 @@ def _count_calls(counts: SpeculationCounts) -> Any:
 
 
 class GreedyPass(NamedTuple):
-    """What :func:`greedy_pass` returns: the greedy outputs and, where asked, the prompts' features."""
+    """What :func:`greedy_pass` returns: the greedy outputs and, where asked, the prompts' features and states.
+
+    ``states[layer][i]``: the model's hidden states after ``layer`` layers at
+    the positions that predict output ``i``'s tokens (its prompt's last
+    token, then every output token but the last), ``(len(outputs[i]), hidden)``.
+    """
 
     outputs: list[np.ndarray]
     features: np.ndarray | None
+    states: dict[int, list[torch.Tensor]]
 
 
 def greedy_outputs(
@@ -360,7 +366,7 @@ def greedy_outputs(
 def greedy_pass(
     model: torch.nn.Module, prompts: Sequence[np.ndarray], *, max_new_tokens: int, pad_id: int,
     eos_token_ids: Collection[int] = (), batch_size: int = 32, progress: bool = False,
-    pool: PrefillPooling | None = None,
+    pool: PrefillPooling | None = None, layers: Collection[int] = (),
 ) -> GreedyPass:
     """Greedy continuations of ``prompts`` by ``model``, batched with left padding, and the prompts' features.
 
@@ -376,18 +382,31 @@ def greedy_pass(
     features of the model's own prefill cost no second forward over the
     prompts. Only a decoder-only model's prefill is pooled.
 
+    ``layers`` keeps the hidden states after each of these layers (``0``: the
+    embeddings; at most the model's layers minus one, before its final norm) along every output (:attr:`GreedyPass.states`): a drafting
+    model made of the model's first layers reads its teacher-forced matches
+    off them (:class:`~banditspec.speculative.kinds.base.TargetLayerHead`).
+
     Raises
     ------
     ValueError
-        If ``pool`` is given for an encoder-decoder model.
+        If ``pool`` or ``layers`` is given for an encoder-decoder model, or a
+        layer is not one of the model's.
     """
-    if pool is not None and model.config.is_encoder_decoder:
+    encoder_decoder = bool(model.config.is_encoder_decoder)
+    if pool is not None and encoder_decoder:
         raise ValueError("features from the prefill need a decoder-only model; featurize an encoder-decoder's "
                          "prompts with its featurizer")
+    if layers and encoder_decoder:
+        raise ValueError("hidden states along the outputs are kept for a decoder-only model only")
+    depth = int(model.config.get_text_config().num_hidden_layers)
+    for layer in layers:
+        check_integer(f"greedy_pass layer (the model has {depth} layers)", layer, low=0, high=depth - 1)
     eos = list(eos_token_ids)
-    skip = 1 if model.config.is_encoder_decoder else None
+    skip = 1 if encoder_decoder else None
     outputs: list[np.ndarray] = [np.empty(0, dtype=np.int64)] * len(prompts)
     features: np.ndarray | None = None
+    states: dict[int, list[torch.Tensor]] = {layer: [torch.empty(0)] * len(prompts) for layer in layers}
     bar = tqdm(total=len(prompts), desc="greedy outputs", unit="prompt", disable=not progress)
     with torch.inference_mode(), bar:
         for batch in length_batches([p.size for p in prompts], batch_size):
@@ -401,15 +420,20 @@ def greedy_pass(
             mask = mask.to(model.device)
             out = model.generate(input_ids=ids.to(model.device), attention_mask=mask,
                                  max_new_tokens=max_new_tokens, do_sample=False, num_beams=1, pad_token_id=pad_id,
-                                 eos_token_id=eos or None, output_hidden_states=pool is not None,
+                                 eos_token_id=eos or None, output_hidden_states=pool is not None or bool(states),
                                  return_dict_in_generate=True)
             if pool is not None:
                 pooled = pool(out.hidden_states[0], mask)  # step 0: the prefill of the prompts
                 if features is None:
                     features = np.empty((len(prompts), pooled.shape[1]), dtype=pooled.dtype)
                 features[batch] = pooled
-            for i, row in zip(batch, out.sequences[:, skip or width :].cpu().numpy()):
-                ends = np.flatnonzero(np.isin(row, eos)) if eos else np.array([], int)
-                outputs[i] = row[: ends[0] + 1] if ends.size else row
+            # step 0's last position (the prompts' last token, left-padded) predicts y_0, step t's token y_t
+            along = {layer: torch.cat([out.hidden_states[0][layer][:, -1:]]
+                                      + [step[layer] for step in out.hidden_states[1:]], dim=1) for layer in states}
+            for row, (i, sequence) in enumerate(zip(batch, out.sequences[:, skip or width :].cpu().numpy())):
+                ends = np.flatnonzero(np.isin(sequence, eos)) if eos else np.array([], int)
+                outputs[i] = sequence[: ends[0] + 1] if ends.size else sequence
+                for layer, hidden in along.items():
+                    states[layer][i] = hidden[row, : outputs[i].size].clone()
             bar.update(len(chunk))
-    return GreedyPass(outputs, features)
+    return GreedyPass(outputs, features, states)

@@ -24,7 +24,7 @@ from typing import Any
 from banditspec.bandits.registry import Registry
 from banditspec.speculative.counterfactual import SCHEDULES, SimulatedDecode
 from banditspec.speculative.kinds.ar import Autoregressive
-from banditspec.speculative.kinds.base import DecodeRequest, DecodingArm, Models, Trace
+from banditspec.speculative.kinds.base import DecodeRequest, DecodingArm, Models, TargetLayerHead, Trace
 from banditspec.speculative.kinds.draft import DraftModel
 from banditspec.speculative.kinds.early_exit import EarlyExit
 from banditspec.speculative.kinds.ngram_table import NgramDraft
@@ -44,6 +44,7 @@ __all__ = [
     "PromptLookup",
     "ProposalArm",
     "SimulatedDecode",
+    "TargetLayerHead",
     "Trace",
     "arm_from_config",
 ]

@@ -13,7 +13,10 @@ methods say
 * how to simulate its greedy run exactly from the target's output
   (:meth:`~DecodingArm.simulate`), given the teacher-forced
   :class:`~banditspec.speculative.counterfactual.MatchVector` of the model it
-  drafts with (:meth:`~DecodingArm.drafter`, :meth:`~DecodingArm.drafting_model`);
+  drafts with (:meth:`~DecodingArm.drafter`, :meth:`~DecodingArm.drafting_model`),
+  or, for a drafting model made of the target's own first layers, the head
+  that reads that vector off the target's hidden states
+  (:meth:`~DecodingArm.target_layer_head`);
 * how well it aligns with the target offline (:meth:`~DecodingArm.alignment`).
 
 The decoder, the collector and the worlds call these methods and never ask
@@ -23,7 +26,7 @@ entry points is as capable as a built-in one.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +41,7 @@ from banditspec.speculative.alignment import alignment_scores
 from banditspec.speculative.cache import file_digest
 from banditspec.speculative.counterfactual import MatchVector, SimulatedDecode
 
-__all__ = ["DecodeRequest", "DecodingArm", "Models", "Trace"]
+__all__ = ["DecodeRequest", "DecodingArm", "Models", "TargetLayerHead", "Trace"]
 
 
 class Models(Protocol):
@@ -100,6 +103,28 @@ class Trace:
 
 
 @dataclass(frozen=True)
+class TargetLayerHead:
+    """A drafting model made of the target's first ``layer`` layers and a head on top.
+
+    Its logits at a position are ``logits(h)``, ``h`` the target's hidden
+    state after ``layer`` layers there (``hidden_states[layer]`` of a
+    transformers forward), so its teacher-forced pass along the target's
+    greedy output is read off the states the target's greedy pass computes
+    anyway.
+
+    Attributes
+    ----------
+    layer : int
+        Layers of the target the drafting model runs.
+    logits : callable
+        ``(T, hidden) -> (T, vocab)``.
+    """
+
+    layer: int
+    logits: Callable[[torch.Tensor], torch.Tensor]
+
+
+@dataclass(frozen=True)
 class DecodingArm(Arm):
     """An arm that decodes with a target model: the methods every kind implements.
 
@@ -142,6 +167,16 @@ class DecodingArm(Arm):
 
     def drafting_model(self, models: Models) -> AbstractContextManager[torch.nn.Module] | None:
         """The model that drafts for this arm, as a context (a view of the target may need restoring), or None."""
+        return None
+
+    def target_layer_head(self, models: Models) -> TargetLayerHead | None:
+        """The head that reads this arm's drafting model off the target's hidden states, or None.
+
+        ``None`` (the default): its teacher-forced matches come from a pass of
+        its drafting model. A kind that drafts with the target's own first
+        layers (an early exit) returns its :class:`TargetLayerHead`: a
+        collection then reads the matches off the target's greedy pass.
+        """
         return None
 
     def candidate_generator(self, models: Models, request: DecodeRequest) -> Any | None:

@@ -7,11 +7,15 @@ model's ``config.num_hidden_layers`` to ``k`` while drafting.
 :func:`early_exit` gives that truncated view for a teacher-forced pass, a
 greedy decode or a round of drafting, and restores the model after it;
 :func:`check_early_exit` refuses a target or a layer that cannot exit so.
+:func:`exit_head` is that view's head alone, the final norm and the output
+head, which turns the target's own hidden states after ``k`` layers into the
+exit's logits: a collection reads the exit's matches off the target's greedy
+pass with it (:meth:`EarlyExit.target_layer_head`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from functools import partial
@@ -22,9 +26,9 @@ import torch
 from banditspec.speculative.counterfactual import SimulatedDecode, simulate_calls
 from banditspec.speculative.drafting import GreedyDraft
 from banditspec.bandits.validation import check_integer
-from banditspec.speculative.kinds.base import DecodeRequest, DecodingArm, Models, Trace
+from banditspec.speculative.kinds.base import DecodeRequest, DecodingArm, Models, TargetLayerHead, Trace
 
-__all__ = ["EarlyExit", "check_early_exit", "early_exit"]
+__all__ = ["EarlyExit", "check_early_exit", "early_exit", "exit_head"]
 
 #: Model types whose forward runs every layer whatever ``config.num_hidden_layers`` says.
 _ALL_LAYERS_ALWAYS = frozenset({"gpt2"})
@@ -77,6 +81,22 @@ def early_exit(model: torch.nn.Module, layer: int) -> Iterator[torch.nn.Module]:
         config.num_hidden_layers = layers
 
 
+def exit_head(model: torch.nn.Module) -> Callable[[torch.Tensor], torch.Tensor] | None:
+    """``hidden -> logits`` of an early exit of ``model``: its final norm, then its output head.
+
+    That is what the exit's forward (:func:`early_exit`) runs after its last
+    layer in the Llama family, whose base model keeps its final norm as
+    ``norm``; ``None`` for a model without one. A model that rescales its
+    logits after the head (Gemma 2's soft-capping) gets the same argmax, so
+    the same greedy matches, but other confidences.
+    """
+    norm = getattr(getattr(model, model.base_model_prefix, None), "norm", None)
+    head = model.get_output_embeddings()
+    if not isinstance(norm, torch.nn.Module) or head is None:
+        return None
+    return lambda hidden: head(norm(hidden))
+
+
 @dataclass(frozen=True)
 class EarlyExit(DecodingArm):
     """Self-drafting: the target's first ``layer`` layers draft for the whole target.
@@ -114,6 +134,11 @@ class EarlyExit(DecodingArm):
     def drafting_model(self, models: Models) -> AbstractContextManager[torch.nn.Module]:
         """The target cut after ``layer`` layers, restored on exit."""
         return early_exit(models.target, self.layer)
+
+    def target_layer_head(self, models: Models) -> TargetLayerHead | None:
+        """The exit reads the target's states after ``layer`` layers through :func:`exit_head`."""
+        head = exit_head(models.target)
+        return None if head is None else TargetLayerHead(self.layer, head)
 
     def candidate_generator(self, models: Models, request: DecodeRequest) -> GreedyDraft:
         """Greedy drafting with the target under the early-exit view, only while it drafts."""

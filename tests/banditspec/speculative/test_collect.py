@@ -4,6 +4,7 @@ import torch
 
 from banditspec.speculative.kinds import Autoregressive, EarlyExit
 from banditspec.apps.cli import main
+from banditspec.speculative import collect as collect_module
 from banditspec.speculative.collect import Collector, calibrate, collect, draw_queries, featurized, torch_threads
 from banditspec.speculative.decoding import greedy_outputs
 from banditspec.bandits.data import LoggedDataset
@@ -50,6 +51,24 @@ def test_early_exit_counterfactual_matches_real_early_exit_decoding(self_draft):
     aligned = rows.columns["align_token_match"].reshape(-1, K)[:, exit1]
     assert np.all((aligned >= 0) & (aligned <= 1)) and aligned.max() > 0
     assert self_draft.decoder.target.config.num_hidden_layers == self_draft.config.target.n_layer
+
+
+def test_the_early_exit_s_matches_are_read_off_the_target_s_greedy_pass(self_draft, monkeypatch):
+    queries = self_draft.queries(8, split="test", seed=6)
+    collector = Collector(self_draft, latency=calibrate(self_draft, self_draft.queries(3, split="train", seed=97)))
+    prompts = [self_draft.decoder.encode(t) for t in queries.texts]
+    outputs = [self_draft.decoder.generate(Autoregressive("ar"), p).ids for p in prompts]
+    along_outputs = collector.counterfactual(prompts, outputs)  # the exit's own teacher-forced pass
+    passes = []
+    real = collect_module.draft_matches_batch
+    monkeypatch.setattr(collect_module, "draft_matches_batch",
+                        lambda model, *args, **kwargs: passes.append(model) or real(model, *args, **kwargs))
+    rows = collector.rows(queries, alignment=False)
+    assert self_draft.decoder.target not in passes
+    K, exit1 = len(self_draft.arms), self_draft.arms.index("exit-1")
+    for column in ("target_calls", "proposed_tokens", "accepted_tokens"):
+        np.testing.assert_array_equal(rows.columns[column].reshape(-1, K)[:, exit1],
+                                      [getattr(row[exit1], column) for row in along_outputs])
 
 
 def test_rows_layout_and_rewards(tiny_toy, latency):

@@ -8,7 +8,7 @@ from transformers.utils import logging
 from banditspec.bandits.arms import Arm
 from banditspec.bandits.features import TargetHiddenStates
 from banditspec.speculative.counterfactual import draft_matches_batch
-from banditspec.speculative.decoding import WARMUP_NEW_TOKENS, DecodeTimeout, Decoder
+from banditspec.speculative.decoding import WARMUP_NEW_TOKENS, DecodeTimeout, Decoder, greedy_outputs, greedy_pass
 from banditspec.speculative.kinds import Autoregressive, DraftModel, EarlyExit, PromptLookup, Trace
 from tests.banditspec.speculative.models import perturbed, prompts, tiny_llama, word_tokenizer
 
@@ -240,3 +240,28 @@ def test_a_cache_a_decode_has_extended_is_refused(tiny_toy):
     decoder.generate(Autoregressive("ar"), text, prompt_cache=cache)
     with pytest.raises(ValueError, match=REFUSED + ".*: it was made from these token ids and holds"):
         decoder.generate(Autoregressive("ar"), text, prompt_cache=cache)
+
+
+def test_the_greedy_pass_keeps_the_states_along_each_output_as_a_teacher_forced_pass_computes_them(models):
+    target, _ = models
+    queries = prompts(7, seed=3)
+    eos = (int(greedy_outputs(target, queries[:1], max_new_tokens=MAX_NEW, pad_id=0)[0][3]),)  # cuts some outputs
+    greedy = greedy_pass(target, queries, max_new_tokens=MAX_NEW, pad_id=0, eos_token_ids=eos, batch_size=3,
+                         layers=(0, 1))
+    plain = greedy_outputs(target, queries, max_new_tokens=MAX_NEW, pad_id=0, eos_token_ids=eos, batch_size=3)
+    assert all(np.array_equal(a, b) for a, b in zip(greedy.outputs, plain, strict=True))
+    assert min(y.size for y in greedy.outputs) < MAX_NEW  # some output ended at its end-of-sequence token
+    with torch.inference_mode():
+        for x, y, *states in zip(queries, greedy.outputs, greedy.states[0], greedy.states[1]):
+            ids = torch.from_numpy(np.concatenate([x, y[:-1]]))[None]
+            hidden = target(input_ids=ids, output_hidden_states=True).hidden_states
+            for layer, kept in enumerate(states):
+                assert kept.shape == (y.size, 32)
+                torch.testing.assert_close(kept, hidden[layer][0, x.size - 1 :], atol=1e-5, rtol=1e-4)
+
+
+def test_the_greedy_pass_refuses_a_layer_the_model_does_not_have(models):
+    target, _ = models
+    for layer in (-1, 2, 1.0):
+        with pytest.raises(ValueError, match=r"greedy_pass layer \(the model has 2 layers\)"):
+            greedy_pass(target, prompts(1), max_new_tokens=2, pad_id=0, layers=(layer,))

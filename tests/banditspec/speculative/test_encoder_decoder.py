@@ -69,6 +69,8 @@ def test_an_early_exit_and_a_decoder_only_draft_are_refused(t5):
         decoder.generate(DraftModel("d", model="llama"), [5, 6, 7])
 
 
-def test_the_prefill_of_an_encoder_decoder_is_not_pooled(decoder):
+def test_the_prefill_and_the_states_of_an_encoder_decoder_are_not_kept(decoder):
     with pytest.raises(ValueError, match="features from the prefill need a decoder-only model"):
         greedy_pass(decoder.target, prompts(2, seed=0), max_new_tokens=2, pad_id=0, pool=lambda states, mask: None)
+    with pytest.raises(ValueError, match="hidden states along the outputs are kept for a decoder-only model only"):
+        greedy_pass(decoder.target, prompts(2, seed=0), max_new_tokens=2, pad_id=0, layers=(1,))

@@ -4,7 +4,8 @@ import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 from transformers.utils import logging
 
-from banditspec.speculative.kinds.early_exit import check_early_exit, early_exit
+from banditspec.speculative.kinds import EarlyExit
+from banditspec.speculative.kinds.early_exit import check_early_exit, early_exit, exit_head
 from tests.banditspec.speculative.models import tiny_llama
 
 logging.set_verbosity_error()
@@ -49,3 +50,26 @@ def test_early_exit_needs_a_layer_below_the_top_and_a_model_that_honours_it(two_
     with pytest.raises(ValueError, match="Llama-style"), early_exit(gpt2, 1):
         pass
     assert two_layers.config.num_hidden_layers == 2 and gpt2.config.n_layer == 2
+
+
+def test_the_exit_head_turns_the_target_s_states_into_the_exit_s_logits():
+    model = tiny_llama(50, seed=1, layers=3)
+    ids = torch.randint(0, 50, (1, 7), generator=torch.Generator().manual_seed(1))
+    arm = EarlyExit("exit-2", layer=2)
+
+    class Models:
+        target = model
+
+    head = arm.target_layer_head(Models)
+    assert head.layer == 2
+    with torch.inference_mode():
+        hidden = model(input_ids=ids, output_hidden_states=True).hidden_states[2][0]
+        with early_exit(model, 2) as view:
+            expected = view(input_ids=ids).logits[0]
+        torch.testing.assert_close(head.logits(hidden), expected)
+
+
+def test_a_model_without_a_final_norm_has_no_exit_head():
+    gpt2 = GPT2LMHeadModel(GPT2Config(vocab_size=50, n_positions=32, n_embd=16, n_layer=2, n_head=2))
+    assert exit_head(gpt2) is None  # GPT-2 keeps its final norm as ln_f (and cannot exit anyway)
+    assert exit_head(tiny_llama(50, seed=0)) is not None
