@@ -382,10 +382,12 @@ def greedy_pass(
     features of the model's own prefill cost no second forward over the
     prompts. Only a decoder-only model's prefill is pooled.
 
-    ``layers`` keeps the hidden states after each of these layers (``0``: the
-    embeddings; at most the model's layers minus one, before its final norm) along every output (:attr:`GreedyPass.states`): a drafting
-    model made of the model's first layers reads its teacher-forced matches
-    off them (:class:`~banditspec.speculative.kinds.base.TargetLayerHead`).
+    ``layers`` keeps the hidden states after each of these layers along
+    every output (:attr:`GreedyPass.states`; ``0`` is the embeddings, and
+    the last layer is refused: transformers returns its states after the
+    final norm): a drafting model made of the model's first layers reads its
+    teacher-forced matches off them
+    (:class:`~banditspec.speculative.kinds.base.TargetLayerHead`).
 
     Raises
     ------
