@@ -46,10 +46,11 @@ import torch
 
 from banditspec.bandits.arms import ArmSet
 from banditspec.bandits.batching import padding_id
-from banditspec.bandits.data import LoggedDataset, arm_seconds_column
+from banditspec.bandits.data import LoggedDataset
+from banditspec.bandits.full_information import full_information_rows
 from banditspec.bandits.env import Measurement, Queries
 from banditspec.bandits.features import PrefillPooling
-from banditspec.bandits.rewards import Reward, SpeedupOverAR, measurement_columns
+from banditspec.bandits.rewards import Reward, SpeedupOverAR
 from banditspec.bandits.shards import write_chunks
 from banditspec.speculative.backends import Backend, check_job_arms, resolve_backend
 from banditspec.speculative.counterfactual import MatchVector, SimulatedDecode, draft_matches_batch, match_vector
@@ -58,7 +59,7 @@ from banditspec.speculative.kinds import DecodingArm, TargetLayerHead, Trace
 from banditspec.speculative.latency import LatencyModel
 
 __all__ = ["CollectionWork", "Collector", "DecodingWorld", "calibrate", "collect", "draw_queries", "featurized",
-           "full_information_rows", "torch_threads"]
+           "torch_threads"]
 
 
 class DecodingWorld(Protocol):
@@ -134,6 +135,9 @@ class Collector:
         self.threads = threads
         self.pad_id = padding_id(self.decoder.tokenizer)
         self.prefill_pooling: PrefillPooling | None = getattr(world, "prefill_pooling", None)
+        # drafting models made of the target's first layers: their matches are read off the target's greedy pass
+        heads = {key: arm.target_layer_head(self.decoder) for key, arm in self._drafters().items()}
+        self.layer_heads: dict[Hashable, TargetLayerHead] = {k: h for k, h in heads.items() if h is not None}
 
     # -- pieces ----------------------------------------------------------------------------
     def _outputs(self, model: torch.nn.Module, prompts: list[np.ndarray], pool: PrefillPooling | None = None,
@@ -146,11 +150,6 @@ class Collector:
         """One arm per distinct drafting model (:meth:`DecodingArm.drafter`), whose model the others share."""
         return {arm.drafter(): arm for arm in self.arms if arm.drafter() is not None}
 
-    def _layer_heads(self) -> dict[Hashable, TargetLayerHead]:
-        """Per drafting model made of the target's first layers: the head that reads it off the target's states."""
-        heads = {key: arm.target_layer_head(self.decoder) for key, arm in self._drafters().items()}
-        return {key: head for key, head in heads.items() if head is not None}
-
     def _matches(self, prompts: list[np.ndarray], outputs: list[np.ndarray],
                  states: Mapping[int, list[torch.Tensor]] | None = None) -> dict[Hashable, list[MatchVector]]:
         """Per drafting model, per query: its teacher-forced match vector along the target's output.
@@ -159,11 +158,10 @@ class Collector:
         target's own ``states`` (:attr:`GreedyPass.states`) where they hold
         its layer; every other runs its teacher-forced pass.
         """
-        heads = self._layer_heads() if states else {}
         matches = {}
         for key, arm in self._drafters().items():
-            head = heads.get(key)
-            if head is not None and head.layer in states:
+            head = self.layer_heads.get(key)
+            if head is not None and states and head.layer in states:
                 with torch.inference_mode():
                     matches[key] = [match_vector(head.logits(h), y) for h, y in zip(states[head.layer], outputs)]
                 continue
@@ -258,7 +256,7 @@ class Collector:
                                  "(prefill_pooling); draw them with world.queries(...) featurized")
             pool = self.prefill_pooling
         prompts = [self.decoder.encode(t) for t in queries.texts]
-        layers = {head.layer for head in self._layer_heads().values()}
+        layers = {head.layer for head in self.layer_heads.values()}
         with torch_threads(self.threads):
             greedy = self._outputs(self.decoder.target, prompts, pool, layers)
             outputs = greedy.outputs
@@ -314,53 +312,6 @@ def torch_threads(threads: int | None) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(previous)
-
-
-def full_information_rows(queries: Queries, table: Sequence[Sequence[Measurement]], arm_names: Sequence[str],
-                          reward: Reward, *, measured: bool) -> LoggedDataset:
-    """Logged rows from every arm's measurement of every query (full information).
-
-    Parameters
-    ----------
-    queries : Queries
-        ``n`` queries with their texts.
-    table : sequence of sequences of Measurement
-        ``table[i][k]``: arm ``k``'s measurement of query ``i``.
-    arm_names : sequence of str
-        The ``K`` arm names, in column order.
-    reward : Reward
-        Turns the measurement columns into rewards.
-    measured : bool
-        Whether the seconds were measured (True) or priced by a latency model.
-
-    Returns
-    -------
-    LoggedDataset
-        ``n * K`` rows, one per (query, arm), each with propensity ``1/K``,
-        ``all_rewards`` the query's ``K`` rewards, the measurement columns,
-        ``wall_seconds@<arm>``, ``measured`` and ``prompt``.
-    """
-    flat = [m for row in table for m in row]
-    K, n = len(arm_names), len(queries)
-    columns = measurement_columns(flat)
-    rewards = reward(columns).reshape(n, K)
-    seconds = columns["wall_seconds"].reshape(n, K)
-    extra = dict(columns)
-    for k, name in enumerate(arm_names):
-        extra[arm_seconds_column(name)] = np.repeat(seconds[:, k], K)
-    extra["measured"] = np.full(n * K, measured)
-    extra["prompt"] = np.repeat(np.asarray(queries.texts, dtype=object), K)
-    return LoggedDataset(
-        np.repeat(queries.ids, K),
-        np.repeat(queries.X, K, axis=0),
-        np.tile(np.arange(K), n),
-        rewards.ravel(),
-        np.full(n * K, 1.0 / K),
-        arm_names=list(arm_names),
-        all_rewards=np.repeat(rewards, K, axis=0),
-        groups=None if queries.groups is None else np.repeat(np.asarray(queries.groups, dtype=object), K),
-        columns=extra,
-    )
 
 
 def calibrate(world: DecodingWorld, queries: Queries) -> LatencyModel:
